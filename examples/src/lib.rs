@@ -1,0 +1,1 @@
+//! Runnable examples of lstrace: see the `examples/` folder.

@@ -1,0 +1,29 @@
+//! The core of lstrace: span model, task-local context, recorder, reporter, propagation and
+//! protocol. Users depend on the `lstrace` crate, which re-exports all of this together with
+//! the `#[traced]` macro.
+#![deny(missing_docs)]
+
+mod clock;
+pub mod collector;
+mod context;
+mod future;
+mod id;
+mod local;
+pub mod protocol;
+mod record;
+mod ring;
+mod span;
+mod tag;
+pub mod testing;
+pub mod tree;
+
+pub use collector::Recorder;
+pub use context::SpanContext;
+pub use future::{spawn, spawn_blocking, FutureExt, Instrumented};
+pub use id::{SpanId, TraceId};
+pub use record::{LogRecord, Relationship, SpanRecord};
+pub use span::{
+    baggage_item, current, log, record_error, set_baggage_item, span, tag, Span, SpanBuilder,
+    SpanGuard, SpanKind,
+};
+pub use tag::{Str, Tag, TagList, TagValue, ToTagValue};

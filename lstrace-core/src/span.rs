@@ -1,0 +1,609 @@
+//! The manual span API: build a span, enter it or keep it detached, tag it, log on it.
+
+use crate::clock;
+use crate::collector;
+use crate::context::SpanContext;
+use crate::id::{random_u64, SpanId, TraceId};
+use crate::local::{self, with_local, Ending, Frame, Live};
+use crate::record::{LogRecord, Relationship};
+use crate::tag::{Str, Tag, TagList, TagValue};
+use std::fmt;
+use std::marker::PhantomData;
+use std::time::SystemTime;
+
+/// The role of a span in a request, recorded as the `span.kind` tag.
+///
+/// `Server` and `Consumer` spans are entry spans (work arriving from another process),
+/// `Client` and `Producer` spans are exit spans (work handed to another process).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SpanKind {
+    /// Handles a request from another process (an entry span).
+    Server,
+    /// Calls another process and waits for its answer (an exit span).
+    Client,
+    /// Hands a message to another process without waiting (an exit span).
+    Producer,
+    /// Handles a message from another process (an entry span).
+    Consumer,
+}
+
+impl SpanKind {
+    /// The tag value: `server`, `client`, `producer` or `consumer`.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SpanKind::Server => "server",
+            SpanKind::Client => "client",
+            SpanKind::Producer => "producer",
+            SpanKind::Consumer => "consumer",
+        }
+    }
+}
+
+#[derive(Clone)]
+enum Parent {
+    Current,
+    Root,
+    Explicit(SpanContext),
+}
+
+/// Builds a span; see [`span`].
+#[must_use = "a span builder does nothing until started"]
+#[derive(Clone)]
+pub struct SpanBuilder {
+    parent: Parent,
+    spec: Spec,
+}
+
+/// Everything about a new span but its parent.
+#[derive(Clone)]
+struct Spec {
+    name: Str,
+    relationship: Relationship,
+    tags: TagList,
+    start_time: Option<SystemTime>,
+    sampled: Option<bool>,
+}
+
+/// Starts building a span named `name`. By default its parent is the current span (a root
+/// span when there is none); start it with [`SpanBuilder::start`] (entered: it becomes the
+/// current span until its guard drops) or [`SpanBuilder::start_detached`].
+///
+/// ```
+/// let _recorder = lstrace_core::testing::TestRecorder::install();
+/// let mut span = lstrace_core::span("load")
+///     .with_tag("cache.hit", false)
+///     .start();
+/// span.log([("event", "miss")]);
+/// span.finish();
+/// ```
+pub fn span(name: impl Into<Str>) -> SpanBuilder {
+    SpanBuilder {
+        parent: Parent::Current,
+        spec: Spec {
+            name: name.into(),
+            relationship: Relationship::ChildOf,
+            tags: TagList::new(),
+            start_time: None,
+            sampled: None,
+        },
+    }
+}
+
+/// How a new span starts: not at all, as a context-only scope, or recording.
+enum Started {
+    Nothing,
+    Frame(Frame),
+}
+
+impl SpanBuilder {
+    /// Sets a tag; a later tag with the same key replaces the value.
+    pub fn with_tag(mut self, key: impl Into<Str>, value: impl Into<TagValue>) -> Self {
+        self.spec.tags.set(key.into(), value.into());
+        self
+    }
+
+    /// Sets the `span.kind` tag.
+    pub fn kind(self, kind: SpanKind) -> Self {
+        self.with_tag("span.kind", TagValue::from_static(kind.as_str()))
+    }
+
+    /// Makes this span a child of `parent` (for example a context extracted from headers)
+    /// instead of the current span.
+    pub fn child_of(mut self, parent: &SpanContext) -> Self {
+        self.parent = Parent::Explicit(parent.clone());
+        self.spec.relationship = Relationship::ChildOf;
+        self
+    }
+
+    /// References `parent` with FOLLOWS_FROM: `parent` does not wait for this span.
+    pub fn follows_from(mut self, parent: &SpanContext) -> Self {
+        self.parent = Parent::Explicit(parent.clone());
+        self.spec.relationship = Relationship::FollowsFrom;
+        self
+    }
+
+    /// References the current span with FOLLOWS_FROM instead of CHILD_OF.
+    pub fn follows_from_current(mut self) -> Self {
+        self.spec.relationship = Relationship::FollowsFrom;
+        self
+    }
+
+    /// Starts a new trace, whatever the current span is.
+    pub fn root(mut self) -> Self {
+        self.parent = Parent::Root;
+        self
+    }
+
+    /// Whether a new trace is recorded (default: yes). Ignored for a span that has a parent:
+    /// it inherits the parent's decision.
+    pub fn sampled(mut self, sampled: bool) -> Self {
+        self.spec.sampled = Some(sampled);
+        self
+    }
+
+    /// Sets the start time (wall clock), for work that began before the span was created.
+    /// The duration is measured from this instant.
+    pub fn start_time(mut self, time: SystemTime) -> Self {
+        self.spec.start_time = Some(time);
+        self
+    }
+
+    /// Starts the span and enters it: it is the current span of this thread (or of the task,
+    /// inside a traced future) until the guard finishes it.
+    pub fn start(self) -> SpanGuard {
+        if !collector::is_enabled() {
+            return SpanGuard::noop();
+        }
+        let SpanBuilder { parent, spec } = self;
+        with_local(|local| {
+            let parent = match &parent {
+                Parent::Current => local.top().map(|f| &f.context),
+                Parent::Root => None,
+                Parent::Explicit(ctx) => Some(ctx),
+            };
+            match spec.build(parent) {
+                Started::Nothing => SpanGuard::noop(),
+                Started::Frame(frame) => {
+                    let key = frame.key;
+                    local.stack.push(frame);
+                    SpanGuard::entered(key)
+                }
+            }
+        })
+        .unwrap_or_else(SpanGuard::noop)
+    }
+
+    /// Starts the span without entering it. The [`Span`] can move to other threads, be the
+    /// parent of other spans, run code inside it ([`Span::in_scope`]) or instrument a future.
+    pub fn start_detached(self) -> Span {
+        if !collector::is_enabled() {
+            return Span::noop();
+        }
+        let SpanBuilder { parent, spec } = self;
+        let started = match &parent {
+            Parent::Current => with_local(|local| spec.build(local.top().map(|f| &f.context))),
+            Parent::Root => Some(spec.build(None)),
+            Parent::Explicit(ctx) => Some(spec.build(Some(ctx))),
+        };
+        match started {
+            Some(Started::Frame(frame)) => Span { frame: Some(frame) },
+            Some(Started::Nothing) | None => Span::noop(),
+        }
+    }
+}
+
+impl Spec {
+    fn build(self, parent: Option<&SpanContext>) -> Started {
+        let (context, parent_ref) = match parent {
+            // Children of an unsampled span cost nothing: the parent's frame already tells
+            // every descendant that the trace is not recorded.
+            Some(p) if !p.is_sampled() => return Started::Nothing,
+            Some(p) => (
+                p.child(SpanId::random()),
+                Some((self.relationship, p.span_id().get())),
+            ),
+            None => {
+                let context = SpanContext::new(
+                    TraceId::random(),
+                    SpanId::random(),
+                    self.sampled.unwrap_or(true),
+                );
+                if !context.is_sampled() {
+                    // An unsampled root still needs a frame, so its children know.
+                    return Started::Frame(Frame {
+                        key: context.span_id().get(),
+                        context,
+                        live: None,
+                    });
+                }
+                (context, None)
+            }
+        };
+        let start = match self.start_time {
+            None => clock::now(),
+            Some(t) => clock::instant_at(t),
+        };
+        Started::Frame(Frame {
+            key: context.span_id().get(),
+            context,
+            live: Some(Live {
+                parent: parent_ref,
+                name: self.name,
+                start,
+                tags: self.tags,
+                logs: Vec::new(),
+                dropped_logs: 0,
+            }),
+        })
+    }
+}
+
+impl fmt::Debug for SpanBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SpanBuilder")
+            .field("name", &self.spec.name)
+            .field("relationship", &self.spec.relationship)
+            .field("tags", &self.spec.tags)
+            .finish_non_exhaustive()
+    }
+}
+
+/// An entered span: the current span of this thread (or task) until it finishes, on
+/// [`SpanGuard::finish`] or on drop. If the code inside panics, the span is marked
+/// `error = true` as the panic goes by.
+///
+/// A guard stays on the thread that entered it (it is not `Send`). To hold a span across an
+/// `.await`, hold the guard inside a traced or instrumented future: the frame travels with it.
+#[must_use = "a span finishes when its guard is dropped"]
+pub struct SpanGuard {
+    key: Option<u64>,
+    _not_send: PhantomData<*const ()>,
+}
+
+impl SpanGuard {
+    fn noop() -> Self {
+        SpanGuard {
+            key: None,
+            _not_send: PhantomData,
+        }
+    }
+
+    fn entered(key: u64) -> Self {
+        SpanGuard {
+            key: Some(key),
+            _not_send: PhantomData,
+        }
+    }
+
+    fn with_frame<R>(&self, f: impl FnOnce(&mut Frame) -> R) -> Option<R> {
+        let key = self.key?;
+        with_local(|local| local.find_mut(key).map(f)).flatten()
+    }
+
+    /// The span's context (`None` for a span that is not recorded because no tracer is
+    /// running, or because its trace is unsampled).
+    #[must_use]
+    pub fn context(&self) -> Option<SpanContext> {
+        self.with_frame(|f| f.context.clone())
+    }
+
+    /// Sets a tag.
+    pub fn set_tag(&mut self, key: impl Into<Str>, value: impl Into<TagValue>) {
+        let (key, value) = (key.into(), value.into());
+        self.with_frame(|f| f.set_tag(key, value));
+    }
+
+    /// Adds a log with the given fields, timestamped now.
+    pub fn log<K: Into<Str>, V: Into<TagValue>>(
+        &mut self,
+        fields: impl IntoIterator<Item = (K, V)>,
+    ) {
+        let fields = collect_fields(fields);
+        let now = clock::unix_nanos_now();
+        self.with_frame(|f| f.log(now, fields));
+    }
+
+    /// Sets a baggage item: this span's children (and the processes it calls) carry it.
+    pub fn set_baggage_item(&mut self, key: impl Into<String>, value: impl Into<String>) {
+        let (key, value) = (key.into(), value.into());
+        self.with_frame(|f| f.context.set_baggage_item(key, value));
+    }
+
+    /// Finishes the span now.
+    pub fn finish(self) {
+        drop(self);
+    }
+}
+
+impl Drop for SpanGuard {
+    fn drop(&mut self) {
+        let Some(key) = self.key else { return };
+        let end = clock::now();
+        let ending = if std::thread::panicking() {
+            Ending::Panicked
+        } else {
+            Ending::Normal
+        };
+        with_local(|local| {
+            if let Some(frame) = local.remove(key) {
+                local.finish(frame, end, ending);
+            }
+        });
+    }
+}
+
+impl fmt::Debug for SpanGuard {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SpanGuard")
+            .field("context", &self.context())
+            .finish()
+    }
+}
+
+/// A started span that is not entered: it can be sent to another thread, enter a scope
+/// there, or instrument a future. It finishes on [`Span::finish`] or on drop.
+#[must_use = "a span finishes when it is dropped"]
+pub struct Span {
+    pub(crate) frame: Option<Frame>,
+}
+
+impl Span {
+    /// A span that records nothing.
+    pub fn noop() -> Self {
+        Span { frame: None }
+    }
+
+    /// True when this span records nothing.
+    #[must_use]
+    pub fn is_noop(&self) -> bool {
+        self.frame.as_ref().is_none_or(|f| f.live.is_none())
+    }
+
+    /// The span's context (`None` for a no-op span).
+    #[must_use]
+    pub fn context(&self) -> Option<SpanContext> {
+        self.frame.as_ref().map(|f| f.context.clone())
+    }
+
+    /// Sets a tag.
+    pub fn set_tag(&mut self, key: impl Into<Str>, value: impl Into<TagValue>) {
+        if let Some(f) = &mut self.frame {
+            f.set_tag(key.into(), value.into());
+        }
+    }
+
+    /// Adds a log with the given fields, timestamped now.
+    pub fn log<K: Into<Str>, V: Into<TagValue>>(
+        &mut self,
+        fields: impl IntoIterator<Item = (K, V)>,
+    ) {
+        self.log_at(SystemTime::now(), fields);
+    }
+
+    /// Adds a log with the given fields and time.
+    pub fn log_at<K: Into<Str>, V: Into<TagValue>>(
+        &mut self,
+        time: SystemTime,
+        fields: impl IntoIterator<Item = (K, V)>,
+    ) {
+        if let Some(f) = &mut self.frame {
+            f.log(
+                clock::system_time_to_unix_nanos(time),
+                collect_fields(fields),
+            );
+        }
+    }
+
+    /// Sets a baggage item.
+    pub fn set_baggage_item(&mut self, key: impl Into<String>, value: impl Into<String>) {
+        if let Some(f) = &mut self.frame {
+            f.context.set_baggage_item(key, value);
+        }
+    }
+
+    /// Runs `f` with this span entered (current), then takes it back out, unfinished.
+    pub fn in_scope<R>(&mut self, f: impl FnOnce() -> R) -> R {
+        let Some(frame) = self.frame.take() else {
+            return f();
+        };
+        let key = frame.key;
+        let mut pending = Some(frame);
+        with_local(|local| {
+            if let Some(frame) = pending.take() {
+                local.stack.push(frame);
+            }
+        });
+        if pending.is_some() {
+            self.frame = pending;
+            return f();
+        }
+        // Takes the frame back even if `f` panics, so the span is not lost or left current.
+        struct Exit<'a> {
+            span: &'a mut Span,
+            key: u64,
+        }
+        impl Drop for Exit<'_> {
+            fn drop(&mut self) {
+                self.span.frame = with_local(|local| local.remove(self.key)).flatten();
+                if std::thread::panicking() {
+                    if let Some(f) = &mut self.span.frame {
+                        f.set_tag("error".into(), TagValue::Bool(true));
+                    }
+                }
+            }
+        }
+        let _exit = Exit { span: self, key };
+        f()
+    }
+
+    /// Finishes the span now.
+    pub fn finish(mut self) {
+        if let Some(frame) = self.frame.take() {
+            local::finish_detached(frame, Ending::Normal);
+        }
+    }
+}
+
+impl Drop for Span {
+    fn drop(&mut self) {
+        if let Some(frame) = self.frame.take() {
+            local::finish_detached(frame, Ending::Normal);
+        }
+    }
+}
+
+impl fmt::Debug for Span {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Span")
+            .field("context", &self.context())
+            .finish()
+    }
+}
+
+fn collect_fields<K: Into<Str>, V: Into<TagValue>>(
+    fields: impl IntoIterator<Item = (K, V)>,
+) -> Vec<Tag> {
+    fields
+        .into_iter()
+        .map(|(k, v)| Tag {
+            key: k.into(),
+            value: v.into(),
+        })
+        .collect()
+}
+
+impl SpanContext {
+    /// Enters this context on the current thread: spans started until the guard drops are
+    /// its children. This is how a context moved to another thread is used there.
+    ///
+    /// ```
+    /// let _recorder = lstrace_core::testing::TestRecorder::install();
+    /// let parent = lstrace_core::span("parent").start();
+    /// let context = parent.context().expect("recording");
+    /// std::thread::spawn(move || {
+    ///     let _entered = context.enter();
+    ///     let _child = lstrace_core::span("on another thread").start();
+    /// })
+    /// .join()
+    /// .unwrap();
+    /// ```
+    pub fn enter(&self) -> SpanGuard {
+        let frame = self.scope_frame();
+        let key = frame.key;
+        with_local(|local| {
+            local.stack.push(frame);
+            SpanGuard::entered(key)
+        })
+        .unwrap_or_else(SpanGuard::noop)
+    }
+
+    /// Runs `f` with this context entered.
+    pub fn in_scope<R>(&self, f: impl FnOnce() -> R) -> R {
+        let _entered = self.enter();
+        f()
+    }
+
+    /// A frame that makes this context current without recording anything.
+    pub(crate) fn scope_frame(&self) -> Frame {
+        Frame {
+            key: random_u64(),
+            context: self.clone(),
+            live: None,
+        }
+    }
+}
+
+/// The current span's context: of this task inside a traced future, else of this thread.
+///
+/// Move it to another thread or task and [`enter`](SpanContext::enter) it there, inject it
+/// into outgoing headers, or make it the parent of a span with [`SpanBuilder::child_of`].
+#[must_use]
+pub fn current() -> Option<SpanContext> {
+    if !collector::is_enabled() {
+        return None;
+    }
+    with_local(|local| local.top().map(|f| f.context.clone())).flatten()
+}
+
+/// Sets a tag on the current span (no-op outside any span).
+pub fn tag(key: impl Into<Str>, value: impl Into<TagValue>) {
+    if !collector::is_enabled() {
+        return;
+    }
+    let (key, value) = (key.into(), value.into());
+    with_local(|local| {
+        if let Some(f) = local.top_mut() {
+            f.set_tag(key, value);
+        }
+    });
+}
+
+/// Adds a log with the given fields to the current span, timestamped now.
+///
+/// ```
+/// # let _recorder = lstrace_core::testing::TestRecorder::install();
+/// # let _span = lstrace_core::span("op").start();
+/// lstrace_core::log([("event", "cache_miss"), ("key", "user:7")]);
+/// ```
+pub fn log<K: Into<Str>, V: Into<TagValue>>(fields: impl IntoIterator<Item = (K, V)>) {
+    if !collector::is_enabled() {
+        return;
+    }
+    let fields = collect_fields(fields);
+    let now = clock::unix_nanos_now();
+    with_local(|local| {
+        if let Some(f) = local.top_mut() {
+            f.log(now, fields);
+        }
+    });
+}
+
+/// Marks the current span as failed: tag `error = true` and a log with `event = "error"`
+/// and `message` = the error's text.
+pub fn record_error(error: &(dyn fmt::Display + '_)) {
+    if !collector::is_enabled() {
+        return;
+    }
+    let message = error.to_string();
+    let now = clock::unix_nanos_now();
+    with_local(|local| {
+        if let Some(f) = local.top_mut() {
+            f.set_tag("error".into(), TagValue::Bool(true));
+            f.log(
+                now,
+                vec![Tag::new("event", "error"), Tag::new("message", message)],
+            );
+        }
+    });
+}
+
+/// Sets a baggage item on the current span: its later children and the processes it calls
+/// carry it.
+pub fn set_baggage_item(key: impl Into<String>, value: impl Into<String>) {
+    if !collector::is_enabled() {
+        return;
+    }
+    let (key, value) = (key.into(), value.into());
+    with_local(|local| {
+        if let Some(f) = local.top_mut() {
+            f.context.set_baggage_item(key, value);
+        }
+    });
+}
+
+/// A baggage item of the current span.
+#[must_use]
+pub fn baggage_item(key: &str) -> Option<String> {
+    current().and_then(|c| c.baggage_item(key).map(str::to_owned))
+}
+
+impl LogRecord {
+    /// A log timestamped now.
+    pub fn now<K: Into<Str>, V: Into<TagValue>>(fields: impl IntoIterator<Item = (K, V)>) -> Self {
+        LogRecord {
+            unix_nanos: clock::unix_nanos_now(),
+            fields: collect_fields(fields),
+        }
+    }
+}

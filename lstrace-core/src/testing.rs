@@ -1,0 +1,211 @@
+//! An in-memory recorder for tests: yours and ours.
+//!
+//! ```
+//! use lstrace_core::testing::TestRecorder;
+//!
+//! let capture = TestRecorder::install().capture();
+//! capture.in_scope(|| {
+//!     let _outer = lstrace_core::span("outer").with_tag("n", 1).start();
+//!     let _inner = lstrace_core::span("inner").start();
+//! });
+//! assert_eq!(capture.tree(), "outer [n=1]\n  inner\n");
+//! ```
+
+use crate::collector::{self, AlreadyInstalled, Recorder};
+use crate::context::SpanContext;
+use crate::future::{FutureExt, Instrumented};
+use crate::id::{SpanId, TraceId};
+use crate::record::SpanRecord;
+use crate::span::SpanGuard;
+use crate::tree::{self, TreeSpan, TreeStyle};
+use once_cell::sync::OnceCell;
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, PoisonError};
+
+/// Keeps every finished span in memory. Install it once per test process; tests running in
+/// parallel each take a [`Capture`] to see only their own spans.
+pub struct TestRecorder {
+    spans: Mutex<Vec<SpanRecord>>,
+    dropped: AtomicU64,
+}
+
+static INSTALLED: OnceCell<&'static TestRecorder> = OnceCell::new();
+
+/// Forwards to the one leaked [`TestRecorder`].
+struct Installed(&'static TestRecorder);
+
+impl Recorder for Installed {
+    fn record(&self, spans: &mut dyn Iterator<Item = SpanRecord>) {
+        self.0.lock().extend(spans);
+    }
+
+    fn dropped(&self, count: u64) {
+        self.0.dropped.fetch_add(count, Ordering::Relaxed);
+    }
+
+    fn wake(&self) {
+        // Tests read spans on demand; draining here keeps the per-thread rings from filling.
+        collector::drain();
+    }
+}
+
+impl TestRecorder {
+    /// Installs the test recorder as the process's recorder, or returns the one already
+    /// installed.
+    ///
+    /// # Panics
+    /// If a different recorder (a reporter) is installed in this process: a test that mixes
+    /// the two would silently see nothing.
+    #[must_use]
+    pub fn install() -> &'static TestRecorder {
+        match Self::try_install() {
+            Ok(recorder) => recorder,
+            Err(e) => panic!("TestRecorder::install: {e}"),
+        }
+    }
+
+    /// Like [`TestRecorder::install`], but an error when another recorder is installed.
+    ///
+    /// # Errors
+    /// [`AlreadyInstalled`] when a different recorder is installed.
+    pub fn try_install() -> Result<&'static TestRecorder, AlreadyInstalled> {
+        INSTALLED
+            .get_or_try_init(|| {
+                let recorder: &'static TestRecorder = Box::leak(Box::new(TestRecorder {
+                    spans: Mutex::new(Vec::new()),
+                    dropped: AtomicU64::new(0),
+                }));
+                collector::install(Box::new(Installed(recorder)))?;
+                Ok(recorder)
+            })
+            .copied()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<SpanRecord>> {
+        self.spans.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Every span finished so far in the process.
+    #[must_use]
+    pub fn spans(&self) -> Vec<SpanRecord> {
+        collector::drain();
+        self.lock().clone()
+    }
+
+    /// The finished spans of one trace.
+    #[must_use]
+    pub fn trace(&self, trace_id: TraceId) -> Vec<SpanRecord> {
+        collector::drain();
+        self.lock()
+            .iter()
+            .filter(|s| s.context().trace_id() == trace_id)
+            .cloned()
+            .collect()
+    }
+
+    /// How many spans were dropped before reaching this recorder.
+    #[must_use]
+    pub fn dropped(&self) -> u64 {
+        collector::drain();
+        self.dropped.load(Ordering::Relaxed)
+    }
+
+    /// A new capture: spans started inside it belong to a trace of their own.
+    #[must_use]
+    pub fn capture(&'static self) -> Capture {
+        Capture {
+            recorder: self,
+            context: SpanContext::new(TraceId::random(), SpanId::random(), true),
+        }
+    }
+}
+
+/// A scope whose spans a test can read back, apart from every other test's.
+///
+/// Spans started inside [`Capture::in_scope`], [`Capture::enter`] or [`Capture::scope`] are
+/// placed in a fresh trace under an invisible parent, so they render as roots. A span
+/// started with `root` begins a new trace and leaves the capture.
+pub struct Capture {
+    recorder: &'static TestRecorder,
+    context: SpanContext,
+}
+
+impl Capture {
+    /// The invisible parent's context.
+    #[must_use]
+    pub fn context(&self) -> &SpanContext {
+        &self.context
+    }
+
+    /// Enters the capture on this thread until the guard drops.
+    pub fn enter(&self) -> SpanGuard {
+        self.context.enter()
+    }
+
+    /// Runs `f` inside the capture.
+    pub fn in_scope<R>(&self, f: impl FnOnce() -> R) -> R {
+        self.context.in_scope(f)
+    }
+
+    /// Runs a future inside the capture.
+    pub fn scope<F: Future>(&self, future: F) -> Instrumented<F> {
+        future.with_context(&self.context)
+    }
+
+    /// The captured spans that have finished, in the order they finished.
+    #[must_use]
+    pub fn spans(&self) -> Vec<SpanRecord> {
+        self.recorder.trace(self.context.trace_id())
+    }
+
+    /// The captured span named `name` (the first to finish, if several).
+    #[must_use]
+    pub fn span(&self, name: &str) -> Option<SpanRecord> {
+        self.spans().into_iter().find(|s| s.name() == name)
+    }
+
+    /// The captured spans as a tree of names and tags (see [`tree::render`]).
+    #[must_use]
+    pub fn tree(&self) -> String {
+        self.tree_with(TreeStyle::default())
+    }
+
+    /// The captured spans as a tree, with the given style.
+    #[must_use]
+    pub fn tree_with(&self, style: TreeStyle) -> String {
+        render(&self.spans(), style)
+    }
+}
+
+/// Renders finished spans as a tree (see [`tree::render`]).
+#[must_use]
+pub fn render(spans: &[SpanRecord], style: TreeStyle) -> String {
+    let nodes: Vec<TreeSpan> = spans.iter().map(tree_span).collect();
+    tree::render(&nodes, style)
+}
+
+fn tree_span(span: &SpanRecord) -> TreeSpan {
+    TreeSpan {
+        span_id: span.context().span_id().get(),
+        parent_id: span.parent_id(),
+        name: span.name().to_owned(),
+        start_unix_nanos: span.start_unix_nanos(),
+        duration: span.duration(),
+        tags: span
+            .tags()
+            .iter()
+            .map(|t| (t.key.to_string(), t.value.to_string()))
+            .collect(),
+        logs: span
+            .logs()
+            .iter()
+            .map(|l| {
+                l.fields
+                    .iter()
+                    .map(|t| (t.key.to_string(), t.value.to_string()))
+                    .collect()
+            })
+            .collect(),
+    }
+}

@@ -1,0 +1,1 @@
+//! Integration tests of lstrace: see the `tests/` folder.
