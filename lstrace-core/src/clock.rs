@@ -59,6 +59,20 @@ pub(crate) fn unix_nanos_now() -> u64 {
     unix_nanos(now())
 }
 
+/// The monotonic reading that corresponds to a wall-clock time, for explicit start times.
+pub(crate) fn instant_at(t: SystemTime) -> Instant {
+    let anchor = &*ANCHOR;
+    let target = system_time_to_unix_nanos(t);
+    if target >= anchor.unix_nanos {
+        anchor.instant + Duration::from_nanos(target - anchor.unix_nanos)
+    } else {
+        anchor
+            .instant
+            .checked_sub(Duration::from_nanos(anchor.unix_nanos - target))
+            .unwrap_or(anchor.instant)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -79,19 +93,5 @@ mod tests {
     fn round_trips_system_time() {
         let t = UNIX_EPOCH + Duration::from_nanos(1_700_000_000_123_456_789);
         assert_eq!(unix_nanos_to_system_time(system_time_to_unix_nanos(t)), t);
-    }
-}
-
-/// The monotonic reading that corresponds to a wall-clock time, for explicit start times.
-pub(crate) fn instant_at(t: SystemTime) -> Instant {
-    let anchor = &*ANCHOR;
-    let target = system_time_to_unix_nanos(t);
-    if target >= anchor.unix_nanos {
-        anchor.instant + Duration::from_nanos(target - anchor.unix_nanos)
-    } else {
-        anchor
-            .instant
-            .checked_sub(Duration::from_nanos(anchor.unix_nanos - target))
-            .unwrap_or(anchor.instant)
     }
 }

@@ -91,6 +91,8 @@ pub fn span(name: impl Into<Str>) -> SpanBuilder {
 }
 
 /// How a new span starts: not at all, as a context-only scope, or recording.
+// The frame moves straight onto the stack: boxing it would cost an allocation per span.
+#[allow(clippy::large_enum_variant)]
 enum Started {
     Nothing,
     Frame(Frame),
