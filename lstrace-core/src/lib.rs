@@ -7,8 +7,11 @@ mod clock;
 pub mod collector;
 mod context;
 mod future;
+#[cfg(any(feature = "reqwest", feature = "tower"))]
+pub mod http;
 mod id;
 mod local;
+pub mod propagation;
 pub mod protocol;
 mod record;
 mod ring;

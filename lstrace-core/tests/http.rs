@@ -1,0 +1,351 @@
+//! The HTTP integrations against real servers on 127.0.0.1: reqwest client spans, the tower
+//! layer's server spans, and one trace across two services.
+#![cfg(all(feature = "reqwest", feature = "tower"))]
+
+use axum::extract::{MatchedPath, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::get;
+use axum::Router;
+use lstrace_core::http::{TraceLayer, TracedRequestBuilder};
+use lstrace_core::testing::{self, TestRecorder};
+use lstrace_core::tree::TreeStyle;
+use lstrace_core::{span, SpanRecord, TagValue, TraceId};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+/// Serves `app` on 127.0.0.1 until the test's runtime shuts down.
+async fn serve(app: Router) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    addr
+}
+
+/// The request's headers, one `name: value` line each, sorted.
+async fn echo(headers: HeaderMap) -> String {
+    let mut lines: Vec<String> = headers
+        .iter()
+        .map(|(k, v)| format!("{k}: {}\n", v.to_str().unwrap_or("<binary>")))
+        .collect();
+    lines.sort();
+    lines.concat()
+}
+
+fn header<'a>(echoed: &'a str, name: &str) -> Option<&'a str> {
+    echoed
+        .lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(": "))
+}
+
+/// A handler that does traced work across an await.
+async fn work() -> &'static str {
+    {
+        let _load = span("load").with_tag("step", 1).start();
+    }
+    tokio::task::yield_now().await;
+    let _render = span("render").start();
+    "done"
+}
+
+async fn fail() -> (StatusCode, &'static str) {
+    let _inner = span("inner").start();
+    (StatusCode::SERVICE_UNAVAILABLE, "down")
+}
+
+/// The spans of `trace`, waiting (within a generous bound) until `count` have finished.
+fn trace_spans(trace: TraceId, count: usize) -> Vec<SpanRecord> {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let spans = TestRecorder::install().trace(trace);
+        if spans.len() >= count || Instant::now() > deadline {
+            return spans;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+fn tree(spans: &[SpanRecord]) -> String {
+    testing::render(spans, TreeStyle::default())
+}
+
+#[tokio::test]
+async fn client_span_injects_its_context() {
+    let capture = TestRecorder::install().capture();
+    let addr = serve(Router::new().route("/echo", get(echo))).await;
+    let url = format!("http://ann:s3cr3t@{addr}/echo?q=1");
+    let echoed = capture
+        .scope(async {
+            reqwest::Client::new()
+                .get(&url)
+                .send_traced()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap()
+        })
+        .await;
+    let client = capture.span("HTTP GET").expect("client span recorded");
+    assert_eq!(
+        capture.tree(),
+        format!(
+            "HTTP GET [http.method=GET, http.status_code=200, http.url=http://{addr}/echo?q=1, span.kind=client]\n"
+        )
+    );
+    let ctx = client.context();
+    assert_eq!(ctx.trace_id(), capture.context().trace_id());
+    assert_eq!(
+        header(&echoed, "traceparent"),
+        Some(format!("00-{}-{}-01", ctx.trace_id(), ctx.span_id()).as_str())
+    );
+    assert_eq!(
+        header(&echoed, "ot-tracer-spanid"),
+        Some(ctx.span_id().to_string().as_str())
+    );
+    assert_eq!(
+        header(&echoed, "x-b3-traceid"),
+        Some(ctx.trace_id().to_string().as_str())
+    );
+    assert_eq!(header(&echoed, "ot-tracer-sampled"), Some("true"));
+}
+
+#[tokio::test]
+async fn client_span_marks_failures() {
+    let capture = TestRecorder::install().capture();
+    let addr = serve(Router::new().route("/fail", get(fail))).await;
+    // A port nobody listens on any more: the connection is refused.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    capture
+        .scope(async {
+            let client = reqwest::Client::new();
+            let response = client
+                .get(format!("http://{addr}/fail"))
+                .send_traced()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), 503);
+            let refused = client.get(format!("http://{closed}/")).send_traced().await;
+            assert!(refused.is_err());
+        })
+        .await;
+    let spans = capture.spans();
+    assert_eq!(spans.len(), 2);
+    let unavailable = spans
+        .iter()
+        .find(|s| s.tag("http.status_code") == Some(&TagValue::Int(503)))
+        .expect("the 503 span");
+    assert_eq!(unavailable.tag("error"), Some(&TagValue::Bool(true)));
+    let refused = spans
+        .iter()
+        .find(|s| s.tag("http.status_code").is_none())
+        .expect("the refused span");
+    assert_eq!(refused.tag("error"), Some(&TagValue::Bool(true)));
+    assert_eq!(
+        refused.logs()[0].field("event"),
+        Some(&TagValue::from_static("error"))
+    );
+}
+
+#[tokio::test]
+async fn server_span_continues_the_callers_trace_in_every_format() {
+    let _recorder = TestRecorder::install();
+    let addr = serve(
+        Router::new()
+            .route("/work", get(work))
+            .layer(TraceLayer::new()),
+    )
+    .await;
+    let client = reqwest::Client::new();
+    let (w3c_trace, b3_trace) = (TraceId::random(), TraceId::random());
+    let trace_64 = TraceId(u128::from(TraceId::random().low()));
+    let parent = "00f067aa0ba902b7";
+    let cases = [
+        (
+            vec![("traceparent", format!("00-{w3c_trace}-{parent}-01"))],
+            w3c_trace,
+        ),
+        (
+            vec![
+                ("X-B3-TraceId", b3_trace.to_string()),
+                ("X-B3-SpanId", parent.to_owned()),
+            ],
+            b3_trace,
+        ),
+        (
+            vec![
+                ("ot-tracer-traceid", format!("{:X}", trace_64.low())),
+                ("OT-Tracer-SpanId", "F067AA0BA902B7".to_owned()),
+            ],
+            trace_64,
+        ),
+    ];
+    for (headers, trace) in cases {
+        let name = headers[0].0;
+        let request = headers.iter().fold(
+            client.get(format!("http://{addr}/work?x=1")),
+            |r, (k, v)| r.header(*k, v),
+        );
+        let response = request.send().await.unwrap();
+        assert_eq!(response.text().await.unwrap(), "done");
+        let spans = trace_spans(trace, 3);
+        assert_eq!(
+            tree(&spans),
+            "HTTP GET [http.method=GET, http.status_code=200, http.url=/work?x=1, span.kind=server]\n  load [step=1]\n  render\n",
+            "{name}"
+        );
+        let server = spans.iter().find(|s| s.name() == "HTTP GET").unwrap();
+        assert_eq!(server.parent_id(), Some(0x00f0_67aa_0ba9_02b7), "{name}");
+        assert!(spans.iter().all(|s| s.context().trace_id() == trace));
+    }
+}
+
+#[tokio::test]
+async fn server_layer_takes_a_stack_and_names_spans_by_route() {
+    let _recorder = TestRecorder::install();
+    let layer = TraceLayer::new()
+        .with_propagators(
+            lstrace_core::propagation::PropagatorStack::empty()
+                .with(lstrace_core::propagation::Format::B3Single),
+        )
+        .with_operation_name(|request| {
+            let route = request
+                .extensions
+                .get::<MatchedPath>()
+                .map_or("?", |r| r.as_str());
+            format!("{} {route}", request.method)
+        });
+    let app = Router::new()
+        .route("/users/{id}", get(work))
+        .route("/fail", get(fail))
+        .layer(layer);
+    let addr = serve(app).await;
+    let client = reqwest::Client::new();
+    let trace = TraceId::random();
+    for path in ["/users/7", "/fail"] {
+        client
+            .get(format!("http://{addr}{path}"))
+            .header("b3", format!("{trace}-00f067aa0ba902b7-1"))
+            // Not in this layer's stack: ignored.
+            .header(
+                "traceparent",
+                "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+            )
+            .send()
+            .await
+            .unwrap();
+    }
+    let spans = trace_spans(trace, 5);
+    assert_eq!(
+        tree(&spans),
+        "GET /users/{id} [http.method=GET, http.status_code=200, http.url=/users/7, span.kind=server]\n  load [step=1]\n  render\n\
+         GET /fail [error=true, http.method=GET, http.status_code=503, http.url=/fail, span.kind=server]\n  inner\n"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_trace_spans_two_services() {
+    let _recorder = TestRecorder::install();
+    let downstream = serve(Router::new().route("/echo", get(echo))).await;
+    async fn call_downstream(State(downstream): State<SocketAddr>) -> String {
+        let _prepare = span("prepare").start();
+        drop(_prepare);
+        reqwest::Client::new()
+            .get(format!("http://{downstream}/echo"))
+            .send_traced()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+    let upstream = serve(
+        Router::new()
+            .route("/call", get(call_downstream))
+            .layer(TraceLayer::new())
+            .with_state(downstream),
+    )
+    .await;
+    let trace = TraceId::random();
+    let echoed = reqwest::Client::new()
+        .get(format!("http://{upstream}/call"))
+        .header("traceparent", format!("00-{trace}-00f067aa0ba902b7-01"))
+        .header("tracestate", "congo=t61rcWkgMzE")
+        .header("baggage", "user=ann")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let spans = trace_spans(trace, 3);
+    assert_eq!(
+        tree(&spans),
+        format!(
+            "HTTP GET [http.method=GET, http.status_code=200, http.url=/call, span.kind=server]\n  \
+             prepare\n  \
+             HTTP GET [http.method=GET, http.status_code=200, http.url=http://{downstream}/echo, span.kind=client]\n"
+        )
+    );
+    let client = spans
+        .iter()
+        .find(|s| s.tag("span.kind") == Some(&TagValue::from_static("client")))
+        .unwrap();
+    // The downstream service received the whole 128-bit trace id, the trace state and the
+    // baggage, with the client span as parent.
+    assert_eq!(
+        header(&echoed, "traceparent"),
+        Some(format!("00-{trace}-{}-01", client.context().span_id()).as_str())
+    );
+    assert_eq!(header(&echoed, "tracestate"), Some("congo=t61rcWkgMzE"));
+    assert_eq!(header(&echoed, "baggage"), Some("user=ann"));
+    assert_eq!(header(&echoed, "ot-baggage-user"), Some("ann"));
+    assert_eq!(
+        header(&echoed, "x-b3-traceid"),
+        Some(trace.to_string().as_str())
+    );
+}
+
+#[tokio::test]
+async fn a_not_sampled_request_records_nothing_and_passes_the_decision_on() {
+    let _recorder = TestRecorder::install();
+    let downstream = serve(Router::new().route("/echo", get(echo))).await;
+    async fn call_downstream(State(downstream): State<SocketAddr>) -> String {
+        let _inner = span("inner").start();
+        drop(_inner);
+        reqwest::Client::new()
+            .get(format!("http://{downstream}/echo"))
+            .send_traced()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+    let upstream = serve(
+        Router::new()
+            .route("/call", get(call_downstream))
+            .layer(TraceLayer::new())
+            .with_state(downstream),
+    )
+    .await;
+    let trace = TraceId::random();
+    let echoed = reqwest::Client::new()
+        .get(format!("http://{upstream}/call"))
+        .header("traceparent", format!("00-{trace}-00f067aa0ba902b7-00"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(
+        header(&echoed, "traceparent"),
+        Some(format!("00-{trace}-00f067aa0ba902b7-00").as_str()),
+        "the caller's context passes on unchanged: no span was made"
+    );
+    assert_eq!(header(&echoed, "x-b3-sampled"), Some("0"));
+    assert!(TestRecorder::install().trace(trace).is_empty());
+}
