@@ -38,12 +38,15 @@ fn headers(entries: &[(&str, &str)]) -> HeaderMap {
         .collect()
 }
 
+/// Header names and values.
+type Entries = &'static [(&'static str, &'static str)];
+
 /// The same context, as each format writes it (W3C specification example ids).
 #[test]
 fn golden_vectors_agree_across_formats() {
     let trace = TraceId(0x4bf9_2f35_77b3_4da6_a3ce_929d_0e0e_4736);
     let span_id = 0x00f0_67aa_0ba9_02b7;
-    let cases: [(Format, &[(&str, &str)], TraceId); 6] = [
+    let cases: [(Format, Entries, TraceId); 6] = [
         (
             Format::TraceContext,
             &[(

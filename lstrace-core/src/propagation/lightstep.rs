@@ -37,7 +37,7 @@ pub(super) fn extract(carrier: &dyn Extractor) -> Option<SpanContext> {
     let trace_id = parse_hex(carrier.get(TRACE_ID)?.trim(), 32).filter(|&id| id != 0)?;
     let span_id = parse_hex(carrier.get(SPAN_ID)?.trim(), 16)
         .and_then(|id| SpanId::new(u64::try_from(id).ok()?))?;
-    let sampled = carrier.get(SAMPLED).map_or(true, |flag| {
+    let sampled = carrier.get(SAMPLED).is_none_or(|flag| {
         let flag = flag.trim();
         !(flag.eq_ignore_ascii_case("false") || flag == "0")
     });

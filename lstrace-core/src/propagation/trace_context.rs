@@ -9,7 +9,7 @@
 //!
 //! `tracestate` is other vendors' data: it is kept as received (several headers joined with
 //! `,`) and written back unchanged by this context's children. One longer than
-//! [`MAX_TRACE_STATE_BYTES`](super::MAX_TRACE_STATE_BYTES) or holding anything but visible
+//! [`MAX_TRACE_STATE_BYTES`] or holding anything but visible
 //! ASCII and spaces is left out; the trace continues without it.
 //!
 //! `baggage: key=value,key2=value2;property`: written when the context has baggage (values
