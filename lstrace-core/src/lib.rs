@@ -15,6 +15,8 @@ pub mod propagation;
 pub mod protocol;
 mod record;
 mod ring;
+#[cfg(feature = "satellite")]
+pub mod satellite;
 mod span;
 mod tag;
 pub mod testing;

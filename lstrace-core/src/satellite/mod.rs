@@ -1,0 +1,530 @@
+//! A local LightStep satellite: a real HTTP server that receives reports, for your tests and
+//! for development (feature `satellite`).
+//!
+//! It answers `POST /api/v2/reports` like a satellite does: the body is a binary
+//! [`ReportRequest`], the answer a binary [`ReportResponse`]
+//! (`Content-Type: application/octet-stream`). It keeps what it received, renders the spans as
+//! trace trees, and can be told to misbehave ([`Behaviour`]) so that a reporter's failure paths
+//! can be tested against real HTTP.
+//!
+//! The server runs on a thread of its own with its own tokio runtime: it works the same from
+//! sync code and from inside any tokio runtime. Dropping the [`LocalSatellite`] stops it.
+//!
+//! ```
+//! use lstrace_core::satellite::LocalSatellite;
+//! use std::time::Duration;
+//!
+//! let satellite = LocalSatellite::start()?;
+//! assert!(satellite.url().starts_with("http://127.0.0.1:"));
+//! // Point a reporter at `satellite.url()`, trace something, flush, then:
+//! assert!(!satellite.wait_for_spans(1, Duration::from_millis(10)));
+//! assert_eq!(satellite.tree(), "");
+//! # Ok::<(), std::io::Error>(())
+//! ```
+//!
+//! # What a request gets
+//! | request | answer | recorded in [`LocalSatellite::reports`] |
+//! |---|---|---|
+//! | a path other than `/api/v2/reports` | 404 | no |
+//! | a method other than `POST` | 405, `Allow: POST` | no |
+//! | a body over [`MAX_BODY_BYTES`] | 413 | no |
+//! | a body that is not a `ReportRequest` | 400, `ReportResponse.errors` says why | no |
+//! | a report | as the [`Behaviour`] says | yes |
+//!
+//! [`LocalSatellite::requests_seen`] counts every request, answered or not.
+
+mod server;
+
+use crate::protocol::{self, key_value, ReportRequest, ReportResponse};
+use crate::tree::{self, TreeSpan, TreeStyle};
+use std::collections::HashMap;
+use std::fmt;
+use std::io;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::{mpsc, Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+/// The path reports are posted to.
+pub const REPORTS_PATH: &str = "/api/v2/reports";
+
+/// The largest request body the satellite reads (4 MiB): the protocol asks reporters to keep
+/// each serialized report under 4 MB, so anything bigger is answered 413.
+pub const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
+
+/// The reporter tag that names the service. A report without it, or with an empty or
+/// non-string value, is refused.
+pub const COMPONENT_NAME_TAG: &str = "lightstep.component_name";
+
+/// The error a report without a component name gets, word for word a satellite's.
+pub const MISSING_COMPONENT_ERROR: &str = "missing or empty component";
+
+/// How the satellite answers the reports it receives from now on (see
+/// [`LocalSatellite::set_behaviour`]).
+///
+/// A report's spans are kept (in [`LocalSatellite::spans`] and the trees) exactly when the
+/// answer tells the reporter that the report succeeded: HTTP 200 and a `ReportResponse`
+/// without errors. [`Accept`](Behaviour::Accept), [`Disable`](Behaviour::Disable) and
+/// [`Delay`](Behaviour::Delay) keep them; a report without a non-empty
+/// `lightstep.component_name` reporter tag is refused even then, as a real satellite does:
+/// HTTP 200 with `errors: ["missing or empty component"]`.
+#[non_exhaustive]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum Behaviour {
+    /// HTTP 200 and an empty `ReportResponse`; the spans are kept. The default.
+    #[default]
+    Accept,
+    /// That HTTP status (401, 500, ...) with a short text body; the spans are not kept.
+    /// Codes outside 200..=599 are answered 500.
+    Status(u16),
+    /// HTTP 200 with a body that is not a valid `ReportResponse`; the spans are not kept.
+    Garbage,
+    /// Reads the report, then never answers: the connection is held until the satellite
+    /// shuts down. The spans are not kept.
+    Never,
+    /// HTTP 200 with a `ReportResponse` carrying these `errors`; the spans are not kept.
+    Errors(Vec<String>),
+    /// HTTP 200 with `commands: [{disable: true}]`: the reporter must stop. The spans are kept.
+    Disable,
+    /// Answers like [`Accept`](Behaviour::Accept) after this delay.
+    Delay(Duration),
+}
+
+/// One report the satellite received and decoded.
+#[derive(Clone)]
+pub struct ReceivedReport {
+    /// The decoded report.
+    pub request: ReportRequest,
+    /// The `Lightstep-Access-Token` header (a secret: `Debug` hides it).
+    pub access_token_header: Option<String>,
+    /// The `Content-Type` header.
+    pub content_type: Option<String>,
+    /// The `Accept` header.
+    pub accept: Option<String>,
+    /// The request path.
+    pub path: String,
+    /// The request method.
+    pub method: String,
+    /// The body's length in bytes.
+    pub body_len: usize,
+    /// Whether the answer told the reporter that the report succeeded (its spans are kept).
+    pub accepted: bool,
+}
+
+impl ReceivedReport {
+    /// The service that sent the report: its reporter's `lightstep.component_name` tag, when
+    /// that is a non-empty string (reports without one are refused).
+    #[must_use]
+    pub fn component_name(&self) -> Option<&str> {
+        component_name(&self.request)
+    }
+}
+
+impl fmt::Debug for ReceivedReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ReceivedReport")
+            .field("request", &self.request) // `protocol::Auth` redacts its token.
+            .field(
+                "access_token_header",
+                &self.access_token_header.as_ref().map(|_| "<redacted>"),
+            )
+            .field("content_type", &self.content_type)
+            .field("accept", &self.accept)
+            .field("path", &self.path)
+            .field("method", &self.method)
+            .field("body_len", &self.body_len)
+            .field("accepted", &self.accepted)
+            .finish()
+    }
+}
+
+/// A running local satellite. Dropping it (or [`LocalSatellite::shutdown`]) stops the
+/// server: its thread is joined and its port freed, within a bounded time even when
+/// connections hang.
+pub struct LocalSatellite {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    /// Dropping the sender tells the server thread to stop.
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl LocalSatellite {
+    /// Starts a satellite on `127.0.0.1`, on a free port (see [`LocalSatellite::addr`]).
+    ///
+    /// # Errors
+    /// When the port cannot be bound or the server thread cannot start.
+    pub fn start() -> io::Result<LocalSatellite> {
+        Self::start_on(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))
+    }
+
+    /// Starts a satellite on `addr`, e.g. `127.0.0.1:8360` where tracers look for a local
+    /// developer satellite. Any address is allowed, but the satellite checks no access token
+    /// and keeps whatever it receives: bind it to a loopback address unless you mean to
+    /// receive reports from other machines.
+    ///
+    /// # Errors
+    /// When `addr` cannot be bound (in use, not local, no permission) or the server thread
+    /// cannot start.
+    pub fn start_on(addr: SocketAddr) -> io::Result<LocalSatellite> {
+        // Bound here, not on the server thread, so that the caller gets bind errors and the
+        // real address at once.
+        let listener = std::net::TcpListener::bind(addr)?;
+        listener.set_nonblocking(true)?;
+        let addr = listener.local_addr()?;
+        let shared = Arc::new(Shared::default());
+        let (stop, stopped) = tokio::sync::oneshot::channel();
+        let (ready_tx, ready_rx) = mpsc::channel();
+        let thread = std::thread::Builder::new()
+            .name(format!("lstrace-satellite-{}", addr.port()))
+            .spawn({
+                let shared = Arc::clone(&shared);
+                move || server::run(listener, shared, stopped, ready_tx)
+            })?;
+        let started = ready_rx.recv().unwrap_or_else(|_| {
+            Err(io::Error::other(
+                "the local satellite's thread ended before it started serving",
+            ))
+        });
+        let satellite = LocalSatellite {
+            addr,
+            shared,
+            stop: Some(stop),
+            thread: Some(thread),
+        };
+        // On error, dropping the satellite joins the thread that already gave up.
+        started.map(|()| satellite)
+    }
+
+    /// The address the satellite listens on.
+    #[must_use]
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The satellite's base URL, e.g. `http://127.0.0.1:40123`: what a reporter's collector
+    /// setting takes.
+    #[must_use]
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// How the requests that arrive from now on are answered.
+    pub fn set_behaviour(&self, behaviour: Behaviour) {
+        self.shared.lock().behaviour = behaviour;
+    }
+
+    /// Every report received so far, in arrival order, accepted or not. A report is recorded
+    /// when its answer is decided: for [`Behaviour::Delay`], after the delay.
+    #[must_use]
+    pub fn reports(&self) -> Vec<ReceivedReport> {
+        self.shared.lock().reports.clone()
+    }
+
+    /// The spans of every accepted report, in arrival order.
+    #[must_use]
+    pub fn spans(&self) -> Vec<protocol::Span> {
+        accepted_spans(&self.shared.lock().reports)
+            .cloned()
+            .collect()
+    }
+
+    /// Blocks until accepted reports hold at least `count` spans, or `timeout` passes.
+    /// True when they do.
+    ///
+    /// It blocks the calling thread (on a condition variable): inside a current-thread
+    /// runtime, that runtime's other tasks wait too, so whatever sends the spans must run
+    /// elsewhere (a reporter's own thread, another runtime, a multi-thread runtime).
+    #[must_use]
+    pub fn wait_for_spans(&self, count: usize, timeout: Duration) -> bool {
+        self.shared
+            .wait_until(timeout, |state| state.accepted_spans >= count)
+    }
+
+    /// Blocks until at least `count` reports were received (accepted or not), or `timeout`
+    /// passes. True when they were.
+    ///
+    /// It blocks the calling thread, like [`LocalSatellite::wait_for_spans`].
+    #[must_use]
+    pub fn wait_for_reports(&self, count: usize, timeout: Duration) -> bool {
+        self.shared
+            .wait_until(timeout, |state| state.reports.len() >= count)
+    }
+
+    /// The accepted spans as trace trees of names and tags: stable text for assertions (see
+    /// [`render`]).
+    #[must_use]
+    pub fn tree(&self) -> String {
+        self.tree_with(TreeStyle::default())
+    }
+
+    /// The accepted spans as trace trees, with durations and logs as `style` says.
+    #[must_use]
+    pub fn tree_with(&self, style: TreeStyle) -> String {
+        render(&self.spans(), style)
+    }
+
+    /// How many requests arrived, including those answered with an error.
+    #[must_use]
+    pub fn requests_seen(&self) -> usize {
+        self.shared.lock().requests_seen
+    }
+
+    /// Stops the server and waits for its thread (what dropping the satellite does).
+    pub fn shutdown(self) {
+        drop(self);
+    }
+}
+
+impl Drop for LocalSatellite {
+    fn drop(&mut self) {
+        drop(self.stop.take());
+        if let Some(thread) = self.thread.take() {
+            // The server thread catches nothing that could panic; if it did, there is nobody
+            // to tell from a drop.
+            let _ = thread.join();
+        }
+    }
+}
+
+impl fmt::Debug for LocalSatellite {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = self.shared.lock();
+        f.debug_struct("LocalSatellite")
+            .field("addr", &self.addr)
+            .field("behaviour", &state.behaviour)
+            .field("requests_seen", &state.requests_seen)
+            .field("reports", &state.reports.len())
+            .field("accepted_spans", &state.accepted_spans)
+            .finish()
+    }
+}
+
+/// Renders LightStep spans as trace trees with [`tree::render`]: one tree per trace, traces
+/// in order of their first span's start. Tags and log fields show their values only
+/// (`n=3`, `error=true`); a span's parent is its first reference.
+#[must_use]
+pub fn render(spans: &[protocol::Span], style: TreeStyle) -> String {
+    let mut traces: HashMap<u64, Vec<TreeSpan>> = HashMap::new();
+    for span in spans {
+        let trace_id = span.span_context.as_ref().map_or(0, |c| c.trace_id);
+        traces.entry(trace_id).or_default().push(tree_span(span));
+    }
+    let mut traces: Vec<(u64, Vec<TreeSpan>)> = traces.into_iter().collect();
+    traces.sort_by_key(|(trace_id, spans)| {
+        let first_start = spans.iter().map(|s| s.start_unix_nanos).min();
+        (first_start, *trace_id)
+    });
+    traces
+        .iter()
+        .map(|(_, spans)| tree::render(spans, style))
+        .collect()
+}
+
+fn tree_span(span: &protocol::Span) -> TreeSpan {
+    TreeSpan {
+        span_id: span.span_context.as_ref().map_or(0, |c| c.span_id),
+        parent_id: span
+            .references
+            .first()
+            .and_then(|r| r.span_context.as_ref())
+            .map(|c| c.span_id),
+        name: span.operation_name.clone(),
+        start_unix_nanos: span
+            .start_timestamp
+            .map_or(0, protocol::Timestamp::to_unix_nanos),
+        duration: Duration::from_micros(span.duration_micros),
+        tags: span.tags.iter().map(field).collect(),
+        logs: span
+            .logs
+            .iter()
+            .map(|log| log.fields.iter().map(field).collect())
+            .collect(),
+    }
+}
+
+/// A key and its value as text, the way `TagValue` displays it.
+fn field(kv: &protocol::KeyValue) -> (String, String) {
+    let value = match &kv.value {
+        Some(key_value::Value::StringValue(s) | key_value::Value::JsonValue(s)) => s.clone(),
+        Some(key_value::Value::IntValue(i)) => i.to_string(),
+        Some(key_value::Value::DoubleValue(x)) => x.to_string(),
+        Some(key_value::Value::BoolValue(b)) => b.to_string(),
+        None => String::new(),
+    };
+    (kv.key.clone(), value)
+}
+
+fn accepted_spans(reports: &[ReceivedReport]) -> impl Iterator<Item = &protocol::Span> {
+    reports
+        .iter()
+        .filter(|r| r.accepted)
+        .flat_map(|r| &r.request.spans)
+}
+
+/// The non-empty string value of the reporter's `lightstep.component_name` tag.
+fn component_name(request: &ReportRequest) -> Option<&str> {
+    request
+        .reporter
+        .as_ref()
+        .and_then(|r| r.tags.iter().find(|t| t.key == COMPONENT_NAME_TAG))
+        .and_then(|t| match &t.value {
+            Some(key_value::Value::StringValue(name)) if !name.is_empty() => Some(name.as_str()),
+            _ => None,
+        })
+}
+
+/// Why a report is refused whatever the behaviour, if it is.
+fn refusal(request: &ReportRequest) -> Option<&'static str> {
+    match component_name(request) {
+        Some(_) => None,
+        None => Some(MISSING_COMPONENT_ERROR),
+    }
+}
+
+/// What the satellite and its server thread share.
+#[derive(Default)]
+struct Shared {
+    state: Mutex<State>,
+    /// Signalled whenever a report is recorded.
+    changed: Condvar,
+}
+
+#[derive(Default)]
+struct State {
+    behaviour: Behaviour,
+    reports: Vec<ReceivedReport>,
+    accepted_spans: usize,
+    requests_seen: usize,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Counts a request and returns the behaviour it is to be answered with.
+    fn request_arrived(&self) -> Behaviour {
+        let mut state = self.lock();
+        state.requests_seen += 1;
+        state.behaviour.clone()
+    }
+
+    fn record(&self, report: ReceivedReport) {
+        let mut state = self.lock();
+        if report.accepted {
+            state.accepted_spans += report.request.spans.len();
+        }
+        state.reports.push(report);
+        drop(state);
+        self.changed.notify_all();
+    }
+
+    fn wait_until(&self, timeout: Duration, done: impl Fn(&State) -> bool) -> bool {
+        let (state, _) = self
+            .changed
+            .wait_timeout_while(self.lock(), timeout, |state| !done(state))
+            .unwrap_or_else(PoisonError::into_inner);
+        done(&state)
+    }
+}
+
+/// The answer to a decoded report, before it is put on the wire.
+enum Answer {
+    Status(u16),
+    Garbage,
+    Never,
+    Response(ReportResponse),
+}
+
+impl Behaviour {
+    /// Whether the report is kept, and what answers it.
+    fn answer(&self, request: &ReportRequest) -> (bool, Answer) {
+        let success = |commands| match refusal(request) {
+            Some(error) => (
+                false,
+                Answer::Response(ReportResponse {
+                    errors: vec![error.to_owned()],
+                    ..ReportResponse::default()
+                }),
+            ),
+            None => (
+                true,
+                Answer::Response(ReportResponse {
+                    commands,
+                    ..ReportResponse::default()
+                }),
+            ),
+        };
+        match self {
+            Behaviour::Accept | Behaviour::Delay(_) => success(Vec::new()),
+            Behaviour::Disable => success(vec![protocol::Command {
+                disable: true,
+                dev_mode: false,
+            }]),
+            Behaviour::Status(code) => (false, Answer::Status(*code)),
+            Behaviour::Garbage => (false, Answer::Garbage),
+            Behaviour::Never => (false, Answer::Never),
+            Behaviour::Errors(errors) => (
+                false,
+                Answer::Response(ReportResponse {
+                    errors: errors.clone(),
+                    ..ReportResponse::default()
+                }),
+            ),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::{KeyValue, Reporter};
+
+    fn with_component(value: Option<key_value::Value>) -> ReportRequest {
+        ReportRequest {
+            reporter: Some(Reporter {
+                reporter_id: 1,
+                tags: vec![KeyValue {
+                    key: COMPONENT_NAME_TAG.into(),
+                    value,
+                }],
+            }),
+            ..ReportRequest::default()
+        }
+    }
+
+    #[test]
+    fn a_report_needs_a_non_empty_string_component() {
+        let named = with_component(Some(key_value::Value::StringValue("svc".into())));
+        assert_eq!(refusal(&named), None);
+        for value in [
+            None,
+            Some(key_value::Value::StringValue(String::new())),
+            Some(key_value::Value::IntValue(1)),
+        ] {
+            assert_eq!(
+                refusal(&with_component(value)),
+                Some(MISSING_COMPONENT_ERROR)
+            );
+        }
+        assert_eq!(
+            refusal(&ReportRequest::default()),
+            Some(MISSING_COMPONENT_ERROR)
+        );
+    }
+
+    #[test]
+    fn spans_are_kept_only_on_success() {
+        let named = with_component(Some(key_value::Value::StringValue("svc".into())));
+        let kept = |b: Behaviour| b.answer(&named).0;
+        assert!(kept(Behaviour::Accept));
+        assert!(kept(Behaviour::Disable));
+        assert!(kept(Behaviour::Delay(Duration::ZERO)));
+        assert!(!kept(Behaviour::Status(500)));
+        assert!(!kept(Behaviour::Garbage));
+        assert!(!kept(Behaviour::Never));
+        assert!(!kept(Behaviour::Errors(vec!["no".into()])));
+        assert!(!Behaviour::Accept.answer(&ReportRequest::default()).0);
+    }
+}

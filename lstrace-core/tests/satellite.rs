@@ -1,0 +1,516 @@
+//! The local satellite, driven over real HTTP.
+
+use lstrace_core::protocol::{
+    key_value, metrics_sample, Auth, Command, InternalMetrics, KeyValue, Log, MetricsSample,
+    Reference, Relationship, ReportRequest, ReportResponse, Reporter, Span, SpanContext, Timestamp,
+};
+use lstrace_core::satellite::{
+    Behaviour, LocalSatellite, MAX_BODY_BYTES, MISSING_COMPONENT_ERROR, REPORTS_PATH,
+};
+use lstrace_core::tree::TreeStyle;
+use prost::Message;
+use std::io::{Read, Write};
+use std::time::{Duration, Instant};
+
+/// Upper bound for "does not hang" checks; never a timing assertion.
+const GENEROUS: Duration = Duration::from_secs(5);
+
+const TOKEN: &str = "s3cr3t-t0ken";
+
+fn kv(key: &str, value: key_value::Value) -> KeyValue {
+    KeyValue {
+        key: key.into(),
+        value: Some(value),
+    }
+}
+
+fn string(key: &str, value: &str) -> KeyValue {
+    kv(key, key_value::Value::StringValue(value.into()))
+}
+
+fn context(trace_id: u64, span_id: u64) -> Option<SpanContext> {
+    Some(SpanContext {
+        trace_id,
+        span_id,
+        baggage: Default::default(),
+    })
+}
+
+/// A span of `trace_id`, starting `start_micros` after a fixed second.
+fn span(trace_id: u64, span_id: u64, parent: Option<u64>, name: &str, start_micros: u64) -> Span {
+    Span {
+        span_context: context(trace_id, span_id),
+        operation_name: name.into(),
+        references: parent
+            .map(|p| Reference {
+                relationship: Relationship::ChildOf as i32,
+                span_context: context(trace_id, p),
+            })
+            .into_iter()
+            .collect(),
+        start_timestamp: Some(Timestamp::from_unix_nanos(
+            1_700_000_000_000_000_000 + start_micros * 1000,
+        )),
+        duration_micros: 1500,
+        tags: vec![],
+        logs: vec![],
+    }
+}
+
+fn report(spans: Vec<Span>) -> ReportRequest {
+    ReportRequest {
+        reporter: Some(Reporter {
+            reporter_id: 42,
+            tags: vec![
+                string("lightstep.component_name", "checkout"),
+                string("lightstep.tracer_platform", "rust"),
+            ],
+        }),
+        auth: Some(Auth {
+            access_token: TOKEN.into(),
+        }),
+        spans,
+        ..ReportRequest::default()
+    }
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder().no_proxy().build().unwrap()
+}
+
+/// Posts a body the way a reporter does.
+async fn post(satellite: &LocalSatellite, body: Vec<u8>) -> reqwest::Response {
+    client()
+        .post(format!("{}{REPORTS_PATH}", satellite.url()))
+        .header("Content-Type", "application/octet-stream")
+        .header("Accept", "application/octet-stream")
+        .header("Lightstep-Access-Token", TOKEN)
+        .body(body)
+        .send()
+        .await
+        .unwrap()
+}
+
+/// Posts a report and decodes the satellite's answer.
+async fn send(satellite: &LocalSatellite, request: &ReportRequest) -> ReportResponse {
+    let response = post(satellite, request.encode_to_vec()).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        response.headers()["content-type"],
+        "application/octet-stream"
+    );
+    ReportResponse::decode(response.bytes().await.unwrap()).unwrap()
+}
+
+/// The same exchange over a bare socket: status and body of a `Connection: close` request.
+fn post_raw(satellite: &LocalSatellite, body: &[u8]) -> (u16, Vec<u8>) {
+    let mut stream = std::net::TcpStream::connect(satellite.addr()).unwrap();
+    stream.set_read_timeout(Some(GENEROUS)).unwrap();
+    write!(
+        stream,
+        "POST {REPORTS_PATH} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/octet-stream\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n",
+        satellite.addr(),
+        body.len()
+    )
+    .unwrap();
+    stream.write_all(body).unwrap();
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).unwrap();
+    let split = answer.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    let head = String::from_utf8(answer[..split].to_vec()).unwrap();
+    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+    (status, answer[split + 4..].to_vec())
+}
+
+#[tokio::test]
+async fn reports_round_trip_field_by_field() {
+    let satellite = LocalSatellite::start().unwrap();
+    let mut root = span(7, 1, None, "handle", 0);
+    root.span_context.as_mut().unwrap().baggage = [("user".to_owned(), "ada".to_owned())]
+        .into_iter()
+        .collect();
+    root.tags = vec![
+        string("span.kind", "server"),
+        kv("n", key_value::Value::IntValue(-3)),
+        kv("ratio", key_value::Value::DoubleValue(0.25)),
+        kv("error", key_value::Value::BoolValue(true)),
+        kv("body", key_value::Value::JsonValue("{\"a\":1}".into())),
+    ];
+    root.logs = vec![Log {
+        timestamp: Some(Timestamp::from_unix_nanos(1_700_000_000_000_500_000)),
+        fields: vec![string("event", "error"), string("message", "boom")],
+    }];
+    let mut child = span(7, 2, Some(1), "load", 100);
+    child.references[0].relationship = Relationship::FollowsFrom as i32;
+    let mut sent = report(vec![root, child]);
+    sent.timestamp_offset_micros = -17;
+    sent.internal_metrics = Some(InternalMetrics {
+        start_timestamp: Some(Timestamp::from_unix_nanos(1_699_999_999_000_000_000)),
+        duration_micros: 2_500_000,
+        logs: vec![],
+        counts: vec![MetricsSample {
+            name: "spans.dropped".into(),
+            value: Some(metrics_sample::Value::IntValue(5)),
+        }],
+        gauges: vec![],
+    });
+
+    let answer = send(&satellite, &sent).await;
+    assert_eq!(answer, ReportResponse::default());
+
+    let reports = satellite.reports();
+    assert_eq!(reports.len(), 1);
+    let received = &reports[0];
+    assert_eq!(received.request, sent);
+    assert_eq!(received.request.auth.as_ref().unwrap().access_token, TOKEN);
+    assert_eq!(received.access_token_header.as_deref(), Some(TOKEN));
+    assert_eq!(
+        received.content_type.as_deref(),
+        Some("application/octet-stream")
+    );
+    assert_eq!(received.accept.as_deref(), Some("application/octet-stream"));
+    assert_eq!(received.path, REPORTS_PATH);
+    assert_eq!(received.method, "POST");
+    assert_eq!(received.body_len, sent.encoded_len());
+    assert!(received.accepted);
+    assert_eq!(received.component_name(), Some("checkout"));
+    assert_eq!(satellite.spans(), sent.spans);
+    assert_eq!(satellite.requests_seen(), 1);
+}
+
+#[tokio::test]
+async fn failing_statuses_are_answered_and_the_spans_not_kept() {
+    let satellite = LocalSatellite::start().unwrap();
+    let sent = report(vec![span(1, 1, None, "lost", 0)]);
+    for (code, expected) in [(401, 401), (500, 500), (503, 503), (1000, 500), (99, 500)] {
+        satellite.set_behaviour(Behaviour::Status(code));
+        let response = post(&satellite, sent.encode_to_vec()).await;
+        assert_eq!(response.status(), expected, "Status({code})");
+    }
+    let reports = satellite.reports();
+    assert_eq!(reports.len(), 5);
+    assert!(reports.iter().all(|r| !r.accepted && r.request == sent));
+    assert!(satellite.spans().is_empty());
+    assert_eq!(satellite.tree(), "");
+
+    satellite.set_behaviour(Behaviour::Accept);
+    send(&satellite, &sent).await;
+    assert_eq!(satellite.spans(), sent.spans);
+}
+
+#[tokio::test]
+async fn garbage_is_not_a_report_response() {
+    let satellite = LocalSatellite::start().unwrap();
+    satellite.set_behaviour(Behaviour::Garbage);
+    let response = post(
+        &satellite,
+        report(vec![span(1, 1, None, "a", 0)]).encode_to_vec(),
+    )
+    .await;
+    assert_eq!(response.status(), 200);
+    let body = response.bytes().await.unwrap();
+    assert!(!body.is_empty());
+    assert!(ReportResponse::decode(body).is_err());
+    assert!(!satellite.reports()[0].accepted);
+    assert!(satellite.spans().is_empty());
+}
+
+#[tokio::test]
+async fn errors_are_answered_and_the_spans_not_kept() {
+    let satellite = LocalSatellite::start().unwrap();
+    let errors = vec!["rate limited".to_owned(), "try later".to_owned()];
+    satellite.set_behaviour(Behaviour::Errors(errors.clone()));
+    let answer = send(&satellite, &report(vec![span(1, 1, None, "a", 0)])).await;
+    assert_eq!(answer.errors, errors);
+    assert!(answer.commands.is_empty());
+    assert!(!satellite.reports()[0].accepted);
+    assert!(satellite.spans().is_empty());
+}
+
+#[tokio::test]
+async fn disable_sends_the_command_and_keeps_the_spans() {
+    let satellite = LocalSatellite::start().unwrap();
+    satellite.set_behaviour(Behaviour::Disable);
+    let sent = report(vec![span(1, 1, None, "a", 0)]);
+    let answer = send(&satellite, &sent).await;
+    assert_eq!(
+        answer.commands,
+        [Command {
+            disable: true,
+            dev_mode: false
+        }]
+    );
+    assert!(answer.errors.is_empty());
+    assert_eq!(satellite.spans(), sent.spans);
+}
+
+#[tokio::test]
+async fn delay_answers_accept_later() {
+    let satellite = LocalSatellite::start().unwrap();
+    let delay = Duration::from_millis(200);
+    satellite.set_behaviour(Behaviour::Delay(delay));
+    let sent = report(vec![span(1, 1, None, "a", 0)]);
+    let started = Instant::now();
+    let answer = send(&satellite, &sent).await;
+    // A sleep never ends early: a lower bound is not a timing assumption.
+    assert!(started.elapsed() >= delay);
+    assert_eq!(answer, ReportResponse::default());
+    assert_eq!(satellite.spans(), sent.spans);
+}
+
+#[tokio::test]
+async fn never_leaves_the_client_waiting_until_it_times_out() {
+    let satellite = LocalSatellite::start().unwrap();
+    satellite.set_behaviour(Behaviour::Never);
+    let sent = report(vec![span(1, 1, None, "a", 0)]);
+    let error = client()
+        .post(format!("{}{REPORTS_PATH}", satellite.url()))
+        .timeout(Duration::from_millis(300))
+        .body(sent.encode_to_vec())
+        .send()
+        .await
+        .unwrap_err();
+    assert!(error.is_timeout(), "{error}");
+    assert!(satellite.wait_for_reports(1, GENEROUS));
+    assert!(!satellite.reports()[0].accepted);
+    assert!(satellite.spans().is_empty());
+}
+
+#[tokio::test]
+async fn a_report_without_a_component_name_is_refused() {
+    let satellite = LocalSatellite::start().unwrap();
+    let mut unnamed = report(vec![span(1, 1, None, "a", 0)]);
+    unnamed.reporter.as_mut().unwrap().tags[0] = string("lightstep.component_name", "");
+    let mut anonymous = unnamed.clone();
+    anonymous.reporter = None;
+    for behaviour in [Behaviour::Accept, Behaviour::Disable] {
+        satellite.set_behaviour(behaviour);
+        for request in [&unnamed, &anonymous] {
+            let answer = send(&satellite, request).await;
+            assert_eq!(answer.errors, [MISSING_COMPONENT_ERROR]);
+            assert!(answer.commands.is_empty());
+        }
+    }
+    assert_eq!(satellite.reports().len(), 4);
+    assert!(satellite
+        .reports()
+        .iter()
+        .all(|r| !r.accepted && r.component_name().is_none()));
+    assert!(satellite.spans().is_empty());
+}
+
+#[tokio::test]
+async fn bad_requests_get_clear_answers() {
+    let satellite = LocalSatellite::start().unwrap();
+    let client = client();
+
+    let wrong_method = client
+        .get(format!("{}{REPORTS_PATH}", satellite.url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong_method.status(), 405);
+    assert_eq!(wrong_method.headers()["allow"], "POST");
+
+    let wrong_path = client
+        .post(format!("{}/api/v1/reports", satellite.url()))
+        .body(report(vec![]).encode_to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong_path.status(), 404);
+    assert!(wrong_path.text().await.unwrap().contains(REPORTS_PATH));
+
+    let undecodable = post(&satellite, vec![0x0a, 0x05, 0x01]).await;
+    assert_eq!(undecodable.status(), 400);
+    let answer = ReportResponse::decode(undecodable.bytes().await.unwrap()).unwrap();
+    assert_eq!(answer.errors.len(), 1);
+    assert!(
+        answer.errors[0].contains("not a valid ReportRequest"),
+        "{answer:?}"
+    );
+
+    assert_eq!(satellite.requests_seen(), 3);
+    assert!(satellite.reports().is_empty());
+}
+
+#[tokio::test]
+async fn bodies_over_the_limit_are_refused() {
+    let satellite = LocalSatellite::start().unwrap();
+    // Zeros are not protobuf (field number 0): at the limit, the body is read and decoded.
+    let at_limit = post(&satellite, vec![0; MAX_BODY_BYTES]).await;
+    assert_eq!(at_limit.status(), 400);
+    let over = post(&satellite, vec![0; MAX_BODY_BYTES + 1]).await;
+    assert_eq!(over.status(), 413);
+    assert_eq!(satellite.requests_seen(), 2);
+    assert!(satellite.reports().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_reports_are_all_kept() {
+    let satellite = std::sync::Arc::new(LocalSatellite::start().unwrap());
+    let tasks: Vec<_> = (0..8u64)
+        .map(|task| {
+            let satellite = std::sync::Arc::clone(&satellite);
+            tokio::spawn(async move {
+                for n in 0..5u64 {
+                    let id = task * 100 + n + 1;
+                    let sent = report(vec![span(id, id, None, "op", n)]);
+                    assert!(send(&satellite, &sent).await.errors.is_empty());
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    assert!(satellite.wait_for_spans(40, GENEROUS));
+    let mut ids: Vec<u64> = satellite
+        .spans()
+        .iter()
+        .map(|s| s.span_context.as_ref().unwrap().span_id)
+        .collect();
+    ids.sort_unstable();
+    let expected: Vec<u64> = (0..8u64)
+        .flat_map(|t| (0..5u64).map(move |n| t * 100 + n + 1))
+        .collect();
+    assert_eq!(ids, expected);
+    assert_eq!(satellite.requests_seen(), 40);
+}
+
+/// A small trace with typed tags, and a second trace that started later.
+fn two_traces() -> (ReportRequest, ReportRequest) {
+    let mut root = span(9, 1, None, "checkout", 0);
+    root.tags = vec![
+        string("span.kind", "server"),
+        kv("items", key_value::Value::IntValue(3)),
+    ];
+    let mut charge = span(9, 2, Some(1), "charge", 10);
+    charge.tags = vec![
+        kv("error", key_value::Value::BoolValue(true)),
+        kv("amount", key_value::Value::DoubleValue(12.5)),
+    ];
+    charge.logs = vec![Log {
+        timestamp: Some(Timestamp::from_unix_nanos(1_700_000_000_000_020_000)),
+        fields: vec![string("event", "error"), string("message", "declined")],
+    }];
+    let mut load = span(9, 3, Some(1), "load_cart", 5);
+    load.duration_micros = 2;
+    let later = span(4, 5, None, "cleanup", 1_000);
+    // Children arrive before their parent, the way a reporter sends them.
+    (report(vec![later, charge]), report(vec![load, root]))
+}
+
+#[tokio::test]
+async fn trees_render_names_tags_durations_and_logs() {
+    let satellite = LocalSatellite::start().unwrap();
+    let (first, second) = two_traces();
+    send(&satellite, &first).await;
+    send(&satellite, &second).await;
+    assert_eq!(
+        satellite.tree(),
+        "checkout [items=3, span.kind=server]\n\
+         \x20 load_cart\n\
+         \x20 charge [amount=12.5, error=true]\n\
+         cleanup\n"
+    );
+    assert_eq!(
+        satellite.tree_with(TreeStyle {
+            durations: true,
+            logs: true
+        }),
+        "checkout (1.5ms) [items=3, span.kind=server]\n\
+         \x20 load_cart (2µs)\n\
+         \x20 charge (1.5ms) [amount=12.5, error=true]\n\
+         \x20   - event=error, message=declined\n\
+         cleanup (1.5ms)\n"
+    );
+}
+
+#[test]
+fn works_from_sync_code() {
+    let satellite = LocalSatellite::start().unwrap();
+    let sent = report(vec![span(1, 1, None, "sync", 0)]);
+    let (status, body) = post_raw(&satellite, &sent.encode_to_vec());
+    assert_eq!(status, 200);
+    assert_eq!(
+        ReportResponse::decode(body.as_slice()).unwrap(),
+        ReportResponse::default()
+    );
+    assert!(satellite.wait_for_spans(1, GENEROUS));
+    assert_eq!(satellite.tree(), "sync\n");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn starts_and_stops_inside_a_multi_thread_runtime() {
+    let satellite = LocalSatellite::start().unwrap();
+    let sent = report(vec![span(1, 1, None, "multi", 0)]);
+    send(&satellite, &sent).await;
+    assert_eq!(satellite.tree(), "multi\n");
+    satellite.shutdown();
+}
+
+#[test]
+fn waiting_blocks_until_spans_arrive_or_time_runs_out() {
+    let satellite = LocalSatellite::start().unwrap();
+    assert!(!satellite.wait_for_spans(1, Duration::from_millis(50)));
+    assert!(!satellite.wait_for_reports(1, Duration::from_millis(50)));
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            std::thread::sleep(Duration::from_millis(100));
+            let (status, _) = post_raw(
+                &satellite,
+                &report(vec![span(1, 1, None, "a", 0), span(1, 2, Some(1), "b", 1)])
+                    .encode_to_vec(),
+            );
+            assert_eq!(status, 200);
+        });
+        assert!(satellite.wait_for_spans(2, GENEROUS));
+    });
+    assert!(satellite.wait_for_reports(1, Duration::ZERO));
+    assert!(!satellite.wait_for_spans(3, Duration::ZERO));
+}
+
+// Multi-thread: the hung request must progress while this test blocks in `wait_for_reports`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_is_prompt_with_a_hung_connection_and_frees_the_port() {
+    let satellite = LocalSatellite::start().unwrap();
+    let addr = satellite.addr();
+    satellite.set_behaviour(Behaviour::Never);
+    let url = format!("{}{REPORTS_PATH}", satellite.url());
+    let body = report(vec![span(1, 1, None, "a", 0)]).encode_to_vec();
+    let hung = tokio::spawn(async move { client().post(url).body(body).send().await });
+    assert!(satellite.wait_for_reports(1, GENEROUS));
+
+    let started = Instant::now();
+    satellite.shutdown();
+    assert!(started.elapsed() < GENEROUS);
+    // The hung request ends: the satellite closed its connection.
+    let outcome = tokio::time::timeout(GENEROUS, hung).await.unwrap().unwrap();
+    assert!(outcome.is_err());
+    std::net::TcpListener::bind(addr).unwrap();
+}
+
+#[test]
+fn start_on_a_taken_address_is_an_error() {
+    let satellite = LocalSatellite::start().unwrap();
+    let error = LocalSatellite::start_on(satellite.addr()).unwrap_err();
+    assert_eq!(error.kind(), std::io::ErrorKind::AddrInUse);
+    assert_eq!(satellite.addr().ip(), std::net::Ipv4Addr::LOCALHOST);
+    assert!(satellite
+        .url()
+        .ends_with(&format!(":{}", satellite.addr().port())));
+}
+
+#[tokio::test]
+async fn debug_output_hides_the_access_token() {
+    let satellite = LocalSatellite::start().unwrap();
+    send(&satellite, &report(vec![span(1, 1, None, "a", 0)])).await;
+    let report = &satellite.reports()[0];
+    assert_eq!(report.access_token_header.as_deref(), Some(TOKEN));
+    for shown in [format!("{report:?}"), format!("{satellite:?}")] {
+        assert!(!shown.contains(TOKEN), "{shown}");
+    }
+    assert!(format!("{report:?}").contains("<redacted>"));
+}
