@@ -52,6 +52,11 @@ impl fmt::Display for TagValue {
 /// Implemented for strings, integers, floats, booleans, references to them and `Option`s of
 /// them (`None` becomes the string `"None"`). `#[traced]` uses it for `tags(...)`, `args(...)`
 /// and `ret`; record any other type with `?value` (Debug) or `%value` (Display).
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be recorded as a typed tag value",
+    label = "not an integer, float, bool or string",
+    note = "record its Debug text with `?value` or its Display text with `%value` (`ret(?)`, `ret(%)` for a returned value)"
+)]
 pub trait ToTagValue {
     /// The tag value of `self`.
     fn to_tag_value(&self) -> TagValue;
