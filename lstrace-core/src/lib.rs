@@ -14,6 +14,7 @@ mod local;
 pub mod propagation;
 pub mod protocol;
 mod record;
+pub mod reporter;
 mod ring;
 #[cfg(feature = "satellite")]
 pub mod satellite;
@@ -27,6 +28,10 @@ pub use context::SpanContext;
 pub use future::{spawn, spawn_blocking, FutureExt, Instrumented};
 pub use id::{SpanId, TraceId};
 pub use record::{LogRecord, Relationship, SpanRecord};
+pub use reporter::{
+    close, flush, init, set_event_handler, tracer, Event, FlushReport, InitError, Options, Stats,
+    Tracer,
+};
 pub use span::{
     baggage_item, current, log, record_error, set_baggage_item, span, tag, Span, SpanBuilder,
     SpanGuard, SpanKind,

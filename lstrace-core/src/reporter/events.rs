@@ -1,0 +1,334 @@
+//! What the reporter tells the program: failed reports, dropped spans, status, disabling.
+//!
+//! Events go to the tracer's own handler ([`Options::event_handler`]), else to the
+//! process-wide one ([`set_event_handler`]). Without either, the first error is printed to
+//! stderr once, and nothing after it. No event carries the access token.
+//!
+//! [`Options::event_handler`]: super::Options::event_handler
+
+use std::fmt;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, PoisonError, RwLock};
+
+/// Receives events. Called on the reporter's thread (and on the caller's thread for `init`
+/// warnings); it should return quickly. A handler that panics is caught.
+pub type EventHandler = Arc<dyn Fn(&Event) + Send + Sync + 'static>;
+
+/// Something the reporter wants the program to know.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub enum Event {
+    /// A report was accepted by the collector.
+    ReportSent(StatusReport),
+    /// A report failed; it is retried (`will_retry`) or its spans are dropped and counted.
+    ReportFailed(ReportFailure),
+    /// Spans were dropped (each drop is reported once, and reaches the collector as
+    /// `spans.dropped` with the next successful report).
+    SpansDropped {
+        /// How many.
+        count: u64,
+        /// Why.
+        reason: DropReason,
+    },
+    /// A span could not be encoded into a report (it is dropped and counted).
+    EncodingError {
+        /// What went wrong.
+        message: String,
+    },
+    /// The collector answered with a `disable` command: the tracer stopped, every span is
+    /// now a no-op.
+    TracerDisabled {
+        /// The collector that said so.
+        endpoint: String,
+        /// Spans that were waiting and are not reported.
+        discarded_spans: u64,
+    },
+    /// A setting was defaulted in a way worth knowing (at `init`).
+    Warning {
+        /// What and why.
+        message: String,
+    },
+}
+
+impl Event {
+    /// True for events that mean something went wrong (failed reports, drops, encoding
+    /// errors, disabling).
+    #[must_use]
+    pub fn is_error(&self) -> bool {
+        !matches!(self, Event::ReportSent(_) | Event::Warning { .. })
+    }
+}
+
+impl fmt::Display for Event {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Event::ReportSent(s) => write!(
+                f,
+                "report of {} spans accepted by {} (spans dropped since the last report: {}, \
+                 logs dropped: {})",
+                s.spans_sent, s.endpoint, s.spans_dropped, s.logs_dropped
+            ),
+            Event::ReportFailed(r) => {
+                write!(
+                    f,
+                    "report of {} spans to {} failed (attempt {}): {}; ",
+                    r.spans, r.endpoint, r.attempt, r.error
+                )?;
+                f.write_str(if r.will_retry {
+                    "it will be retried"
+                } else {
+                    "its spans are dropped"
+                })
+            }
+            Event::SpansDropped { count, reason } => write!(f, "{count} spans dropped: {reason}"),
+            Event::EncodingError { message } => write!(f, "span encoding error: {message}"),
+            Event::TracerDisabled {
+                endpoint,
+                discarded_spans,
+            } => write!(
+                f,
+                "the collector at {endpoint} disabled the tracer: tracing stopped, \
+                 {discarded_spans} waiting spans discarded"
+            ),
+            Event::Warning { message } => write!(f, "warning: {message}"),
+        }
+    }
+}
+
+/// A report the collector accepted.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StatusReport {
+    /// The collector URL.
+    pub endpoint: String,
+    /// Spans in the report.
+    pub spans_sent: usize,
+    /// The `spans.dropped` count the report carried (drops since the previous accepted report).
+    pub spans_dropped: u64,
+    /// The `logs.dropped` count the report carried.
+    pub logs_dropped: u64,
+}
+
+/// A report that failed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReportFailure {
+    /// The collector URL.
+    pub endpoint: String,
+    /// What went wrong.
+    pub error: ReportError,
+    /// Spans in the report.
+    pub spans: usize,
+    /// Which attempt failed (1 for the first).
+    pub attempt: u32,
+    /// Whether the report will be tried again (else its spans are dropped and counted).
+    pub will_retry: bool,
+}
+
+/// Why a report failed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ReportError {
+    /// No answer: the connection failed or broke.
+    Connection(String),
+    /// No answer within the report timeout (or the flush deadline).
+    Timeout,
+    /// 401 or 403: the access token was refused.
+    Unauthorized {
+        /// The HTTP status.
+        status: u16,
+    },
+    /// Any other status but 200.
+    Status {
+        /// The HTTP status.
+        status: u16,
+    },
+    /// 200, but the response lists errors: the collector rejected the report.
+    Rejected {
+        /// The collector's messages.
+        errors: Vec<String>,
+    },
+    /// 200, but the body is not a `ReportResponse`.
+    InvalidResponse(String),
+}
+
+impl ReportError {
+    /// Whether sending the same report again (possibly elsewhere) can help.
+    pub(crate) fn is_retryable(&self) -> bool {
+        match self {
+            ReportError::Connection(_) | ReportError::Timeout | ReportError::InvalidResponse(_) => {
+                true
+            }
+            ReportError::Status { status } => *status >= 500 || matches!(status, 408 | 429),
+            ReportError::Unauthorized { .. } | ReportError::Rejected { .. } => false,
+        }
+    }
+}
+
+impl fmt::Display for ReportError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ReportError::Connection(e) => write!(f, "connection error: {e}"),
+            ReportError::Timeout => f.write_str("timed out"),
+            ReportError::Unauthorized { status } => {
+                write!(f, "unauthorized (HTTP {status}): check the access token")
+            }
+            ReportError::Status { status } => write!(f, "HTTP status {status}"),
+            ReportError::Rejected { errors } => {
+                write!(f, "rejected by the collector: {}", errors.join("; "))
+            }
+            ReportError::InvalidResponse(e) => write!(f, "invalid response: {e}"),
+        }
+    }
+}
+
+/// Why spans were dropped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum DropReason {
+    /// The reporter already held `max_buffered_spans` spans (the collector is slow or down).
+    BufferFull,
+    /// A thread's ring of finished spans was full before the reporter drained it.
+    RingFull,
+    /// The report carrying them failed for good.
+    ReportFailed,
+    /// The span alone is bigger than a report may be.
+    TooLarge,
+    /// The tracer stopped (closed, disabled, or dropped) before they could be reported.
+    Stopped,
+}
+
+impl DropReason {
+    pub(crate) const ALL: [DropReason; 5] = [
+        DropReason::BufferFull,
+        DropReason::RingFull,
+        DropReason::ReportFailed,
+        DropReason::TooLarge,
+        DropReason::Stopped,
+    ];
+
+    pub(crate) fn index(self) -> usize {
+        self as usize
+    }
+}
+
+impl fmt::Display for DropReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            DropReason::BufferFull => "the reporter's buffer is full",
+            DropReason::RingFull => "a thread's span ring was full",
+            DropReason::ReportFailed => "their report failed",
+            DropReason::TooLarge => "too large for a report",
+            DropReason::Stopped => "the tracer stopped",
+        })
+    }
+}
+
+static GLOBAL_HANDLER: RwLock<Option<EventHandler>> = RwLock::new(None);
+
+/// Sends the events of every tracer without a handler of its own to `handler`, replacing
+/// the previous one.
+///
+/// ```
+/// lstrace_core::set_event_handler(|event| {
+///     if event.is_error() {
+///         eprintln!("tracing: {event}");
+///     }
+/// });
+/// ```
+pub fn set_event_handler(handler: impl Fn(&Event) + Send + Sync + 'static) {
+    *GLOBAL_HANDLER
+        .write()
+        .unwrap_or_else(PoisonError::into_inner) = Some(Arc::new(handler));
+}
+
+/// One tracer's way out for events.
+pub(crate) struct Events {
+    own: Option<EventHandler>,
+    printed_error: AtomicBool,
+}
+
+impl Events {
+    pub(crate) fn new(own: Option<EventHandler>) -> Self {
+        Events {
+            own,
+            printed_error: AtomicBool::new(false),
+        }
+    }
+
+    pub(crate) fn emit(&self, event: &Event) {
+        let handler = self.own.clone().or_else(|| {
+            GLOBAL_HANDLER
+                .read()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clone()
+        });
+        match handler {
+            // A panicking handler must not take the reporter down with it.
+            Some(handler) => drop(catch_unwind(AssertUnwindSafe(|| handler(event)))),
+            None => {
+                if event.is_error() && !self.printed_error.swap(true, Ordering::Relaxed) {
+                    eprintln!(
+                        "lstrace: {event} (later errors are not printed: see \
+                         lstrace::set_event_handler)"
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    #[test]
+    fn the_tracers_own_handler_gets_events_and_panics_are_caught() {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let sink = Arc::clone(&seen);
+        let events = Events::new(Some(Arc::new(move |e: &Event| {
+            sink.lock().unwrap().push(e.clone());
+            panic!("handler bug");
+        })));
+        let event = Event::SpansDropped {
+            count: 2,
+            reason: DropReason::BufferFull,
+        };
+        events.emit(&event);
+        events.emit(&event);
+        assert_eq!(*seen.lock().unwrap(), [event.clone(), event]);
+    }
+
+    #[test]
+    fn retry_policy_follows_the_error() {
+        assert!(ReportError::Connection("refused".into()).is_retryable());
+        assert!(ReportError::Timeout.is_retryable());
+        assert!(ReportError::Status { status: 503 }.is_retryable());
+        assert!(ReportError::Status { status: 429 }.is_retryable());
+        assert!(!ReportError::Status { status: 400 }.is_retryable());
+        assert!(!ReportError::Unauthorized { status: 401 }.is_retryable());
+        assert!(!ReportError::Rejected { errors: vec![] }.is_retryable());
+        assert!(ReportError::InvalidResponse("garbage".into()).is_retryable());
+    }
+
+    #[test]
+    fn events_read_well() {
+        let failed = Event::ReportFailed(ReportFailure {
+            endpoint: "http://127.0.0.1:1/api/v2/reports".into(),
+            error: ReportError::Unauthorized { status: 401 },
+            spans: 3,
+            attempt: 1,
+            will_retry: false,
+        });
+        assert!(failed.is_error());
+        assert_eq!(
+            failed.to_string(),
+            "report of 3 spans to http://127.0.0.1:1/api/v2/reports failed (attempt 1): \
+             unauthorized (HTTP 401): check the access token; its spans are dropped"
+        );
+        assert!(!Event::Warning {
+            message: String::new()
+        }
+        .is_error());
+    }
+}

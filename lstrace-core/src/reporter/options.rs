@@ -1,0 +1,621 @@
+//! What `init` takes: the access token and every reporter setting, with the Go tracer's
+//! defaults, and their validation into the reporter's [`Config`].
+
+use super::encode::Limits;
+use super::events::{Event, EventHandler};
+use super::identity;
+use crate::protocol::KeyValue;
+use crate::tag::{Str, Tag, TagValue};
+use reqwest::Url;
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Where reports go unless told otherwise.
+pub const DEFAULT_COLLECTOR_URL: &str = "https://collector.lightstep.com:443";
+
+/// The path of the HTTP report endpoint on a collector or satellite.
+pub const REPORT_PATH: &str = "/api/v2/reports";
+
+/// Reports stay under 4 MB (and so under 4 MiB too): collectors and satellites refuse
+/// bigger ones.
+pub(crate) const MAX_REPORT_BYTES: usize = 4_000_000;
+
+/// Tracer settings. Start from [`Options::new`] (or [`Options::from_env`]) and change what
+/// you need; every setting defaults like the LightStep Go tracer's.
+///
+/// ```
+/// use std::time::Duration;
+/// let options = lstrace_core::Options::new("my-access-token")
+///     .component_name("checkout")
+///     .collector_url("http://localhost:8360")
+///     .tag("deployment", "canary")
+///     .reporting_period(Duration::from_secs(1));
+/// // The token never shows in Debug output.
+/// assert!(!format!("{options:?}").contains("my-access-token"));
+/// ```
+#[derive(Clone)]
+pub struct Options {
+    pub(crate) access_token: String,
+    pub(crate) component_name: Option<String>,
+    pub(crate) collector_urls: Vec<String>,
+    pub(crate) tags: Vec<Tag>,
+    pub(crate) max_buffered_spans: usize,
+    pub(crate) reporting_period: Duration,
+    pub(crate) min_reporting_period: Duration,
+    pub(crate) report_timeout: Duration,
+    pub(crate) max_report_attempts: u32,
+    pub(crate) max_log_key_len: usize,
+    pub(crate) max_log_value_len: usize,
+    pub(crate) max_logs_per_span: usize,
+    pub(crate) drop_span_logs: bool,
+    pub(crate) event_handler: Option<EventHandler>,
+    /// Not a public setting: lets unit tests split reports without megabytes of spans.
+    pub(crate) max_report_bytes: usize,
+}
+
+impl Options {
+    /// Options with the given access token and every other setting at its default:
+    ///
+    /// | setting | default |
+    /// |---|---|
+    /// | component name | the executable's file name (with a warning event) |
+    /// | collector | [`DEFAULT_COLLECTOR_URL`] |
+    /// | max buffered spans | 1000 |
+    /// | reporting period | 2.5 s |
+    /// | min reporting period | 500 ms |
+    /// | report timeout | 30 s |
+    /// | report attempts | 3 |
+    /// | max log key / value length | 256 / 1024 bytes |
+    /// | max logs per span | 500 |
+    /// | drop span logs | false |
+    #[must_use]
+    pub fn new(access_token: impl Into<String>) -> Self {
+        Options {
+            access_token: access_token.into(),
+            component_name: None,
+            collector_urls: Vec::new(),
+            tags: Vec::new(),
+            max_buffered_spans: 1000,
+            reporting_period: Duration::from_millis(2500),
+            min_reporting_period: Duration::from_millis(500),
+            report_timeout: Duration::from_secs(30),
+            max_report_attempts: 3,
+            max_log_key_len: 256,
+            max_log_value_len: 1024,
+            max_logs_per_span: 500,
+            drop_span_logs: false,
+            event_handler: None,
+            max_report_bytes: MAX_REPORT_BYTES,
+        }
+    }
+
+    /// Options from the environment: `LS_ACCESS_TOKEN` (the token), `LS_SERVICE_NAME` (the
+    /// component name) and `LS_COLLECTOR_URL` (one URL, or several separated by commas).
+    /// Unset variables leave the defaults; a missing token is reported by `init`.
+    #[must_use]
+    pub fn from_env() -> Self {
+        Self::from_vars(|name| std::env::var(name).ok())
+    }
+
+    /// [`Options::from_env`] with the variables looked up by `var`.
+    pub(crate) fn from_vars(var: impl Fn(&str) -> Option<String>) -> Self {
+        let mut options = Options::new(var("LS_ACCESS_TOKEN").unwrap_or_default());
+        if let Some(name) = var("LS_SERVICE_NAME") {
+            options = options.component_name(name);
+        }
+        if let Some(urls) = var("LS_COLLECTOR_URL") {
+            options = options.collector_urls(
+                urls.split(',')
+                    .map(str::trim)
+                    .filter(|u| !u.is_empty())
+                    .map(str::to_owned),
+            );
+        }
+        options
+    }
+
+    /// The service name, reported as `lightstep.component_name`.
+    #[must_use]
+    pub fn component_name(mut self, name: impl Into<String>) -> Self {
+        self.component_name = Some(name.into());
+        self
+    }
+
+    /// The collector or satellite to report to, such as `https://collector.lightstep.com:443`
+    /// or `http://localhost:8360` (`http://` is plaintext). A URL without a path reports to
+    /// [`REPORT_PATH`]. Replaces earlier URLs.
+    #[must_use]
+    pub fn collector_url(self, url: impl Into<String>) -> Self {
+        self.collector_urls([url.into()])
+    }
+
+    /// Several satellites: reports are spread over them in turn, and a report that fails on
+    /// one is retried on another. Replaces earlier URLs.
+    #[must_use]
+    pub fn collector_urls(mut self, urls: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        self.collector_urls = urls.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// A tag of the reporter (every report carries it), such as a deployment or a version.
+    /// The `lightstep.` prefix is the tracer's: `lightstep.guid` is refused, other
+    /// `lightstep.` tags replace the tracer's own value (as in the Go tracer).
+    #[must_use]
+    pub fn tag(mut self, key: impl Into<Str>, value: impl Into<TagValue>) -> Self {
+        let tag = Tag::new(key, value);
+        self.tags.retain(|t| t.key != tag.key);
+        self.tags.push(tag);
+        self
+    }
+
+    /// The most finished spans the reporter holds (buffered, in a report being sent, or
+    /// waiting to be retried). Beyond it the newest span is dropped and counted.
+    #[must_use]
+    pub fn max_buffered_spans(mut self, max: usize) -> Self {
+        self.max_buffered_spans = max;
+        self
+    }
+
+    /// How often buffered spans are reported.
+    #[must_use]
+    pub fn reporting_period(mut self, period: Duration) -> Self {
+        self.reporting_period = period;
+        self
+    }
+
+    /// The shortest time between two reports sent early because the buffer was half full.
+    #[must_use]
+    pub fn min_reporting_period(mut self, period: Duration) -> Self {
+        self.min_reporting_period = period;
+        self
+    }
+
+    /// How long one report may take (connecting, sending, waiting for the answer).
+    #[must_use]
+    pub fn report_timeout(mut self, timeout: Duration) -> Self {
+        self.report_timeout = timeout;
+        self
+    }
+
+    /// How many times a report is tried before its spans are dropped and counted (at least
+    /// 1). Failed attempts back off from the min reporting period, doubling up to the
+    /// reporting period, and move on to another satellite when there are several.
+    #[must_use]
+    pub fn max_report_attempts(mut self, attempts: u32) -> Self {
+        self.max_report_attempts = attempts;
+        self
+    }
+
+    /// The longest tag or log key, in bytes; longer keys are truncated (on a character
+    /// boundary).
+    #[must_use]
+    pub fn max_log_key_len(mut self, max: usize) -> Self {
+        self.max_log_key_len = max;
+        self
+    }
+
+    /// The longest string tag or log value, in bytes; longer values are truncated (on a
+    /// character boundary).
+    #[must_use]
+    pub fn max_log_value_len(mut self, max: usize) -> Self {
+        self.max_log_value_len = max;
+        self
+    }
+
+    /// The most logs a span keeps; later ones are dropped and counted (`logs.dropped`).
+    #[must_use]
+    pub fn max_logs_per_span(mut self, max: usize) -> Self {
+        self.max_logs_per_span = max;
+        self
+    }
+
+    /// Reports spans without their logs.
+    #[must_use]
+    pub fn drop_span_logs(mut self, drop: bool) -> Self {
+        self.drop_span_logs = drop;
+        self
+    }
+
+    /// Sends this tracer's events to `handler` instead of the process-wide handler set with
+    /// [`set_event_handler`](super::set_event_handler).
+    #[must_use]
+    pub fn event_handler(mut self, handler: impl Fn(&Event) + Send + Sync + 'static) -> Self {
+        self.event_handler = Some(Arc::new(handler));
+        self
+    }
+
+    /// Checks the options and resolves the defaults. Returns the configuration and the
+    /// warnings to emit once the tracer runs.
+    pub(crate) fn validate(self) -> Result<(Config, Vec<Event>), InitError> {
+        let token = self.access_token.trim().to_owned();
+        if token.is_empty() {
+            return Err(InitError::MissingAccessToken);
+        }
+        if reqwest::header::HeaderValue::from_str(&token).is_err() {
+            return Err(InitError::InvalidOption {
+                option: "access_token",
+                reason: "contains characters an HTTP header cannot carry".into(),
+            });
+        }
+        let mut warnings = Vec::new();
+        let component_name = match self.component_name {
+            Some(name) => name,
+            None => {
+                let name = identity::executable_name().unwrap_or_default();
+                warnings.push(Event::Warning {
+                    message: format!(
+                        "no component name set (Options::component_name or LS_SERVICE_NAME): \
+                         reporting as {name:?}, the executable's name"
+                    ),
+                });
+                name
+            }
+        };
+        let urls = if self.collector_urls.is_empty() {
+            vec![DEFAULT_COLLECTOR_URL.to_owned()]
+        } else {
+            self.collector_urls
+        };
+        let endpoints = urls
+            .iter()
+            .map(|u| parse_collector_url(u, &token))
+            .collect::<Result<Vec<_>, _>>()?;
+        let reporter_tags = identity::reporter_tags(&component_name, &self.tags)?;
+        let checks: [(&'static str, bool, &str); 5] = [
+            (
+                "max_buffered_spans",
+                self.max_buffered_spans == 0,
+                "must be at least 1",
+            ),
+            (
+                "reporting_period",
+                self.reporting_period.is_zero(),
+                "must be longer than zero",
+            ),
+            (
+                "min_reporting_period",
+                self.min_reporting_period > self.reporting_period,
+                "must not be longer than the reporting period",
+            ),
+            (
+                "report_timeout",
+                self.report_timeout.is_zero(),
+                "must be longer than zero",
+            ),
+            (
+                "max_report_attempts",
+                self.max_report_attempts == 0,
+                "must be at least 1",
+            ),
+        ];
+        if let Some((option, _, reason)) = checks.into_iter().find(|(_, bad, _)| *bad) {
+            return Err(InitError::InvalidOption {
+                option,
+                reason: reason.into(),
+            });
+        }
+        Ok((
+            Config {
+                access_token: token,
+                component_name,
+                endpoints,
+                reporter_tags,
+                max_buffered_spans: self.max_buffered_spans,
+                reporting_period: self.reporting_period,
+                min_reporting_period: self.min_reporting_period,
+                report_timeout: self.report_timeout,
+                max_report_attempts: self.max_report_attempts,
+                limits: Limits {
+                    max_key_len: self.max_log_key_len,
+                    max_value_len: self.max_log_value_len,
+                    max_logs_per_span: self.max_logs_per_span,
+                    drop_logs: self.drop_span_logs,
+                },
+                event_handler: self.event_handler,
+                max_report_bytes: self.max_report_bytes,
+            },
+            warnings,
+        ))
+    }
+}
+
+impl fmt::Debug for Options {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Rendered whole, then redacted: a token pasted into a URL or a tag does not show either.
+        let text = if f.alternate() {
+            format!("{:#?}", ShowOptions(self))
+        } else {
+            format!("{:?}", ShowOptions(self))
+        };
+        f.write_str(&redact(&text, self.access_token.trim()))
+    }
+}
+
+struct ShowOptions<'a>(&'a Options);
+
+impl fmt::Debug for ShowOptions<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let o = self.0;
+        f.debug_struct("Options")
+            .field("access_token", &"<redacted>")
+            .field("component_name", &o.component_name)
+            .field("collector_urls", &o.collector_urls)
+            .field("tags", &o.tags)
+            .field("max_buffered_spans", &o.max_buffered_spans)
+            .field("reporting_period", &o.reporting_period)
+            .field("min_reporting_period", &o.min_reporting_period)
+            .field("report_timeout", &o.report_timeout)
+            .field("max_report_attempts", &o.max_report_attempts)
+            .field("max_log_key_len", &o.max_log_key_len)
+            .field("max_log_value_len", &o.max_log_value_len)
+            .field("max_logs_per_span", &o.max_logs_per_span)
+            .field("drop_span_logs", &o.drop_span_logs)
+            .field("event_handler", &o.event_handler.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Checked options, as the reporter uses them.
+pub(crate) struct Config {
+    pub(crate) access_token: String,
+    pub(crate) component_name: String,
+    pub(crate) endpoints: Vec<Url>,
+    pub(crate) reporter_tags: Vec<KeyValue>,
+    pub(crate) max_buffered_spans: usize,
+    pub(crate) reporting_period: Duration,
+    pub(crate) min_reporting_period: Duration,
+    pub(crate) report_timeout: Duration,
+    pub(crate) max_report_attempts: u32,
+    pub(crate) limits: Limits,
+    pub(crate) event_handler: Option<EventHandler>,
+    pub(crate) max_report_bytes: usize,
+}
+
+/// Replaces every occurrence of the token in text about to be shown.
+pub(crate) fn redact(text: &str, token: &str) -> String {
+    if token.is_empty() {
+        text.to_owned()
+    } else {
+        text.replace(token, "<redacted>")
+    }
+}
+
+/// Parses a collector URL: `http` or `https`, a host, no credentials; an empty path becomes
+/// [`REPORT_PATH`].
+fn parse_collector_url(raw: &str, token: &str) -> Result<Url, InitError> {
+    let invalid = |reason: &str| InitError::InvalidCollectorUrl {
+        url: redact(raw, token),
+        reason: reason.to_owned(),
+    };
+    let mut url = Url::parse(raw.trim()).map_err(|e| invalid(&e.to_string()))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(invalid("the scheme must be http or https"));
+    }
+    if url.host_str().map_or(true, str::is_empty) {
+        return Err(invalid("no host"));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(invalid(
+            "credentials do not belong in the URL: the access token is sent in a header",
+        ));
+    }
+    if url.path().is_empty() || url.path() == "/" {
+        url.set_path(REPORT_PATH);
+    }
+    Ok(url)
+}
+
+/// Why `init` refused to start a tracer. Never shows the access token.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum InitError {
+    /// No access token was given (`Options::new("")`, or `LS_ACCESS_TOKEN` unset).
+    MissingAccessToken,
+    /// The component name is empty.
+    EmptyComponentName,
+    /// A collector URL cannot be used.
+    InvalidCollectorUrl {
+        /// The URL as given.
+        url: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A reporter tag uses a key that the tracer reserves.
+    ReservedTag {
+        /// The key.
+        key: String,
+    },
+    /// A setting is out of range.
+    InvalidOption {
+        /// The setting's name (the `Options` method).
+        option: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A tracer (or another recorder) is already installed in this process; it keeps working.
+    AlreadyInitialized,
+    /// The reporter could not start (its thread, runtime or HTTP client).
+    Start(String),
+}
+
+impl fmt::Display for InitError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            InitError::MissingAccessToken => f.write_str(
+                "no access token: pass one to Options::new or set LS_ACCESS_TOKEN",
+            ),
+            InitError::EmptyComponentName => f.write_str(
+                "the component name is empty: set Options::component_name or LS_SERVICE_NAME",
+            ),
+            InitError::InvalidCollectorUrl { url, reason } => {
+                write!(f, "invalid collector URL {url:?}: {reason}")
+            }
+            InitError::ReservedTag { key } => {
+                write!(f, "the reporter tag {key:?} is reserved for the tracer")
+            }
+            InitError::InvalidOption { option, reason } => {
+                write!(f, "invalid option {option}: {reason}")
+            }
+            InitError::AlreadyInitialized => f.write_str(
+                "lstrace is already initialised in this process (the first tracer keeps running)",
+            ),
+            InitError::Start(reason) => write!(f, "the lstrace reporter could not start: {reason}"),
+        }
+    }
+}
+
+impl std::error::Error for InitError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::key_value::Value;
+    use std::collections::HashMap;
+
+    fn tag<'a>(tags: &'a [KeyValue], key: &str) -> Option<&'a Value> {
+        tags.iter()
+            .find(|t| t.key == key)
+            .and_then(|t| t.value.as_ref())
+    }
+
+    #[test]
+    fn defaults_follow_the_go_tracer() {
+        let (config, warnings) = Options::new("t").validate().unwrap();
+        assert_eq!(config.endpoints[0].as_str(), "https://collector.lightstep.com/api/v2/reports");
+        assert_eq!(config.endpoints[0].port_or_known_default(), Some(443));
+        assert_eq!(config.max_buffered_spans, 1000);
+        assert_eq!(config.reporting_period, Duration::from_millis(2500));
+        assert_eq!(config.min_reporting_period, Duration::from_millis(500));
+        assert_eq!(config.report_timeout, Duration::from_secs(30));
+        assert_eq!(config.limits.max_key_len, 256);
+        assert_eq!(config.limits.max_value_len, 1024);
+        assert_eq!(config.limits.max_logs_per_span, 500);
+        assert!(!config.limits.drop_logs);
+        // The component name defaults to the executable's name, with a warning.
+        let exe = identity::executable_name().unwrap();
+        assert_eq!(config.component_name, exe);
+        assert!(matches!(&warnings[..], [Event::Warning { message }] if message.contains(&exe)));
+    }
+
+    #[test]
+    fn builder_sets_every_option() {
+        let (config, warnings) = Options::new("t")
+            .component_name("svc")
+            .collector_urls(["http://127.0.0.1:8360", "https://b.example:9000/custom"])
+            .tag("deployment", "canary")
+            .max_buffered_spans(7)
+            .reporting_period(Duration::from_secs(5))
+            .min_reporting_period(Duration::from_secs(1))
+            .report_timeout(Duration::from_secs(2))
+            .max_report_attempts(5)
+            .max_log_key_len(10)
+            .max_log_value_len(20)
+            .max_logs_per_span(3)
+            .drop_span_logs(true)
+            .validate()
+            .unwrap();
+        assert!(warnings.is_empty());
+        assert_eq!(config.component_name, "svc");
+        let urls: Vec<&str> = config.endpoints.iter().map(Url::as_str).collect();
+        assert_eq!(
+            urls,
+            ["http://127.0.0.1:8360/api/v2/reports", "https://b.example:9000/custom"]
+        );
+        assert_eq!(
+            tag(&config.reporter_tags, "deployment"),
+            Some(&Value::StringValue("canary".into()))
+        );
+        assert_eq!(config.max_buffered_spans, 7);
+        assert_eq!(config.reporting_period, Duration::from_secs(5));
+        assert_eq!(config.min_reporting_period, Duration::from_secs(1));
+        assert_eq!(config.report_timeout, Duration::from_secs(2));
+        assert_eq!(config.max_report_attempts, 5);
+        assert_eq!(
+            (
+                config.limits.max_key_len,
+                config.limits.max_value_len,
+                config.limits.max_logs_per_span,
+                config.limits.drop_logs
+            ),
+            (10, 20, 3, true)
+        );
+    }
+
+    #[test]
+    fn reads_the_environment() {
+        let vars: HashMap<&str, &str> = [
+            ("LS_ACCESS_TOKEN", "env-token"),
+            ("LS_SERVICE_NAME", "env-svc"),
+            ("LS_COLLECTOR_URL", "http://127.0.0.1:1, http://127.0.0.1:2,"),
+        ]
+        .into();
+        let options = Options::from_vars(|k| vars.get(k).map(|v| (*v).to_owned()));
+        let (config, _) = options.validate().unwrap();
+        assert_eq!(config.access_token, "env-token");
+        assert_eq!(config.component_name, "env-svc");
+        assert_eq!(config.endpoints.len(), 2);
+        assert_eq!(config.endpoints[1].port(), Some(2));
+
+        let empty = Options::from_vars(|_| None);
+        assert_eq!(empty.validate().err(), Some(InitError::MissingAccessToken));
+    }
+
+    #[test]
+    fn bad_input_is_a_clear_error() {
+        let base = || Options::new("secret-token").component_name("svc");
+        assert_eq!(
+            Options::new("  ").validate().err(),
+            Some(InitError::MissingAccessToken)
+        );
+        assert_eq!(
+            base().component_name("").validate().err(),
+            Some(InitError::EmptyComponentName)
+        );
+        for url in ["not a url", "ftp://host", "localhost:8360", "http://user:pw@host"] {
+            let err = base().collector_url(url).validate().err().unwrap();
+            assert!(
+                matches!(&err, InitError::InvalidCollectorUrl { .. }),
+                "{url}: {err}"
+            );
+        }
+        assert_eq!(
+            base().tag("lightstep.guid", "1").validate().err(),
+            Some(InitError::ReservedTag {
+                key: "lightstep.guid".into()
+            })
+        );
+        for (options, name) in [
+            (base().max_buffered_spans(0), "max_buffered_spans"),
+            (base().reporting_period(Duration::ZERO), "reporting_period"),
+            (
+                base().min_reporting_period(Duration::from_secs(10)),
+                "min_reporting_period",
+            ),
+            (base().report_timeout(Duration::ZERO), "report_timeout"),
+            (base().max_report_attempts(0), "max_report_attempts"),
+        ] {
+            match options.validate().err() {
+                Some(InitError::InvalidOption { option, .. }) => assert_eq!(option, name),
+                other => panic!("{name}: {other:?}"),
+            }
+        }
+        let err = Options::new("bad\ntoken").validate().err().unwrap();
+        assert!(!err.to_string().contains("bad\ntoken"));
+    }
+
+    #[test]
+    fn the_token_never_shows() {
+        let token = "tok-3f9a1c";
+        let options = Options::new(token).collector_url(format!("http://{token}.invalid:1"));
+        assert!(!format!("{options:?}").contains(token));
+        // Even a URL that (wrongly) contains the token is redacted in the error.
+        let err = Options::new(token)
+            .collector_url(format!("nonsense {token}"))
+            .validate()
+            .err()
+            .unwrap();
+        assert!(!err.to_string().contains(token), "{err}");
+        assert!(!format!("{err:?}").contains(token), "{err:?}");
+    }
+}
