@@ -188,7 +188,10 @@ pub(crate) mod tests {
             protocol::Relationship::FollowsFrom as i32
         );
         let parent = span.references[0].span_context.as_ref().unwrap();
-        assert_eq!((parent.trace_id, parent.span_id), (0x1111_2222_3333_4444, 0x44));
+        assert_eq!(
+            (parent.trace_id, parent.span_id),
+            (0x1111_2222_3333_4444, 0x44)
+        );
         let start = span.start_timestamp.unwrap();
         assert_eq!((start.seconds, start.nanos), (1_700_000_000, 123_456_789));
         assert_eq!(span.duration_micros, 2_999);
@@ -228,7 +231,9 @@ pub(crate) mod tests {
             max_logs_per_span: 2,
             drop_logs: false,
         };
-        let tags: TagList = [("long-key", TagValue::from("ünïcödé"))].into_iter().collect();
+        let tags: TagList = [("long-key", TagValue::from("ünïcödé"))]
+            .into_iter()
+            .collect();
         let logs: Vec<LogRecord> = (0..4i64)
             .map(|i| LogRecord {
                 unix_nanos: 1_000_000_000 + i as u64,
@@ -252,7 +257,13 @@ pub(crate) mod tests {
         // Three dropped while recording, two more cut here.
         assert_eq!(encoded.logs_dropped, 5);
 
-        let encoded = span(&record, &Limits { drop_logs: true, ..limits });
+        let encoded = span(
+            &record,
+            &Limits {
+                drop_logs: true,
+                ..limits
+            },
+        );
         assert!(encoded.span.logs.is_empty());
         assert_eq!(encoded.logs_dropped, 0);
     }

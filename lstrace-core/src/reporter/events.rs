@@ -300,6 +300,22 @@ mod tests {
     }
 
     #[test]
+    fn without_a_handler_only_the_first_error_is_printed() {
+        // No global handler is set in this test binary.
+        let events = Events::new(None);
+        events.emit(&Event::Warning {
+            message: "not an error".into(),
+        });
+        assert!(!events.printed_error.load(Ordering::Relaxed));
+        let error = Event::EncodingError {
+            message: "printed once, to stderr".into(),
+        };
+        events.emit(&error);
+        assert!(events.printed_error.load(Ordering::Relaxed));
+        events.emit(&error);
+    }
+
+    #[test]
     fn retry_policy_follows_the_error() {
         assert!(ReportError::Connection("refused".into()).is_retryable());
         assert!(ReportError::Timeout.is_retryable());

@@ -53,7 +53,10 @@ fn command_line() -> String {
 
 /// The reporter tags: the tracer's own, then the user's (which may replace them, except
 /// `lightstep.guid`, which is refused). The component name must end up a non-empty string.
-pub(crate) fn reporter_tags(component_name: &str, user: &[Tag]) -> Result<Vec<KeyValue>, InitError> {
+pub(crate) fn reporter_tags(
+    component_name: &str,
+    user: &[Tag],
+) -> Result<Vec<KeyValue>, InitError> {
     let builtin = [
         (COMPONENT_NAME, component_name.to_owned()),
         (HOSTNAME, hostname()),

@@ -116,8 +116,11 @@ pub(crate) struct Shared {
     /// True once installed as the process's recorder: only then does the reporter drain the
     /// rings (and stop the collector on close or disable).
     pub(crate) installed: AtomicBool,
-    /// Closed or disabled: spans are refused.
+    /// Closing, closed or disabled: [`Tracer::is_stopped`].
     pub(crate) stopped: AtomicBool,
+    /// The reporter thread is gone (or disabled): spans are refused. Closing still accepts
+    /// what the final drain brings.
+    pub(crate) refusing: AtomicBool,
 }
 
 /// The counters behind [`Stats`].
@@ -179,12 +182,13 @@ impl Shared {
     /// Encodes spans into the buffer, dropping (and counting) what does not fit.
     fn record(&self, spans: &mut dyn Iterator<Item = SpanRecord>) {
         let counters = &self.counters;
-        if self.stopped.load(Ordering::Acquire) {
+        let max = self.config.max_buffered_spans as u64;
+        let mut buffer = self.buffer();
+        // Checked under the lock: the reporter sets it before it empties the buffer.
+        if self.refusing.load(Ordering::Acquire) {
             counters.drop_spans(spans.count() as u64, DropReason::Stopped);
             return;
         }
-        let max = self.config.max_buffered_spans as u64;
-        let mut buffer = self.buffer();
         for record in spans {
             counters.received.fetch_add(1, Ordering::Relaxed);
             // Only this (locked) path adds to `held`, so the bound holds.
@@ -320,6 +324,7 @@ impl Tracer {
             wake_pending: AtomicBool::new(false),
             installed: AtomicBool::new(false),
             stopped: AtomicBool::new(false),
+            refusing: AtomicBool::new(false),
         });
         let worker = Worker::new(Arc::clone(&shared), transport);
         let (commands, receiver) = async_mpsc::unbounded_channel();

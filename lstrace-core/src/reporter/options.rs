@@ -22,7 +22,9 @@ pub const REPORT_PATH: &str = "/api/v2/reports";
 pub(crate) const MAX_REPORT_BYTES: usize = 4_000_000;
 
 /// Tracer settings. Start from [`Options::new`] (or [`Options::from_env`]) and change what
-/// you need; every setting defaults like the LightStep Go tracer's.
+/// you need; every setting defaults like the LightStep Go tracer's. Fields are private and
+/// every setting is a builder method, so settings (such as the propagators) can be added
+/// without breaking callers.
 ///
 /// ```
 /// use std::time::Duration;
@@ -442,9 +444,9 @@ pub enum InitError {
 impl fmt::Display for InitError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            InitError::MissingAccessToken => f.write_str(
-                "no access token: pass one to Options::new or set LS_ACCESS_TOKEN",
-            ),
+            InitError::MissingAccessToken => {
+                f.write_str("no access token: pass one to Options::new or set LS_ACCESS_TOKEN")
+            }
             InitError::EmptyComponentName => f.write_str(
                 "the component name is empty: set Options::component_name or LS_SERVICE_NAME",
             ),
@@ -482,7 +484,10 @@ mod tests {
     #[test]
     fn defaults_follow_the_go_tracer() {
         let (config, warnings) = Options::new("t").validate().unwrap();
-        assert_eq!(config.endpoints[0].as_str(), "https://collector.lightstep.com/api/v2/reports");
+        assert_eq!(
+            config.endpoints[0].as_str(),
+            "https://collector.lightstep.com/api/v2/reports"
+        );
         assert_eq!(config.endpoints[0].port_or_known_default(), Some(443));
         assert_eq!(config.max_buffered_spans, 1000);
         assert_eq!(config.reporting_period, Duration::from_millis(2500));
@@ -520,7 +525,10 @@ mod tests {
         let urls: Vec<&str> = config.endpoints.iter().map(Url::as_str).collect();
         assert_eq!(
             urls,
-            ["http://127.0.0.1:8360/api/v2/reports", "https://b.example:9000/custom"]
+            [
+                "http://127.0.0.1:8360/api/v2/reports",
+                "https://b.example:9000/custom"
+            ]
         );
         assert_eq!(
             tag(&config.reporter_tags, "deployment"),
@@ -547,7 +555,10 @@ mod tests {
         let vars: HashMap<&str, &str> = [
             ("LS_ACCESS_TOKEN", "env-token"),
             ("LS_SERVICE_NAME", "env-svc"),
-            ("LS_COLLECTOR_URL", "http://127.0.0.1:1, http://127.0.0.1:2,"),
+            (
+                "LS_COLLECTOR_URL",
+                "http://127.0.0.1:1, http://127.0.0.1:2,",
+            ),
         ]
         .into();
         let options = Options::from_vars(|k| vars.get(k).map(|v| (*v).to_owned()));
@@ -572,7 +583,12 @@ mod tests {
             base().component_name("").validate().err(),
             Some(InitError::EmptyComponentName)
         );
-        for url in ["not a url", "ftp://host", "localhost:8360", "http://user:pw@host"] {
+        for url in [
+            "not a url",
+            "ftp://host",
+            "localhost:8360",
+            "http://user:pw@host",
+        ] {
             let err = base().collector_url(url).validate().err().unwrap();
             assert!(
                 matches!(&err, InitError::InvalidCollectorUrl { .. }),

@@ -77,8 +77,14 @@ mod tests {
     fn backoff_doubles_up_to_the_cap() {
         let ms = Duration::from_millis;
         let waits: Vec<Duration> = (1..=6).map(|n| backoff(n, ms(500), ms(2500))).collect();
-        assert_eq!(waits, [ms(500), ms(1000), ms(2000), ms(2500), ms(2500), ms(2500)]);
-        assert_eq!(backoff(40, ms(1), Duration::from_secs(1)), Duration::from_secs(1));
+        assert_eq!(
+            waits,
+            [ms(500), ms(1000), ms(2000), ms(2500), ms(2500), ms(2500)]
+        );
+        assert_eq!(
+            backoff(40, ms(1), Duration::from_secs(1)),
+            Duration::from_secs(1)
+        );
         assert_eq!(backoff(0, ms(500), ms(2500)), ms(500));
     }
 

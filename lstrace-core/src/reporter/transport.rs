@@ -4,8 +4,8 @@
 use super::events::ReportError;
 use super::options::{redact, Config, InitError};
 use crate::protocol::ReportResponse;
-use reqwest::header::{HeaderMap, HeaderValue, ACCEPT, CONTENT_TYPE};
 use prost::Message;
+use reqwest::header::{HeaderMap, HeaderValue, ACCEPT, CONTENT_TYPE};
 use reqwest::Url;
 use std::error::Error as _;
 use std::future::Future;
@@ -37,12 +37,11 @@ impl Transport {
         let mut headers = HeaderMap::new();
         headers.insert(CONTENT_TYPE, HeaderValue::from_static(OCTET_STREAM));
         headers.insert(ACCEPT, HeaderValue::from_static(OCTET_STREAM));
-        let mut token = HeaderValue::from_str(&config.access_token).map_err(|_| {
-            InitError::InvalidOption {
+        let mut token =
+            HeaderValue::from_str(&config.access_token).map_err(|_| InitError::InvalidOption {
                 option: "access_token",
                 reason: "contains characters an HTTP header cannot carry".into(),
-            }
-        })?;
+            })?;
         // Keeps it out of the headers' Debug output.
         token.set_sensitive(true);
         headers.insert(ACCESS_TOKEN_HEADER, token);

@@ -180,11 +180,14 @@ impl Worker {
         loop {
             let now = Instant::now();
             self.expire_waiters(now);
-            if self.closed {
-                break;
-            }
             if in_flight.is_none() {
                 in_flight = self.start_next(now);
+            }
+            // After start_next, which may have found a queued report with nothing left to
+            // carry and resolved it.
+            self.complete_waiters();
+            if self.closed {
+                break;
             }
             self.emit_new_drops();
             let wake_at = tokio::time::Instant::from_std(self.next_wake(now, in_flight.is_some()));
@@ -209,7 +212,6 @@ impl Worker {
                 }
                 Step::Timer => self.on_timer(Instant::now()),
             }
-            self.complete_waiters();
         }
         drop(in_flight);
         self.shut_down();
@@ -251,16 +253,17 @@ impl Worker {
         )
     }
 
-    /// Turns the buffer into batches. With `report_drops`, an idle reporter that has drop
-    /// counts to tell sends a report without spans.
+    /// Turns the buffer into batches. With `report_drops`, drop counts that no queued batch
+    /// will carry get a report without spans (a batch in flight may have left before them).
     fn seal(&mut self, now: Instant, report_drops: bool) {
-        let chunks = self.shared.buffer().take();
-        let idle = chunks.is_empty() && self.queue.is_empty() && self.in_flight.is_none();
-        let chunks = if idle && report_drops && self.unreported_drops() != (0, 0) {
-            vec![Chunk::default()]
-        } else {
-            chunks
-        };
+        let mut chunks = self.shared.buffer().take();
+        if report_drops
+            && chunks.is_empty()
+            && self.queue.is_empty()
+            && self.unreported_drops() != (0, 0)
+        {
+            chunks.push(Chunk::default());
+        }
         for chunk in chunks {
             self.queue.push_back(Batch {
                 id: self.next_id,
@@ -281,9 +284,9 @@ impl Worker {
     /// The buffer is half full and the last report is at least the min period old.
     fn early_send_due(&self, now: Instant) -> bool {
         self.buffer_half_full()
-            && self
-                .last_send
-                .map_or(true, |t| now >= after(t, self.shared.config.min_reporting_period))
+            && self.last_send.map_or(true, |t| {
+                now >= after(t, self.shared.config.min_reporting_period)
+            })
     }
 
     /// Starts the next attempt, if one is due.
@@ -292,10 +295,16 @@ impl Worker {
             self.drain();
             self.seal(now, false);
         }
-        if self.queue.front()?.not_before > now {
-            return None;
-        }
-        let mut batch = self.queue.pop_front()?;
+        let mut batch = loop {
+            if self.queue.front()?.not_before > now {
+                return None;
+            }
+            let batch = self.queue.pop_front()?;
+            // A report for drop counts that an earlier report has carried meanwhile: done.
+            if batch.chunk.spans > 0 || self.unreported_drops() != (0, 0) {
+                break batch;
+            }
+        };
         let endpoint = self.endpoints.pick(now, &batch.tried);
         batch.carried = self.unreported_drops();
         let now_nanos = wall_clock_nanos();
@@ -317,7 +326,12 @@ impl Worker {
         }))
     }
 
-    fn on_answer(&mut self, mut batch: Batch, endpoint: usize, result: Result<Answer, ReportError>) {
+    fn on_answer(
+        &mut self,
+        mut batch: Batch,
+        endpoint: usize,
+        result: Result<Answer, ReportError>,
+    ) {
         self.in_flight = None;
         let now = Instant::now();
         let config = &self.shared.config;
@@ -345,7 +359,8 @@ impl Worker {
             }
             Err(error) => {
                 counters.reports_failed.fetch_add(1, Ordering::Relaxed);
-                self.endpoints.failed(endpoint, after(now, config.reporting_period));
+                self.endpoints
+                    .failed(endpoint, after(now, config.reporting_period));
                 batch.failed_attempts += 1;
                 batch.tried.push(endpoint);
                 let will_retry =
@@ -397,8 +412,9 @@ impl Worker {
         self.closed = true;
     }
 
-    /// Drops (and counts) every span held; returns how many.
+    /// Refuses spans from now on, and drops (and counts) every span held; returns how many.
     fn discard(&mut self) -> u64 {
+        self.shared.refusing.store(true, Ordering::Release);
         self.shared.buffer().take();
         self.queue.clear();
         let counters = &self.shared.counters;
@@ -418,8 +434,7 @@ impl Worker {
             .partition(|w| oldest.map_or(true, |o| o >= w.upto));
         self.waiters = waiting;
         for waiter in done {
-            self.closed |= waiter.close;
-            waiter.reply.send(true);
+            self.answer(waiter, true);
         }
     }
 
@@ -429,9 +444,18 @@ impl Worker {
             .partition(|w| w.deadline <= now);
         self.waiters = waiting;
         for waiter in expired {
-            self.closed |= waiter.close;
-            waiter.reply.send(false);
+            self.answer(waiter, false);
         }
+    }
+
+    fn answer(&mut self, waiter: Waiter, completed: bool) {
+        if waiter.close {
+            // Refuse spans before the closer hears back: what it sends afterwards is counted
+            // as dropped at once.
+            self.shared.refusing.store(true, Ordering::Release);
+            self.closed = true;
+        }
+        waiter.reply.send(completed);
     }
 
     /// When the loop must look again even if nothing happens.

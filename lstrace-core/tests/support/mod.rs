@@ -1,0 +1,87 @@
+//! Helpers shared by the reporter's end-to-end tests.
+#![allow(dead_code)] // Each test binary uses its own subset.
+
+use lstrace_core::protocol::{metrics_sample, ReportRequest};
+use lstrace_core::{Event, Options};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+/// The access token of every test: distinctive, so a leak is easy to spot.
+pub const TOKEN: &str = "tok-7f3a9c51e2d4-secret";
+
+/// Long enough for a slow shared machine; only an upper bound for "does not hang".
+pub const PATIENCE: Duration = Duration::from_secs(10);
+
+/// Options for a test: flushes drive the reports (the period is long), retries back off
+/// briefly, and events go to `events`.
+pub fn options(urls: &[String], events: &EventLog) -> Options {
+    Options::new(TOKEN)
+        .component_name("reporter-tests")
+        .collector_urls(urls.iter().cloned())
+        .reporting_period(Duration::from_secs(60))
+        .min_reporting_period(Duration::from_millis(20))
+        .report_timeout(Duration::from_secs(2))
+        .event_handler(events.handler())
+}
+
+/// Keeps a tracer's events, and wakes waiters when one arrives.
+#[derive(Clone, Default)]
+pub struct EventLog(Arc<(Mutex<Vec<Event>>, Condvar)>);
+
+impl EventLog {
+    pub fn new() -> Self {
+        EventLog::default()
+    }
+
+    pub fn handler(&self) -> impl Fn(&Event) + Send + Sync + 'static {
+        let log = self.clone();
+        move |event| {
+            let (events, added) = &*log.0;
+            events.lock().unwrap().push(event.clone());
+            added.notify_all();
+        }
+    }
+
+    pub fn events(&self) -> Vec<Event> {
+        self.0 .0.lock().unwrap().clone()
+    }
+
+    /// Waits until an event matches; true if one did in time.
+    pub fn wait_for(&self, matches: impl Fn(&Event) -> bool) -> bool {
+        let deadline = Instant::now() + PATIENCE;
+        let (events, added) = &*self.0;
+        let mut guard = events.lock().unwrap();
+        loop {
+            if guard.iter().any(&matches) {
+                return true;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            guard = added.wait_timeout(guard, left).unwrap().0;
+        }
+    }
+}
+
+/// An internal-metrics count of a report.
+pub fn count(report: &ReportRequest, name: &str) -> Option<i64> {
+    report
+        .internal_metrics
+        .as_ref()?
+        .counts
+        .iter()
+        .find(|c| c.name == name)
+        .and_then(|c| match c.value {
+            Some(metrics_sample::Value::IntValue(v)) => Some(v),
+            _ => None,
+        })
+}
+
+/// The URL of a port where nothing listens (connections are refused).
+pub fn dead_url() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    drop(listener);
+    url
+}
