@@ -10,8 +10,8 @@ mod support;
 
 use lstrace_core::protocol::{self, key_value::Value, ReportRequest};
 use lstrace_core::reporter::{
-    DropReason, ReportError, ReportFailure, StatusReport, ACCESS_TOKEN_HEADER, COMPONENT_NAME,
-    TRACER_PLATFORM, TRACER_PLATFORM_VERSION, TRACER_VERSION,
+    DropReason, ReportError, ReportFailure, StatusReport, COMPONENT_NAME, TRACER_PLATFORM,
+    TRACER_PLATFORM_VERSION, TRACER_VERSION,
 };
 use lstrace_core::satellite::{Behaviour, LocalSatellite};
 use lstrace_core::testing::TestRecorder;

@@ -4,8 +4,10 @@
 
 mod support;
 
+use lstrace_core::propagation::{self, Format};
 use lstrace_core::satellite::LocalSatellite;
 use lstrace_core::{collector, init, span, Event, InitError, Options};
+use std::collections::HashMap;
 use std::time::Duration;
 use support::{count, EventLog, PATIENCE, TOKEN};
 
@@ -33,8 +35,15 @@ fn the_process_tracer_from_init_to_close() {
     );
     assert!(collector::installed().is_none());
 
-    let tracer = init(options()).unwrap();
+    let tracer = init(options().propagators([Format::B3Single].into_iter().collect())).unwrap();
     assert!(lstrace_core::tracer().is_some());
+    // The propagators chosen at init are the process's.
+    let mut headers = HashMap::new();
+    let root = span("propagated").start_detached();
+    propagation::inject(&root.context().unwrap(), &mut headers);
+    assert_eq!(headers.keys().collect::<Vec<_>>(), ["b3"]);
+    drop(root);
+
     let second = init(options().component_name("second")).unwrap_err();
     assert_eq!(second, InitError::AlreadyInitialized);
     assert!(second.to_string().contains("already initialised"));
@@ -51,8 +60,11 @@ fn the_process_tracer_from_init_to_close() {
     .unwrap();
     let flushed = lstrace_core::flush(PATIENCE);
     assert!(!flushed.timed_out && !flushed.stopped);
-    assert_eq!(flushed.spans_sent, 3);
-    assert_eq!(satellite.tree(), "root\n  child [n=1]\non a thread\n");
+    assert_eq!(flushed.spans_sent, 4);
+    assert_eq!(
+        satellite.tree(),
+        "propagated\nroot\n  child [n=1]\non a thread\n"
+    );
     assert!(events.wait_for(|e| matches!(e, Event::ReportSent(_))));
 
     // A burst bigger than a thread's ring: the reporter drains it as it fills. Whatever it

@@ -1,7 +1,7 @@
 //! Who is reporting: the reporter tags every report carries.
 
 use super::encode::{key_value, Limits};
-use super::options::InitError;
+use super::options::{redact, InitError};
 use crate::protocol::{key_value::Value, KeyValue};
 use crate::tag::Tag;
 
@@ -53,14 +53,16 @@ fn command_line() -> String {
 
 /// The reporter tags: the tracer's own, then the user's (which may replace them, except
 /// `lightstep.guid`, which is refused). The component name must end up a non-empty string.
+/// A token passed on the command line is not repeated in `lightstep.command_line`.
 pub(crate) fn reporter_tags(
     component_name: &str,
     user: &[Tag],
+    token: &str,
 ) -> Result<Vec<KeyValue>, InitError> {
     let builtin = [
         (COMPONENT_NAME, component_name.to_owned()),
         (HOSTNAME, hostname()),
-        (COMMAND_LINE, command_line()),
+        (COMMAND_LINE, redact(&command_line(), token)),
         (TRACER_PLATFORM, "rust".to_owned()),
         (TRACER_PLATFORM_VERSION, RUSTC_VERSION.to_owned()),
         (TRACER_VERSION, env!("CARGO_PKG_VERSION").to_owned()),
@@ -113,7 +115,7 @@ mod tests {
 
     #[test]
     fn carries_the_tracer_identity() {
-        let tags = reporter_tags("svc", &[]).unwrap();
+        let tags = reporter_tags("svc", &[], "tok").unwrap();
         assert_eq!(string(&tags, COMPONENT_NAME), "svc");
         assert_eq!(string(&tags, TRACER_PLATFORM), "rust");
         assert!(string(&tags, TRACER_PLATFORM_VERSION).starts_with("rustc "));
@@ -129,7 +131,7 @@ mod tests {
             Tag::new(HOSTNAME, "pod-7"),
             Tag::new(COMPONENT_NAME, "renamed"),
         ];
-        let tags = reporter_tags("svc", &user).unwrap();
+        let tags = reporter_tags("svc", &user, "tok").unwrap();
         assert_eq!(value(&tags, "replicas"), Some(&Value::IntValue(3)));
         assert_eq!(string(&tags, HOSTNAME), "pod-7");
         assert_eq!(string(&tags, COMPONENT_NAME), "renamed");
@@ -139,12 +141,15 @@ mod tests {
     #[test]
     fn refuses_guid_and_an_empty_component() {
         assert_eq!(
-            reporter_tags("svc", &[Tag::new(GUID, 1)]),
+            reporter_tags("svc", &[Tag::new(GUID, 1)], "tok"),
             Err(InitError::ReservedTag { key: GUID.into() })
         );
-        assert_eq!(reporter_tags(" ", &[]), Err(InitError::EmptyComponentName));
         assert_eq!(
-            reporter_tags("svc", &[Tag::new(COMPONENT_NAME, 5)]),
+            reporter_tags(" ", &[], "tok"),
+            Err(InitError::EmptyComponentName)
+        );
+        assert_eq!(
+            reporter_tags("svc", &[Tag::new(COMPONENT_NAME, 5)], "tok"),
             Err(InitError::EmptyComponentName)
         );
     }

@@ -237,8 +237,9 @@ struct Handle {
 
 static GLOBAL: OnceCell<Tracer> = OnceCell::new();
 
-/// Starts the process's tracer: checks the options, starts the reporter thread, and installs
-/// the tracer as the recorder of every span. Call it once, early in `main`.
+/// Starts the process's tracer: checks the options, starts the reporter thread, installs
+/// the tracer as the recorder of every span, and makes the options' propagators (if set)
+/// the process's. Call it once, early in `main`.
 ///
 /// # Errors
 /// A clear [`InitError`] for a missing token, an empty component name, an unusable collector
@@ -256,6 +257,9 @@ pub fn init(options: Options) -> Result<Tracer, InitError> {
     let shared = tracer.shared();
     shared.installed.store(true, Ordering::Release);
     collector::set_max_logs_per_span(shared.config.limits.max_logs_per_span);
+    if let Some(stack) = &shared.config.propagators {
+        crate::propagation::set_global_stack(stack.clone());
+    }
     // Only the first successful install gets here.
     let _ = GLOBAL.set(tracer.clone());
     for warning in &warnings {

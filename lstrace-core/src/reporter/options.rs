@@ -4,6 +4,7 @@
 use super::encode::Limits;
 use super::events::{Event, EventHandler};
 use super::identity;
+use crate::propagation::PropagatorStack;
 use crate::protocol::KeyValue;
 use crate::tag::{Str, Tag, TagValue};
 use reqwest::Url;
@@ -22,9 +23,7 @@ pub const REPORT_PATH: &str = "/api/v2/reports";
 pub(crate) const MAX_REPORT_BYTES: usize = 4_000_000;
 
 /// Tracer settings. Start from [`Options::new`] (or [`Options::from_env`]) and change what
-/// you need; every setting defaults like the LightStep Go tracer's. Fields are private and
-/// every setting is a builder method, so settings (such as the propagators) can be added
-/// without breaking callers.
+/// you need; every setting defaults like the LightStep Go tracer's.
 ///
 /// ```
 /// use std::time::Duration;
@@ -52,6 +51,7 @@ pub struct Options {
     pub(crate) max_logs_per_span: usize,
     pub(crate) drop_span_logs: bool,
     pub(crate) event_handler: Option<EventHandler>,
+    pub(crate) propagators: Option<PropagatorStack>,
     /// Not a public setting: lets unit tests split reports without megabytes of spans.
     pub(crate) max_report_bytes: usize,
 }
@@ -88,6 +88,7 @@ impl Options {
             max_logs_per_span: 500,
             drop_span_logs: false,
             event_handler: None,
+            propagators: None,
             max_report_bytes: MAX_REPORT_BYTES,
         }
     }
@@ -227,6 +228,15 @@ impl Options {
         self
     }
 
+    /// The propagation formats `init` makes the process's default (see
+    /// [`propagation::set_global_stack`](crate::propagation::set_global_stack)). Unset, the
+    /// default stays: LightStep, W3C trace context, B3 multi-header.
+    #[must_use]
+    pub fn propagators(mut self, stack: PropagatorStack) -> Self {
+        self.propagators = Some(stack);
+        self
+    }
+
     /// Checks the options and resolves the defaults. Returns the configuration and the
     /// warnings to emit once the tracer runs.
     pub(crate) fn validate(self) -> Result<(Config, Vec<Event>), InitError> {
@@ -263,7 +273,7 @@ impl Options {
             .iter()
             .map(|u| parse_collector_url(u, &token))
             .collect::<Result<Vec<_>, _>>()?;
-        let reporter_tags = identity::reporter_tags(&component_name, &self.tags)?;
+        let reporter_tags = identity::reporter_tags(&component_name, &self.tags, &token)?;
         let checks: [(&'static str, bool, &str); 5] = [
             (
                 "max_buffered_spans",
@@ -315,6 +325,7 @@ impl Options {
                     drop_logs: self.drop_span_logs,
                 },
                 event_handler: self.event_handler,
+                propagators: self.propagators,
                 max_report_bytes: self.max_report_bytes,
             },
             warnings,
@@ -354,6 +365,7 @@ impl fmt::Debug for ShowOptions<'_> {
             .field("max_logs_per_span", &o.max_logs_per_span)
             .field("drop_span_logs", &o.drop_span_logs)
             .field("event_handler", &o.event_handler.is_some())
+            .field("propagators", &o.propagators)
             .finish_non_exhaustive()
     }
 }
@@ -371,6 +383,7 @@ pub(crate) struct Config {
     pub(crate) max_report_attempts: u32,
     pub(crate) limits: Limits,
     pub(crate) event_handler: Option<EventHandler>,
+    pub(crate) propagators: Option<PropagatorStack>,
     pub(crate) max_report_bytes: usize,
 }
 
@@ -394,7 +407,7 @@ fn parse_collector_url(raw: &str, token: &str) -> Result<Url, InitError> {
     if !matches!(url.scheme(), "http" | "https") {
         return Err(invalid("the scheme must be http or https"));
     }
-    if url.host_str().map_or(true, str::is_empty) {
+    if url.host_str().is_none_or(str::is_empty) {
         return Err(invalid("no host"));
     }
     if !url.username().is_empty() || url.password().is_some() {

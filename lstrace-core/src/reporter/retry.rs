@@ -35,7 +35,7 @@ impl Endpoints {
     }
 
     fn healthy(&self, endpoint: usize, now: Instant) -> bool {
-        self.failing_until[endpoint].map_or(true, |until| until <= now)
+        self.failing_until[endpoint].is_none_or(|until| until <= now)
     }
 
     /// The collector for the next attempt: the next healthy one in turn that this report has

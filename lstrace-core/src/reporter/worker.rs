@@ -284,9 +284,9 @@ impl Worker {
     /// The buffer is half full and the last report is at least the min period old.
     fn early_send_due(&self, now: Instant) -> bool {
         self.buffer_half_full()
-            && self.last_send.map_or(true, |t| {
-                now >= after(t, self.shared.config.min_reporting_period)
-            })
+            && self
+                .last_send
+                .is_none_or(|t| now >= after(t, self.shared.config.min_reporting_period))
     }
 
     /// Starts the next attempt, if one is due.
@@ -431,7 +431,7 @@ impl Worker {
         let oldest = self.oldest_outstanding();
         let (done, waiting): (Vec<Waiter>, Vec<Waiter>) = std::mem::take(&mut self.waiters)
             .into_iter()
-            .partition(|w| oldest.map_or(true, |o| o >= w.upto));
+            .partition(|w| oldest.is_none_or(|o| o >= w.upto));
         self.waiters = waiting;
         for waiter in done {
             self.answer(waiter, true);
