@@ -131,7 +131,8 @@ pub(crate) struct Worker {
     header: ReportRequest,
     /// Sealed batches, oldest first; a retried batch goes back to the front.
     queue: VecDeque<Batch>,
-    in_flight: Option<u64>,
+    /// The batch being sent (the attempt itself is a future owned by `run`).
+    in_flight_id: Option<u64>,
     next_id: u64,
     waiters: Vec<Waiter>,
     next_report: Instant,
@@ -162,7 +163,7 @@ impl Worker {
             next_report: after(now, config.reporting_period),
             transport,
             queue: VecDeque::new(),
-            in_flight: None,
+            in_flight_id: None,
             next_id: 0,
             waiters: Vec::new(),
             last_send: None,
@@ -315,7 +316,7 @@ impl Worker {
             batch.carried.1,
         ));
         let body = report_bytes(&self.header, &batch.chunk);
-        self.in_flight = Some(batch.id);
+        self.in_flight_id = Some(batch.id);
         self.last_send = Some(now);
         let send = self
             .transport
@@ -332,7 +333,7 @@ impl Worker {
         endpoint: usize,
         result: Result<Answer, ReportError>,
     ) {
-        self.in_flight = None;
+        self.in_flight_id = None;
         let now = Instant::now();
         let config = &self.shared.config;
         let counters = &self.shared.counters;
@@ -424,7 +425,11 @@ impl Worker {
     }
 
     fn oldest_outstanding(&self) -> Option<u64> {
-        self.queue.iter().map(|b| b.id).chain(self.in_flight).min()
+        self.queue
+            .iter()
+            .map(|b| b.id)
+            .chain(self.in_flight_id)
+            .min()
     }
 
     fn complete_waiters(&mut self) {
