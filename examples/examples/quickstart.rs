@@ -43,8 +43,11 @@ async fn handle_checkout(order_id: u64) -> Result<u64, PaymentError> {
     lstrace::tag("order.total", total);
     // A spawned task does not inherit task-locals: lstrace::spawn hands it the current span.
     let receipt = lstrace::spawn(send_receipt(order_id));
-    charge_card(total).await?;
+    let charged = charge_card(total).await;
+    // Join the receipt task whatever the payment did, so its span is finished before the
+    // caller closes the tracer.
     receipt.await.ok();
+    charged?;
     Ok(total)
 }
 
