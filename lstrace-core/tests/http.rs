@@ -245,9 +245,10 @@ async fn server_layer_takes_a_stack_and_names_spans_by_route() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn one_trace_spans_two_services() {
-    let _recorder = TestRecorder::install();
+/// Two services: an upstream one, traced by `TraceLayer`, whose `/call` handler makes a
+/// `prepare` span and then calls the downstream echo service through the reqwest
+/// integration. Returns (upstream, downstream).
+async fn two_services() -> (SocketAddr, SocketAddr) {
     let downstream = serve(Router::new().route("/echo", get(echo))).await;
     async fn call_downstream(State(downstream): State<SocketAddr>) -> String {
         let _prepare = span("prepare").start();
@@ -268,6 +269,13 @@ async fn one_trace_spans_two_services() {
             .with_state(downstream),
     )
     .await;
+    (upstream, downstream)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_trace_spans_two_services() {
+    let _recorder = TestRecorder::install();
+    let (upstream, downstream) = two_services().await;
     let trace = TraceId::random();
     let echoed = reqwest::Client::new()
         .get(format!("http://{upstream}/call"))
@@ -311,26 +319,7 @@ async fn one_trace_spans_two_services() {
 #[tokio::test]
 async fn a_not_sampled_request_records_nothing_and_passes_the_decision_on() {
     let _recorder = TestRecorder::install();
-    let downstream = serve(Router::new().route("/echo", get(echo))).await;
-    async fn call_downstream(State(downstream): State<SocketAddr>) -> String {
-        let _inner = span("inner").start();
-        drop(_inner);
-        reqwest::Client::new()
-            .get(format!("http://{downstream}/echo"))
-            .send_traced()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap()
-    }
-    let upstream = serve(
-        Router::new()
-            .route("/call", get(call_downstream))
-            .layer(TraceLayer::new())
-            .with_state(downstream),
-    )
-    .await;
+    let (upstream, _) = two_services().await;
     let trace = TraceId::random();
     let echoed = reqwest::Client::new()
         .get(format!("http://{upstream}/call"))

@@ -127,14 +127,8 @@ pub(super) fn extract_single(carrier: &dyn Extractor) -> Option<SpanContext> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::propagation::tests::map;
     use std::collections::HashMap;
-
-    fn map(entries: &[(&str, &str)]) -> HashMap<String, String> {
-        entries
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect()
-    }
 
     const TRACE: u128 = 0x80f1_98ee_5634_3ba8_64fe_8b2a_57d3_eff7;
     const SPAN: u64 = 0xe457_b5a2_e4d8_6bd1;

@@ -68,14 +68,8 @@ pub(super) fn extract(carrier: &dyn Extractor) -> Option<SpanContext> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::propagation::tests::map;
     use std::collections::HashMap;
-
-    fn map(entries: &[(&str, &str)]) -> HashMap<String, String> {
-        entries
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect()
-    }
 
     #[test]
     fn injects_sixteen_lower_case_digits() {

@@ -365,7 +365,8 @@ mod tests {
     use crate::id::SpanId;
     use std::collections::HashMap;
 
-    fn map(entries: &[(&str, &str)]) -> HashMap<String, String> {
+    /// A string map carrier from literal pairs, for the format modules' tests.
+    pub(crate) fn map(entries: &[(&str, &str)]) -> HashMap<String, String> {
         entries
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))

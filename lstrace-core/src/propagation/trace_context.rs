@@ -201,14 +201,8 @@ fn percent_decode(value: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::propagation::tests::map;
     use std::collections::HashMap;
-
-    fn map(entries: &[(&str, &str)]) -> HashMap<String, String> {
-        entries
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect()
-    }
 
     fn parent(value: &str) -> Option<SpanContext> {
         extract(&map(&[("traceparent", value)]))
