@@ -1,41 +1,109 @@
-//! Time: a monotonic tick source for durations, anchored once to the wall clock for start times.
+//! Time: raw ticks of a monotonic counter on the hot path, anchored once to the wall clock.
+//!
+//! A span reads the clock twice, so the reading must be as cheap as the machine allows: where
+//! quanta found an invariant time-stamp counter a reading is one `rdtsc` (about 10 ns, where
+//! `clock_gettime` costs 20-40 ns); elsewhere it is quanta's monotonic clock in nanoseconds.
+//! Readings are raw ticks; they become nanoseconds when a span finishes, through quanta's
+//! calibration. (`quanta::Instant::now` would scale every reading and look up a thread-local
+//! clock override first: twice the cost.)
 
 use once_cell::sync::Lazy;
+use quanta::Clock;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-/// A reading of the monotonic clock (the CPU's time-stamp counter where it is reliable).
-pub(crate) type Instant = quanta::Instant;
+/// A raw reading of the monotonic clock; only differences of readings mean anything.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct Ticks(pub(crate) u64);
 
+/// The clock, and one reading of it with the wall-clock time it corresponds to. Every span of
+/// a process is placed on this one time line, so durations and start times always agree.
 struct Anchor {
-    instant: Instant,
+    clock: Clock,
+    /// Whether quanta's raw readings are the time-stamp counter, which this module then
+    /// reads itself (inline, where a call into quanta would be a call and a match).
+    tsc: bool,
+    ticks: u64,
     unix_nanos: u64,
 }
 
-static ANCHOR: Lazy<Anchor> = Lazy::new(|| Anchor {
-    instant: Instant::now(),
-    unix_nanos: system_time_to_unix_nanos(SystemTime::now()),
+static ANCHOR: Lazy<Anchor> = Lazy::new(|| {
+    let clock = Clock::new();
+    Anchor {
+        tsc: quanta_reads_the_tsc() && reads_agree(&clock),
+        ticks: clock.raw(),
+        unix_nanos: system_time_to_unix_nanos(SystemTime::now()),
+        clock,
+    }
 });
 
-/// Reads the monotonic clock.
-#[inline]
-pub(crate) fn now() -> Instant {
-    Instant::now()
-}
-
-/// Wall-clock nanoseconds since the Unix epoch for a monotonic reading. Every span of a
-/// process is placed on one time line, so durations and start times always agree.
-pub(crate) fn unix_nanos(at: Instant) -> u64 {
-    let anchor = &*ANCHOR;
-    if at >= anchor.instant {
-        anchor.unix_nanos + duration_nanos(at.duration_since(anchor.instant))
-    } else {
-        anchor
-            .unix_nanos
-            .saturating_sub(duration_nanos(anchor.instant.duration_since(at)))
+/// Quanta's own test for using the counter (`has_counter_support`): an invariant TSC, and
+/// RDTSCP.
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+fn quanta_reads_the_tsc() -> bool {
+    use std::arch::x86_64::__cpuid;
+    // SAFETY: CPUID exists on every x86_64 CPU (the intrinsic is safe from Rust 1.87 on, and
+    // unsafe before); the extended leaves are read only when the CPU says it has them.
+    #[allow(unused_unsafe)]
+    unsafe {
+        let max_extended = __cpuid(0x8000_0000).eax;
+        max_extended >= 0x8000_0007
+            && __cpuid(0x8000_0007).edx & (1 << 8) != 0
+            && __cpuid(0x8000_0001).edx & (1 << 27) != 0
     }
 }
 
-/// Forces the anchor, so that the first span does not pay for it.
+#[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
+fn quanta_reads_the_tsc() -> bool {
+    false
+}
+
+/// Checks that quanta's raw reading falls between two readings of the counter, as it does
+/// when quanta reads the counter too; anything else keeps this module on quanta's readings.
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+fn reads_agree(clock: &Clock) -> bool {
+    use std::arch::x86_64::_rdtsc;
+    // SAFETY: RDTSC exists on every x86_64 CPU.
+    let (before, raw, after) = unsafe { (_rdtsc(), clock.raw(), _rdtsc()) };
+    before <= raw && raw <= after
+}
+
+#[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
+fn reads_agree(_clock: &Clock) -> bool {
+    false
+}
+
+/// Reads the monotonic clock.
+#[inline]
+pub(crate) fn now() -> Ticks {
+    let anchor = &*ANCHOR;
+    #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+    if anchor.tsc {
+        // SAFETY: RDTSC exists on every x86_64 CPU.
+        return Ticks(unsafe { std::arch::x86_64::_rdtsc() });
+    }
+    Ticks(anchor.clock.raw())
+}
+
+/// Nanoseconds from `start` to `end` (zero if `end` is not later).
+#[inline]
+pub(crate) fn nanos_between(start: Ticks, end: Ticks) -> u64 {
+    ANCHOR.clock.delta_as_nanos(start.0, end.0)
+}
+
+/// Wall-clock nanoseconds since the Unix epoch of a monotonic reading.
+#[inline]
+pub(crate) fn unix_nanos(at: Ticks) -> u64 {
+    let anchor = &*ANCHOR;
+    if at.0 >= anchor.ticks {
+        anchor.unix_nanos + anchor.clock.delta_as_nanos(anchor.ticks, at.0)
+    } else {
+        anchor
+            .unix_nanos
+            .saturating_sub(anchor.clock.delta_as_nanos(at.0, anchor.ticks))
+    }
+}
+
+/// Calibrates the clock and takes the anchor, so that the first span does not pay for it.
 pub(crate) fn init() {
     Lazy::force(&ANCHOR);
 }
@@ -87,6 +155,24 @@ mod tests {
             t + 50_000_000 >= before && t <= after + 50_000_000,
             "{before} {t} {after}"
         );
+    }
+
+    #[test]
+    fn ticks_measure_nanoseconds() {
+        let start = now();
+        let wall = std::time::Instant::now();
+        std::thread::sleep(Duration::from_millis(20));
+        let end = now();
+        let measured = nanos_between(start, end);
+        let expected = duration_nanos(wall.elapsed());
+        // Two clocks measuring one interval, with slack for a preempted thread: this checks
+        // the scale (raw ticks left unscaled would be off by the CPU's frequency in GHz).
+        assert!(measured >= 10_000_000, "{measured}");
+        assert!(
+            measured <= expected * 2 + 10_000_000,
+            "{measured} {expected}"
+        );
+        assert_eq!(nanos_between(end, start), 0);
     }
 
     #[test]

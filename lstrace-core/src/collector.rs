@@ -128,13 +128,16 @@ pub fn drain() -> usize {
         let total_dropped = entry.ring.dropped();
         dropped += total_dropped - entry.dropped_seen;
         entry.dropped_seen = total_dropped;
-        if entry.ring.len() == 0 {
+        // Straight out of the ring: each span is copied once, into the recorder's hands, and
+        // its raw times converted on the way. Whatever the recorder leaves unread stays in
+        // the ring for the next drain.
+        let mut spans = entry.ring.drain_iter(SpanRecord::settle_times);
+        let count = spans.len();
+        if count == 0 {
             continue;
         }
-        let mut batch = Vec::with_capacity(entry.ring.len());
-        entry.ring.drain(|span| batch.push(span));
-        moved += batch.len();
-        recorder.record(&mut batch.into_iter());
+        recorder.record(&mut spans);
+        moved += count - spans.len();
     }
     // A thread that has exited produces no more: forget its ring once it is empty.
     entries.retain(|e| !(e.ring.is_closed() && e.ring.len() == 0));
@@ -171,14 +174,36 @@ impl Producer {
     }
 
     pub(crate) fn push(&self, span: SpanRecord) {
-        match self.ring.push(span, &self.cached_head) {
-            Pushed::Ok => {}
-            Pushed::OkWake | Pushed::Full => {
-                if let Some(recorder) = installed() {
-                    recorder.wake();
-                }
-            }
+        let pushed = self.ring.push(span, &self.cached_head);
+        Self::pushed(pushed);
+    }
+
+    /// Pushes the span that `write` writes into a free slot; when the ring is full, `write`
+    /// is not run, the span is counted as dropped, and this returns false.
+    ///
+    /// # Safety
+    /// `write` must leave a valid record in the slot.
+    #[inline]
+    pub(crate) unsafe fn push_with(&self, write: impl FnOnce(*mut SpanRecord)) -> bool {
+        // SAFETY: passed on from the caller.
+        let pushed = unsafe { self.ring.push_with(&self.cached_head, write) };
+        Self::pushed(pushed);
+        pushed != Pushed::Full
+    }
+
+    #[inline]
+    fn pushed(pushed: Pushed) {
+        if pushed != Pushed::Ok {
+            wake();
         }
+    }
+}
+
+/// Asks the recorder to drain soon: a ring is half full, or full.
+#[cold]
+fn wake() {
+    if let Some(recorder) = installed() {
+        recorder.wake();
     }
 }
 
@@ -192,6 +217,7 @@ impl Drop for Producer {
 }
 
 /// Gets (registering on first use) this thread's producer.
+#[inline]
 pub(crate) fn producer(slot: &mut Option<Producer>) -> &Producer {
     slot.get_or_insert_with(Producer::register)
 }

@@ -139,7 +139,7 @@ impl<F> Drop for Instrumented<F> {
 impl<F> fmt::Debug for Instrumented<F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Instrumented")
-            .field("context", &self.own.as_ref().map(|f| &f.context))
+            .field("context", &self.own.as_ref().map(Frame::context))
             .finish_non_exhaustive()
     }
 }

@@ -4,30 +4,48 @@
 //! parent without recording). Synchronous guards keep their frame here from start to finish;
 //! an instrumented future moves its frames in for the length of each poll and back out after,
 //! which is what makes the current span belong to the task rather than to the thread.
+//!
+//! A recording frame holds its span's [`SpanRecord`] from the start, filled in as the span
+//! goes, so that finishing only stamps the times on it and moves it into the ring.
 
-use crate::clock::{self, Instant};
+use crate::clock::{self, Ticks};
 use crate::collector::{self, Producer};
 use crate::context::SpanContext;
-use crate::record::{LogRecord, Relationship, SpanRecord};
+use crate::record::{LogRecord, Relationship, SpanRecord, EXPLICIT_START};
 use crate::tag::{Str, Tag, TagList, TagValue};
 use std::cell::RefCell;
+use std::ptr;
 
-/// The recording half of a frame: what becomes a [`SpanRecord`] when the span finishes.
-pub(crate) struct Live {
-    pub(crate) parent: Option<(Relationship, u64)>,
-    pub(crate) name: Str,
-    pub(crate) start: Instant,
-    pub(crate) tags: TagList,
-    pub(crate) logs: Vec<LogRecord>,
-    pub(crate) dropped_logs: u32,
+/// When a recording span started.
+#[derive(Clone, Copy)]
+pub(crate) enum Start {
+    /// Now, as far as the span is concerned: a clock reading.
+    At(Ticks),
+    /// An explicit wall-clock time (`SpanBuilder::start_time`), in nanoseconds since the epoch.
+    UnixNanos(u64),
+}
+
+impl Start {
+    /// The start as a raw record holds it (see [`SpanRecord::settle_times`]).
+    #[inline]
+    fn raw(self) -> u64 {
+        match self {
+            Start::At(ticks) => ticks.0,
+            // Times past 2262 do not fit the marked form; they are clamped.
+            Start::UnixNanos(nanos) => nanos.min(!EXPLICIT_START) | EXPLICIT_START,
+        }
+    }
 }
 
 pub(crate) struct Frame {
     /// Identifies the frame for its guard: the span id for a live span, a random key for a
     /// context-only frame (whose context may be entered several times).
     pub(crate) key: u64,
-    pub(crate) context: SpanContext,
-    pub(crate) live: Option<Live>,
+    /// False for a context-only frame, which records nothing.
+    recording: bool,
+    /// The span so far, with raw times (for a context-only frame, only its context means
+    /// anything).
+    record: SpanRecord,
 }
 
 /// Why a span finished, when it is not the normal way.
@@ -41,55 +59,149 @@ pub(crate) enum Ending {
 }
 
 impl Frame {
+    /// The frame of a span that records, started at `start`.
+    #[inline]
+    pub(crate) fn recording(
+        context: SpanContext,
+        parent: Option<(Relationship, u64)>,
+        name: Str,
+        tags: TagList,
+        start: Start,
+    ) -> Frame {
+        Frame {
+            key: context.span_id().get(),
+            recording: true,
+            record: SpanRecord {
+                context,
+                parent,
+                name,
+                start_unix_nanos: start.raw(),
+                duration_nanos: 0,
+                tags,
+                logs: None,
+            },
+        }
+    }
+
+    /// A frame that makes `context` current without recording anything.
+    pub(crate) fn context_only(key: u64, context: SpanContext) -> Frame {
+        Frame {
+            key,
+            recording: false,
+            record: SpanRecord {
+                context,
+                parent: None,
+                name: Str::Borrowed(""),
+                start_unix_nanos: 0,
+                duration_nanos: 0,
+                tags: TagList::new(),
+                logs: None,
+            },
+        }
+    }
+
+    pub(crate) fn context(&self) -> &SpanContext {
+        &self.record.context
+    }
+
+    pub(crate) fn context_mut(&mut self) -> &mut SpanContext {
+        &mut self.record.context
+    }
+
+    /// True when the frame's span records (it is not only a context).
+    pub(crate) fn is_recording(&self) -> bool {
+        self.recording
+    }
+
     pub(crate) fn set_tag(&mut self, key: Str, value: TagValue) {
-        if let Some(live) = &mut self.live {
-            live.tags.set(key, value);
+        if self.recording {
+            self.record.tags.set(key, value);
         }
     }
 
     pub(crate) fn log(&mut self, unix_nanos: u64, fields: Vec<Tag>) {
-        if let Some(live) = &mut self.live {
-            if live.logs.len() < collector::max_logs_per_span() {
-                live.logs.push(LogRecord { unix_nanos, fields });
-            } else {
-                live.dropped_logs = live.dropped_logs.saturating_add(1);
-            }
+        if !self.recording {
+            return;
+        }
+        let logs = self.record.logs.get_or_insert_with(Box::default);
+        if logs.records.len() < collector::max_logs_per_span() {
+            logs.records.push(LogRecord { unix_nanos, fields });
+        } else {
+            logs.dropped = logs.dropped.saturating_add(1);
         }
     }
 
-    /// Turns a finished frame into its record; `None` for a context-only frame.
-    pub(crate) fn into_record(self, end: Instant, ending: Ending) -> Option<SpanRecord> {
-        let mut live = self.live?;
+    /// Turns a finished frame into its (raw) record; `None` for a context-only frame.
+    #[inline]
+    pub(crate) fn into_record(mut self, end: Ticks, ending: Ending) -> Option<SpanRecord> {
+        self.stamp(end, ending).then_some(self.record)
+    }
+
+    /// Completes the record of a span that finishes at `end`, in place. False for a
+    /// context-only frame, which has no record.
+    #[inline]
+    fn stamp(&mut self, end: Ticks, ending: Ending) -> bool {
+        if !self.recording {
+            return false;
+        }
         match ending {
             Ending::Normal => {}
-            Ending::Panicked => live.tags.set("error".into(), TagValue::Bool(true)),
-            Ending::Cancelled => live.tags.set("cancelled".into(), TagValue::Bool(true)),
+            Ending::Panicked => self.record.tags.set("error".into(), TagValue::Bool(true)),
+            Ending::Cancelled => self
+                .record
+                .tags
+                .set("cancelled".into(), TagValue::Bool(true)),
         }
-        let duration = if end >= live.start {
-            end.duration_since(live.start).as_nanos()
-        } else {
-            0
-        };
-        Some(SpanRecord {
-            context: self.context,
-            parent: live.parent,
-            name: live.name,
-            start_unix_nanos: clock::unix_nanos(live.start),
-            duration_nanos: u64::try_from(duration).unwrap_or(u64::MAX),
-            tags: live.tags,
-            logs: live.logs,
-            dropped_logs: live.dropped_logs,
-        })
+        self.record.duration_nanos = end.0;
+        true
     }
 }
 
-#[derive(Default)]
+/// Moves a record from `src` to `dst` field by field: an empty tag list (most spans') is
+/// written anew rather than copied, which leaves about half the bytes of a record to copy.
+///
+/// # Safety
+/// `src` points to a valid record that is given up; `dst` to memory for one record.
+#[inline]
+unsafe fn move_record(src: *mut SpanRecord, dst: *mut SpanRecord) {
+    macro_rules! move_field {
+        ($field:ident) => {
+            ptr::addr_of_mut!((*dst).$field).write(ptr::addr_of!((*src).$field).read())
+        };
+    }
+    // SAFETY: as the caller promises; every field of `dst` is written once, and the tags
+    // that are not copied are a new list, which owns nothing.
+    unsafe {
+        move_field!(context);
+        move_field!(parent);
+        move_field!(name);
+        move_field!(start_unix_nanos);
+        move_field!(duration_nanos);
+        move_field!(logs);
+        if (*src).tags.is_new() {
+            ptr::addr_of_mut!((*dst).tags).write(TagList::new());
+        } else {
+            move_field!(tags);
+        }
+    }
+}
+
+// `finish_entered` moves only the record out of a frame and forgets the rest.
+const _: () = assert!(!std::mem::needs_drop::<bool>() && !std::mem::needs_drop::<u64>());
+
 pub(crate) struct Local {
     pub(crate) stack: Vec<Frame>,
     producer: Option<Producer>,
 }
 
 impl Local {
+    const fn new() -> Self {
+        Local {
+            stack: Vec::new(),
+            producer: None,
+        }
+    }
+
     pub(crate) fn top(&self) -> Option<&Frame> {
         self.stack.last()
     }
@@ -102,16 +214,110 @@ impl Local {
         self.stack.iter_mut().rev().find(|f| f.key == key)
     }
 
+    /// Pushes a frame; with the frame built by the (inlined) caller, the compiler writes it
+    /// straight into the stack's memory.
+    #[inline]
+    pub(crate) fn push(&mut self, frame: Frame) {
+        self.stack.reserve(1);
+        let len = self.stack.len();
+        // SAFETY: `reserve` made room for one more frame at `len`, which is written before the
+        // length covers it.
+        unsafe {
+            self.stack.as_mut_ptr().add(len).write(frame);
+            self.stack.set_len(len + 1);
+        }
+    }
+
+    /// Pushes the frame of a recording span, writing it field by field straight into the
+    /// stack's memory (the compiler would build it elsewhere and copy it). Returns its key.
+    ///
+    /// # Safety
+    /// `tags` points to a valid list that the caller gives up: it moves into the frame.
+    #[inline]
+    pub(crate) unsafe fn push_recording(
+        &mut self,
+        context: SpanContext,
+        parent: Option<(Relationship, u64)>,
+        name: Str,
+        tags: *const TagList,
+        start: Start,
+    ) -> u64 {
+        self.stack.reserve(1);
+        let len = self.stack.len();
+        let key = context.span_id().get();
+        // SAFETY: `reserve` made room for a frame at `len`; every field is written before the
+        // length covers it; the caller gave `*tags` up.
+        unsafe {
+            let frame = self.stack.as_mut_ptr().add(len);
+            ptr::addr_of_mut!((*frame).key).write(key);
+            ptr::addr_of_mut!((*frame).recording).write(true);
+            let record = ptr::addr_of_mut!((*frame).record);
+            ptr::addr_of_mut!((*record).context).write(context);
+            ptr::addr_of_mut!((*record).parent).write(parent);
+            ptr::addr_of_mut!((*record).name).write(name);
+            ptr::addr_of_mut!((*record).start_unix_nanos).write(start.raw());
+            ptr::addr_of_mut!((*record).duration_nanos).write(0);
+            if (*tags).is_new() {
+                ptr::addr_of_mut!((*record).tags).write(TagList::new());
+            } else {
+                ptr::copy_nonoverlapping(tags, ptr::addr_of_mut!((*record).tags), 1);
+            }
+            ptr::addr_of_mut!((*record).logs).write(None);
+            self.stack.set_len(len + 1);
+        }
+        key
+    }
+
+    /// Finishes the entered span with `key` into this thread's ring. It is normally the top
+    /// frame: its record then goes from the stack to the ring in one copy.
+    #[inline]
+    pub(crate) fn finish_entered(&mut self, key: u64, end: Ticks, ending: Ending) {
+        let Local { stack, producer } = self;
+        match stack.last_mut() {
+            Some(top) if top.key == key => {
+                if !top.stamp(end, ending) {
+                    stack.pop();
+                    return;
+                }
+                let producer = collector::producer(producer);
+                let len = stack.len();
+                // SAFETY: the top frame leaves the stack (the length no longer covers it); its
+                // record moves into the ring, or is dropped if the ring is full; its other
+                // fields need no drop (checked above `Local`).
+                unsafe {
+                    stack.set_len(len - 1);
+                    let frame = stack.as_mut_ptr().add(len - 1);
+                    let record = ptr::addr_of_mut!((*frame).record);
+                    if !producer.push_with(|slot| move_record(record, slot)) {
+                        ptr::drop_in_place(record);
+                    }
+                }
+            }
+            _ => {
+                if let Some(frame) = self.remove_below_top(key) {
+                    self.finish(frame, end, ending);
+                }
+            }
+        }
+    }
+
     /// Removes the frame with `key` (normally the top one).
+    #[inline]
     pub(crate) fn remove(&mut self, key: u64) -> Option<Frame> {
         if self.stack.last().is_some_and(|f| f.key == key) {
             return self.stack.pop();
         }
+        self.remove_below_top(key)
+    }
+
+    #[cold]
+    fn remove_below_top(&mut self, key: u64) -> Option<Frame> {
         let at = self.stack.iter().rposition(|f| f.key == key)?;
         Some(self.stack.remove(at))
     }
 
-    pub(crate) fn finish(&mut self, frame: Frame, end: Instant, ending: Ending) {
+    #[inline]
+    pub(crate) fn finish(&mut self, frame: Frame, end: Ticks, ending: Ending) {
         if let Some(record) = frame.into_record(end, ending) {
             collector::producer(&mut self.producer).push(record);
         }
@@ -119,7 +325,7 @@ impl Local {
 }
 
 thread_local! {
-    static LOCAL: RefCell<Local> = RefCell::new(Local::default());
+    static LOCAL: RefCell<Local> = const { RefCell::new(Local::new()) };
 }
 
 /// Runs `f` on this thread's stack. Returns `None` (and `f` is not run) when the thread is
@@ -135,7 +341,7 @@ pub(crate) fn with_local<R>(f: impl FnOnce(&mut Local) -> R) -> Option<R> {
 
 /// Finishes a frame that is not on this thread's stack (a detached span, a dropped future).
 pub(crate) fn finish_detached(frame: Frame, ending: Ending) {
-    if frame.live.is_none() {
+    if !frame.is_recording() {
         return;
     }
     let end = clock::now();

@@ -5,7 +5,8 @@
 //! store: no lock, no read-modify-write, no allocation.
 
 use std::cell::{Cell, UnsafeCell};
-use std::mem::MaybeUninit;
+use std::mem::{ManuallyDrop, MaybeUninit};
+use std::ptr;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 pub(crate) struct Ring<T> {
@@ -28,7 +29,7 @@ unsafe impl<T: Send> Send for Ring<T> {}
 unsafe impl<T: Send> Sync for Ring<T> {}
 
 /// What a push did.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Pushed {
     Ok,
     /// Accepted, and another half ring has been pushed since the last wake: the consumer
@@ -62,6 +63,44 @@ impl<T> Ring<T> {
     /// `cached_head` (a possibly stale copy of `head`) so that the common case reads no
     /// cache line the consumer writes.
     pub(crate) fn push(&self, item: T, cached_head: &Cell<usize>) -> Pushed {
+        let mut item = ManuallyDrop::new(item);
+        // SAFETY: `item` is a valid value that is not used (nor dropped) after this.
+        unsafe { self.push_from(&mut *item, cached_head) }
+    }
+
+    /// Moves `*item` into the ring (or drops it in place when the ring is full), copying it
+    /// once, straight from where it is. Must only be called by the ring's one producer.
+    ///
+    /// # Safety
+    /// `item` points to a valid `T` that the caller gives up: it must not be used or dropped
+    /// after this call.
+    #[inline]
+    pub(crate) unsafe fn push_from(&self, item: *mut T, cached_head: &Cell<usize>) -> Pushed {
+        // SAFETY: `write` moves `*item` into the slot; when the ring is full (`write` not
+        // run), `*item` is dropped here instead. The caller gave it up either way.
+        unsafe {
+            let pushed =
+                self.push_with(cached_head, |slot| ptr::copy_nonoverlapping(item, slot, 1));
+            if pushed == Pushed::Full {
+                ptr::drop_in_place(item);
+            }
+            pushed
+        }
+    }
+
+    /// Pushes the item that `write` writes into the free slot it is given. When the ring is
+    /// full, `write` is not run: the push is refused and counted. Must only be called by the
+    /// ring's one producer, which keeps `cached_head` (a possibly stale copy of `head`) so
+    /// that the common case reads no cache line the consumer writes.
+    ///
+    /// # Safety
+    /// `write` must leave a valid `T` in the slot.
+    #[inline]
+    pub(crate) unsafe fn push_with(
+        &self,
+        cached_head: &Cell<usize>,
+        write: impl FnOnce(*mut T),
+    ) -> Pushed {
         let tail = self.tail.load(Ordering::Relaxed);
         if tail.wrapping_sub(cached_head.get()) >= self.capacity() {
             cached_head.set(self.head.load(Ordering::Acquire));
@@ -72,9 +111,9 @@ impl<T> Ring<T> {
                 return Pushed::Full;
             }
         }
-        // SAFETY: the slot at `tail` is free (the consumer has moved past it, checked above)
-        // and only this producer writes slots.
-        unsafe { (*self.slots[tail & self.mask].get()).write(item) };
+        // The slot at `tail` is free (the consumer has moved past it, checked above) and only
+        // this producer writes slots; the caller's `write` fills it.
+        write(self.slots[tail & self.mask].get().cast::<T>());
         self.tail.store(tail.wrapping_add(1), Ordering::Release);
         if tail.wrapping_add(1) & (self.capacity() / 2 - 1) == 0 {
             Pushed::OkWake
@@ -84,16 +123,18 @@ impl<T> Ring<T> {
     }
 
     /// Takes every item pushed so far. Must only be called by the one consumer.
-    pub(crate) fn drain(&self, mut f: impl FnMut(T)) {
-        let mut head = self.head.load(Ordering::Relaxed);
-        let tail = self.tail.load(Ordering::Acquire);
-        while head != tail {
-            // SAFETY: slots in head..tail were published by the producer's release store.
-            let item = unsafe { (*self.slots[head & self.mask].get()).assume_init_read() };
-            head = head.wrapping_add(1);
-            // Publish before running `f`, so the slot is accounted for even if `f` unwinds.
-            self.head.store(head, Ordering::Release);
-            f(item);
+    pub(crate) fn drain(&self, f: impl FnMut(T)) {
+        self.drain_iter(|_| {}).for_each(f);
+    }
+
+    /// Takes the items pushed so far, one at a time, straight out of their slots, after
+    /// `settle` has finished each one in its slot. Must only be called by the one consumer.
+    pub(crate) fn drain_iter(&self, settle: fn(&mut T)) -> Drain<'_, T> {
+        Drain {
+            ring: self,
+            head: self.head.load(Ordering::Relaxed),
+            tail: self.tail.load(Ordering::Acquire),
+            settle,
         }
     }
 
@@ -115,6 +156,44 @@ impl<T> Ring<T> {
         self.closed.load(Ordering::Acquire)
     }
 }
+
+/// Takes the items that were in a ring when it was created; see [`Ring::drain_iter`].
+pub(crate) struct Drain<'a, T> {
+    ring: &'a Ring<T>,
+    head: usize,
+    tail: usize,
+    settle: fn(&mut T),
+}
+
+impl<T> Iterator for Drain<'_, T> {
+    type Item = T;
+
+    #[inline]
+    fn next(&mut self) -> Option<T> {
+        if self.head == self.tail {
+            return None;
+        }
+        // SAFETY: slots in head..tail were published by the producer's release store, and
+        // this is the one consumer.
+        let item = unsafe {
+            let slot = (*self.ring.slots[self.head & self.ring.mask].get()).assume_init_mut();
+            (self.settle)(slot);
+            ptr::read(slot)
+        };
+        self.head = self.head.wrapping_add(1);
+        // Publish each slot as it is taken, so the producer gets room back as early as it can
+        // and the slot is accounted for even if the caller unwinds.
+        self.ring.head.store(self.head, Ordering::Release);
+        Some(item)
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let len = self.tail.wrapping_sub(self.head);
+        (len, Some(len))
+    }
+}
+
+impl<T> ExactSizeIterator for Drain<'_, T> {}
 
 impl<T> Drop for Ring<T> {
     fn drop(&mut self) {

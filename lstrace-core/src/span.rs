@@ -4,11 +4,13 @@ use crate::clock;
 use crate::collector;
 use crate::context::SpanContext;
 use crate::id::{random_u64, SpanId, TraceId};
-use crate::local::{self, with_local, Ending, Frame, Live};
+use crate::local::{self, with_local, Ending, Frame, Start};
 use crate::record::{LogRecord, Relationship};
 use crate::tag::{Str, Tag, TagList, TagValue};
 use std::fmt;
 use std::marker::PhantomData;
+use std::mem::ManuallyDrop;
+use std::ptr;
 use std::time::SystemTime;
 
 /// The role of a span in a request, recorded as the `span.kind` tag.
@@ -90,12 +92,13 @@ pub fn span(name: impl Into<Str>) -> SpanBuilder {
     }
 }
 
-/// How a new span starts: not at all, as a context-only scope, or recording.
-// The frame moves straight onto the stack: boxing it would cost an allocation per span.
-#[allow(clippy::large_enum_variant)]
+/// How a new span starts, when it does: as a context-only scope, or recording.
 enum Started {
-    Nothing,
-    Frame(Frame),
+    ContextOnly(SpanContext),
+    Recording {
+        context: SpanContext,
+        parent: Option<(Relationship, u64)>,
+    },
 }
 
 impl SpanBuilder {
@@ -153,91 +156,167 @@ impl SpanBuilder {
 
     /// Starts the span and enters it: it is the current span of this thread (or of the task,
     /// inside a traced future) until the guard finishes it.
+    #[inline]
     pub fn start(self) -> SpanGuard {
+        // Taken before the check: the compiler then keeps the builder where the caller made
+        // it (an atomic load in between keeps it from merging the two).
+        let mut builder = ManuallyDrop::new(self);
         if !collector::is_enabled() {
+            // SAFETY: dropped once, not used after.
+            unsafe { ManuallyDrop::drop(&mut builder) };
             return SpanGuard::noop();
         }
-        let SpanBuilder { parent, spec } = self;
-        with_local(|local| {
-            let parent = match &parent {
-                Parent::Current => local.top().map(|f| &f.context),
-                Parent::Root => None,
-                Parent::Explicit(ctx) => Some(ctx),
-            };
-            match spec.build(parent) {
-                Started::Nothing => SpanGuard::noop(),
-                Started::Frame(frame) => {
-                    let key = frame.key;
-                    local.stack.push(frame);
-                    SpanGuard::entered(key)
-                }
-            }
-        })
-        .unwrap_or_else(SpanGuard::noop)
+        // SAFETY: `builder` is given up: not used or dropped after this.
+        unsafe { start_entered(&mut builder) }
     }
 
     /// Starts the span without entering it. The [`Span`] can move to other threads, be the
     /// parent of other spans, run code inside it ([`Span::in_scope`]) or instrument a future.
+    #[inline]
     pub fn start_detached(self) -> Span {
         if !collector::is_enabled() {
             return Span::noop();
         }
         let SpanBuilder { parent, spec } = self;
         let started = match &parent {
-            Parent::Current => with_local(|local| spec.build(local.top().map(|f| &f.context))),
-            Parent::Root => Some(spec.build(None)),
-            Parent::Explicit(ctx) => Some(spec.build(Some(ctx))),
+            Parent::Current => with_local(|local| spec.started(local.top().map(Frame::context))),
+            Parent::Root => Some(spec.started(None)),
+            Parent::Explicit(ctx) => Some(spec.started(Some(ctx))),
         };
-        match started {
-            Some(Started::Frame(frame)) => Span { frame: Some(frame) },
-            Some(Started::Nothing) | None => Span::noop(),
+        match started.flatten() {
+            None => Span::noop(),
+            Some(started) => Span {
+                frame: Some(spec.frame(started)),
+            },
         }
     }
 }
 
-impl Spec {
-    fn build(self, parent: Option<&SpanContext>) -> Started {
-        let (context, parent_ref) = match parent {
+/// Starts and enters the span that `builder` describes.
+///
+/// The builder is consumed in place, so that its name and tags go straight from the caller's
+/// builder into the new frame on the thread's stack, copied once.
+///
+/// # Safety
+/// The caller gives `builder` up: it must not be used or dropped after this call.
+unsafe fn start_entered(builder: &mut ManuallyDrop<SpanBuilder>) -> SpanGuard {
+    let b: &mut SpanBuilder = builder;
+    let mut moved_out = false;
+    let guard = with_local(|local| {
+        let parent = match &b.parent {
+            Parent::Current => local.top().map(Frame::context),
+            Parent::Root => None,
+            Parent::Explicit(ctx) => Some(ctx),
+        };
+        let (context, parent) = match parent {
             // Children of an unsampled span cost nothing: the parent's frame already tells
             // every descendant that the trace is not recorded.
-            Some(p) if !p.is_sampled() => return Started::Nothing,
+            Some(p) if !p.is_sampled() => return None,
             Some(p) => (
                 p.child(SpanId::random()),
-                Some((self.relationship, p.span_id().get())),
+                Some((b.spec.relationship, p.span_id().get())),
             ),
             None => {
-                let context = SpanContext::new(
-                    TraceId::random(),
-                    SpanId::random(),
-                    self.sampled.unwrap_or(true),
-                );
+                let context = b.spec.root_context();
                 if !context.is_sampled() {
                     // An unsampled root still needs a frame, so its children know.
-                    return Started::Frame(Frame {
-                        key: context.span_id().get(),
-                        context,
-                        live: None,
-                    });
+                    let key = context.span_id().get();
+                    local.push(Frame::context_only(key, context));
+                    return Some(SpanGuard::entered(key));
                 }
                 (context, None)
             }
         };
-        let start = match self.start_time {
-            None => clock::now(),
-            Some(t) => clock::instant_at(t),
-        };
-        Started::Frame(Frame {
-            key: context.span_id().get(),
-            context,
-            live: Some(Live {
-                parent: parent_ref,
-                name: self.name,
+        let start = b.spec.start();
+        moved_out = true;
+        // SAFETY: the name and tags move into the frame; `moved_out` keeps them from being
+        // dropped with the rest of the builder below.
+        let key = unsafe {
+            local.push_recording(
+                context,
+                parent,
+                ptr::read(&b.spec.name),
+                &b.spec.tags,
                 start,
-                tags: self.tags,
-                logs: Vec::new(),
-                dropped_logs: 0,
-            }),
+            )
+        };
+        Some(SpanGuard::entered(key))
+    })
+    .flatten();
+    // SAFETY: drops what is left of the builder, once; the spec's other fields need no drop.
+    unsafe {
+        if moved_out {
+            ptr::drop_in_place(&mut b.parent);
+        } else {
+            ManuallyDrop::drop(builder);
+        }
+    }
+    guard.unwrap_or_else(SpanGuard::noop)
+}
+
+// `start_entered` drops a builder whose name and tags have moved out by dropping its parent.
+const _: () = assert!(
+    !std::mem::needs_drop::<Relationship>()
+        && !std::mem::needs_drop::<Option<SystemTime>>()
+        && !std::mem::needs_drop::<Option<bool>>()
+);
+
+impl Spec {
+    /// When a span that starts now starts: now, or at its explicit start time.
+    #[inline]
+    fn start(&self) -> Start {
+        match self.start_time {
+            None => Start::At(clock::now()),
+            Some(t) => Start::UnixNanos(clock::system_time_to_unix_nanos(t)),
+        }
+    }
+
+    /// The context of a new trace's root span.
+    fn root_context(&self) -> SpanContext {
+        SpanContext::new(
+            TraceId::random(),
+            SpanId::random(),
+            self.sampled.unwrap_or(true),
+        )
+    }
+
+    /// Decides how the span starts under `parent`, and makes its context; `None` when it
+    /// does not start at all.
+    #[inline]
+    fn started(&self, parent: Option<&SpanContext>) -> Option<Started> {
+        Some(match parent {
+            // Children of an unsampled span cost nothing: the parent's frame already tells
+            // every descendant that the trace is not recorded.
+            Some(p) if !p.is_sampled() => return None,
+            Some(p) => Started::Recording {
+                context: p.child(SpanId::random()),
+                parent: Some((self.relationship, p.span_id().get())),
+            },
+            None => {
+                let context = self.root_context();
+                if context.is_sampled() {
+                    Started::Recording {
+                        context,
+                        parent: None,
+                    }
+                } else {
+                    // An unsampled root still needs a frame, so its children know.
+                    Started::ContextOnly(context)
+                }
+            }
         })
+    }
+
+    /// The frame of a span that starts now (or at its explicit start time).
+    #[inline]
+    fn frame(self, started: Started) -> Frame {
+        match started {
+            Started::Recording { context, parent } => {
+                let start = self.start();
+                Frame::recording(context, parent, self.name, self.tags, start)
+            }
+            Started::ContextOnly(context) => Frame::context_only(context.span_id().get(), context),
+        }
     }
 }
 
@@ -288,7 +367,7 @@ impl SpanGuard {
     /// running, or because its trace is unsampled).
     #[must_use]
     pub fn context(&self) -> Option<SpanContext> {
-        self.with_frame(|f| f.context.clone())
+        self.with_frame(|f| f.context().clone())
     }
 
     /// Sets a tag.
@@ -310,7 +389,7 @@ impl SpanGuard {
     /// Sets a baggage item: this span's children (and the processes it calls) carry it.
     pub fn set_baggage_item(&mut self, key: impl Into<String>, value: impl Into<String>) {
         let (key, value) = (key.into(), value.into());
-        self.with_frame(|f| f.context.set_baggage_item(key, value));
+        self.with_frame(|f| f.context_mut().set_baggage_item(key, value));
     }
 
     /// Finishes the span now.
@@ -320,20 +399,22 @@ impl SpanGuard {
 }
 
 impl Drop for SpanGuard {
+    #[inline]
     fn drop(&mut self) {
-        let Some(key) = self.key else { return };
-        let end = clock::now();
-        let ending = if std::thread::panicking() {
-            Ending::Panicked
-        } else {
-            Ending::Normal
-        };
-        with_local(|local| {
-            if let Some(frame) = local.remove(key) {
-                local.finish(frame, end, ending);
-            }
-        });
+        if let Some(key) = self.key {
+            finish_entered(key);
+        }
     }
+}
+
+fn finish_entered(key: u64) {
+    let end = clock::now();
+    let ending = if std::thread::panicking() {
+        Ending::Panicked
+    } else {
+        Ending::Normal
+    };
+    with_local(|local| local.finish_entered(key, end, ending));
 }
 
 impl fmt::Debug for SpanGuard {
@@ -360,13 +441,13 @@ impl Span {
     /// True when this span records nothing.
     #[must_use]
     pub fn is_noop(&self) -> bool {
-        self.frame.as_ref().is_none_or(|f| f.live.is_none())
+        !self.frame.as_ref().is_some_and(Frame::is_recording)
     }
 
     /// The span's context (`None` for a no-op span).
     #[must_use]
     pub fn context(&self) -> Option<SpanContext> {
-        self.frame.as_ref().map(|f| f.context.clone())
+        self.frame.as_ref().map(|f| f.context().clone())
     }
 
     /// Sets a tag.
@@ -401,7 +482,7 @@ impl Span {
     /// Sets a baggage item.
     pub fn set_baggage_item(&mut self, key: impl Into<String>, value: impl Into<String>) {
         if let Some(f) = &mut self.frame {
-            f.context.set_baggage_item(key, value);
+            f.context_mut().set_baggage_item(key, value);
         }
     }
 
@@ -509,11 +590,7 @@ impl SpanContext {
 
     /// A frame that makes this context current without recording anything.
     pub(crate) fn scope_frame(&self) -> Frame {
-        Frame {
-            key: random_u64(),
-            context: self.clone(),
-            live: None,
-        }
+        Frame::context_only(random_u64(), self.clone())
     }
 }
 
@@ -526,7 +603,7 @@ pub fn current() -> Option<SpanContext> {
     if !collector::is_enabled() {
         return None;
     }
-    with_local(|local| local.top().map(|f| f.context.clone())).flatten()
+    with_local(|local| local.top().map(|f| f.context().clone())).flatten()
 }
 
 /// Sets a tag on the current span (no-op outside any span).
@@ -590,7 +667,7 @@ pub fn set_baggage_item(key: impl Into<String>, value: impl Into<String>) {
     let (key, value) = (key.into(), value.into());
     with_local(|local| {
         if let Some(f) = local.top_mut() {
-            f.context.set_baggage_item(key, value);
+            f.context_mut().set_baggage_item(key, value);
         }
     });
 }

@@ -271,6 +271,13 @@ impl TagList {
         }
     }
 
+    /// True for the list [`TagList::new`] makes (no tags, nothing on the heap): moving it is
+    /// writing a new one, and forgetting it leaks nothing.
+    #[inline]
+    pub(crate) fn is_new(&self) -> bool {
+        matches!(&self.0, Repr::Inline([None, None, None]))
+    }
+
     /// The value of `key`, if set.
     #[must_use]
     pub fn get(&self, key: &str) -> Option<&TagValue> {

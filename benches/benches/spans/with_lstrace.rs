@@ -1,0 +1,174 @@
+//! lstrace, through the code `#[traced]` expands to, recording into a recorder that discards.
+
+use crate::cases::{Case, Library};
+use lstrace::collector::{self, Recorder};
+use lstrace::{Instrumented, SpanGuard, SpanRecord};
+use std::hint::black_box;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
+use std::thread::Thread;
+use std::time::Duration;
+
+/// Who drains the per-thread rings into the recorder.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Drain {
+    /// A background thread, woken by `Recorder::wake` and every 100 ms, as a reporter does:
+    /// the benchmark thread pays only for creating and finishing spans.
+    Background,
+    /// The benchmark thread, after each root (and when a ring is half full): it pays for
+    /// moving every span into the recorder too.
+    Inline,
+}
+
+/// lstrace with the given way of draining.
+pub struct Lstrace(pub Drain);
+
+static DELIVERED: AtomicU64 = AtomicU64::new(0);
+static DROPPED: AtomicU64 = AtomicU64::new(0);
+static DRAIN_THREAD: OnceLock<Thread> = OnceLock::new();
+
+/// Counts the spans it is given and drops them.
+struct Discard(Drain);
+
+impl Recorder for Discard {
+    fn record(&self, spans: &mut dyn Iterator<Item = SpanRecord>) {
+        let count = spans.count() as u64;
+        DELIVERED.fetch_add(count, Ordering::Relaxed);
+    }
+
+    fn dropped(&self, count: u64) {
+        DROPPED.fetch_add(count, Ordering::Relaxed);
+    }
+
+    fn wake(&self) {
+        match self.0 {
+            Drain::Inline => {
+                collector::drain();
+            }
+            Drain::Background => {
+                if let Some(thread) = DRAIN_THREAD.get() {
+                    thread.unpark();
+                }
+            }
+        }
+    }
+}
+
+/// What `#[traced]` expands to around a synchronous body: one load and a branch when no tracer
+/// is initialised.
+#[inline(always)]
+fn enter(name: &'static str) -> Option<SpanGuard> {
+    if collector::is_enabled() {
+        Some(lstrace::span(name).start())
+    } else {
+        None
+    }
+}
+
+#[inline(never)]
+fn child() {
+    let _span = enter("child");
+    black_box(());
+}
+
+#[inline(never)]
+fn wide(n: usize) {
+    let _span = enter("root");
+    for _ in 0..n {
+        child();
+    }
+}
+
+#[inline(never)]
+fn nested(depth: usize) {
+    let _span = enter("nested");
+    if depth > 1 {
+        nested(black_box(depth - 1));
+    }
+}
+
+#[inline(never)]
+fn deep(depth: usize) {
+    let _span = enter("root");
+    nested(depth - 1);
+}
+
+#[inline(never)]
+async fn child_async() {
+    Instrumented::new(lstrace::span("child").start_detached(), async move {
+        black_box(());
+    })
+    .await;
+}
+
+async fn wide_async(n: usize) {
+    Instrumented::new(lstrace::span("root").start_detached(), async move {
+        for _ in 0..n {
+            child_async().await;
+        }
+    })
+    .await;
+}
+
+#[inline(never)]
+fn unsampled(n: usize) {
+    let _span = lstrace::span("root").root().sampled(false).start();
+    for _ in 0..n {
+        child();
+    }
+}
+
+impl Library for Lstrace {
+    fn supports(&self, case: Case) -> bool {
+        // Without a tracer the drain setting makes no difference.
+        self.0 == Drain::Background || case.initialises_tracer()
+    }
+
+    fn init(&self, case: Case, _verify: bool) {
+        if !case.initialises_tracer() {
+            return;
+        }
+        if self.0 == Drain::Background {
+            let thread = std::thread::Builder::new()
+                .name("lstrace-drain".into())
+                .spawn(|| loop {
+                    std::thread::park_timeout(Duration::from_millis(100));
+                    collector::drain();
+                })
+                .expect("spawning the drain thread");
+            let _ = DRAIN_THREAD.set(thread.thread().clone());
+        }
+        if collector::install(Box::new(Discard(self.0))).is_err() {
+            panic!("lstrace: a recorder was installed twice");
+        }
+    }
+
+    fn iteration(&self, case: Case) {
+        match case {
+            Case::Wide(n) | Case::WideTwoThreads(n) => wide(n),
+            Case::Deep(depth) => deep(depth),
+            Case::Async(n) => futures::executor::block_on(wide_async(n)),
+            Case::NoTracer(n) => {
+                for _ in 0..n {
+                    child();
+                }
+            }
+            Case::Unsampled(n) => unsampled(n),
+        }
+        if self.0 == Drain::Inline {
+            collector::drain();
+        }
+    }
+
+    fn settle(&self) {
+        collector::drain();
+    }
+
+    fn delivered(&self) -> Option<u64> {
+        Some(DELIVERED.load(Ordering::Relaxed))
+    }
+
+    fn dropped(&self) -> u64 {
+        DROPPED.load(Ordering::Relaxed)
+    }
+}

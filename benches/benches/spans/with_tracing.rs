@@ -1,0 +1,180 @@
+//! tokio `tracing` 0.1 with `#[instrument]`: on `tracing-subscriber`'s registry alone, or with
+//! `tracing-opentelemetry` and an OpenTelemetry SDK tracer provider whose batch span processor
+//! exports to an exporter that discards (the way tracing users export spans).
+
+use crate::cases::{Case, Library};
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_sdk::error::OTelSdkResult;
+use opentelemetry_sdk::trace::{
+    BatchConfigBuilder, BatchSpanProcessor, Sampler, SdkTracerProvider, SpanData, SpanExporter,
+};
+use std::hint::black_box;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::OnceLock;
+use tracing::instrument;
+use tracing_subscriber::layer::{Context, SubscriberExt};
+use tracing_subscriber::registry::Registry;
+use tracing_subscriber::Layer;
+
+/// How `tracing` records.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Pipeline {
+    /// `tracing-subscriber`'s registry only: spans are tracked, and go nowhere.
+    Registry,
+    /// The registry with the OpenTelemetry layer and an SDK tracer provider.
+    OpenTelemetry,
+}
+
+/// tracing with the given pipeline.
+pub struct Tracing(pub Pipeline);
+
+static DELIVERED: AtomicU64 = AtomicU64::new(0);
+static PROVIDER: OnceLock<SdkTracerProvider> = OnceLock::new();
+/// Whether `DELIVERED` counts: with OpenTelemetry always, with the registry only when verifying.
+static COUNTING: AtomicBool = AtomicBool::new(false);
+
+/// Counts the spans it is given and drops them.
+#[derive(Debug)]
+struct Discard;
+
+impl SpanExporter for Discard {
+    async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
+        DELIVERED.fetch_add(batch.len() as u64, Ordering::Relaxed);
+        Ok(())
+    }
+}
+
+/// Counts closed spans: the registry alone has no sink, so the smoke run adds this layer to
+/// check that spans are really made (never in a measured run).
+struct CountClosed;
+
+impl<S: tracing::Subscriber> Layer<S> for CountClosed {
+    fn on_close(&self, _id: tracing::span::Id, _ctx: Context<'_, S>) {
+        DELIVERED.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+#[instrument(skip_all)]
+#[inline(never)]
+fn child() {
+    black_box(());
+}
+
+#[instrument(skip_all)]
+#[inline(never)]
+fn wide(n: usize) {
+    for _ in 0..n {
+        child();
+    }
+}
+
+#[instrument(skip_all)]
+#[inline(never)]
+fn nested(depth: usize) {
+    if depth > 1 {
+        nested(black_box(depth - 1));
+    }
+}
+
+#[instrument(skip_all)]
+#[inline(never)]
+fn deep(depth: usize) {
+    nested(depth - 1);
+}
+
+#[instrument(skip_all)]
+#[inline(never)]
+async fn child_async() {
+    black_box(());
+}
+
+#[instrument(skip_all)]
+async fn wide_async(n: usize) {
+    for _ in 0..n {
+        child_async().await;
+    }
+}
+
+impl Library for Tracing {
+    fn supports(&self, case: Case) -> bool {
+        match case {
+            // The registry has no sampling, and without a subscriber both pipelines are one.
+            Case::Unsampled(_) => self.0 == Pipeline::OpenTelemetry,
+            Case::NoTracer(_) => self.0 == Pipeline::Registry,
+            _ => true,
+        }
+    }
+
+    fn init(&self, case: Case, verify: bool) {
+        if !case.initialises_tracer() {
+            return;
+        }
+        COUNTING.store(
+            verify || self.0 == Pipeline::OpenTelemetry,
+            Ordering::Relaxed,
+        );
+        let installed = match self.0 {
+            Pipeline::Registry if verify => {
+                tracing::subscriber::set_global_default(Registry::default().with(CountClosed))
+            }
+            Pipeline::Registry => tracing::subscriber::set_global_default(Registry::default()),
+            Pipeline::OpenTelemetry => {
+                let processor = BatchSpanProcessor::builder(Discard)
+                    // Large enough that the queue does not overflow between two samples'
+                    // flushes, so that every span's export work is paid for.
+                    .with_batch_config(
+                        BatchConfigBuilder::default()
+                            .with_max_queue_size(1 << 20)
+                            .build(),
+                    )
+                    .build();
+                let sampler = if matches!(case, Case::Unsampled(_)) {
+                    Sampler::ParentBased(Box::new(Sampler::AlwaysOff))
+                } else {
+                    Sampler::ParentBased(Box::new(Sampler::AlwaysOn))
+                };
+                let provider = SdkTracerProvider::builder()
+                    .with_span_processor(processor)
+                    .with_sampler(sampler)
+                    .build();
+                let tracer = provider.tracer("lstrace-benches");
+                let _ = PROVIDER.set(provider);
+                tracing::subscriber::set_global_default(
+                    Registry::default().with(tracing_opentelemetry::layer().with_tracer(tracer)),
+                )
+            }
+        };
+        installed.expect("tracing: a subscriber was installed twice");
+    }
+
+    fn iteration(&self, case: Case) {
+        match case {
+            Case::Wide(n) | Case::WideTwoThreads(n) | Case::Unsampled(n) => wide(n),
+            Case::Deep(depth) => deep(depth),
+            Case::Async(n) => futures::executor::block_on(wide_async(n)),
+            Case::NoTracer(n) => {
+                for _ in 0..n {
+                    child();
+                }
+            }
+        }
+    }
+
+    fn settle(&self) {
+        if let Some(provider) = PROVIDER.get() {
+            provider
+                .force_flush()
+                .expect("flushing the OpenTelemetry provider");
+        }
+    }
+
+    fn delivered(&self) -> Option<u64> {
+        COUNTING
+            .load(Ordering::Relaxed)
+            .then(|| DELIVERED.load(Ordering::Relaxed))
+    }
+
+    fn dropped(&self) -> u64 {
+        0
+    }
+}
