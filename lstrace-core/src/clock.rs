@@ -9,6 +9,7 @@
 
 use once_cell::sync::Lazy;
 use quanta::Clock;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// A raw reading of the monotonic clock; only differences of readings mean anything.
@@ -19,22 +20,27 @@ pub(crate) struct Ticks(pub(crate) u64);
 /// a process is placed on this one time line, so durations and start times always agree.
 struct Anchor {
     clock: Clock,
-    /// Whether quanta's raw readings are the time-stamp counter, which this module then
-    /// reads itself (inline, where a call into quanta would be a call and a match).
-    tsc: bool,
     ticks: u64,
     unix_nanos: u64,
 }
 
 static ANCHOR: Lazy<Anchor> = Lazy::new(|| {
     let clock = Clock::new();
+    READ_TSC.store(
+        quanta_reads_the_tsc() && reads_agree(&clock),
+        Ordering::Relaxed,
+    );
     Anchor {
-        tsc: quanta_reads_the_tsc() && reads_agree(&clock),
         ticks: clock.raw(),
         unix_nanos: system_time_to_unix_nanos(SystemTime::now()),
         clock,
     }
 });
+
+/// Whether quanta's raw readings are the time-stamp counter, which `now` then reads itself:
+/// inline, without a call into quanta or a look at the lazy anchor. False until the anchor
+/// is taken, so the first reading takes it.
+static READ_TSC: AtomicBool = AtomicBool::new(false);
 
 /// Quanta's own test for using the counter (`has_counter_support`): an invariant TSC, and
 /// RDTSCP.
@@ -75,13 +81,12 @@ fn reads_agree(_clock: &Clock) -> bool {
 /// Reads the monotonic clock.
 #[inline]
 pub(crate) fn now() -> Ticks {
-    let anchor = &*ANCHOR;
     #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
-    if anchor.tsc {
+    if READ_TSC.load(Ordering::Relaxed) {
         // SAFETY: RDTSC exists on every x86_64 CPU.
         return Ticks(unsafe { std::arch::x86_64::_rdtsc() });
     }
-    Ticks(anchor.clock.raw())
+    Ticks(ANCHOR.clock.raw())
 }
 
 /// Nanoseconds from `start` to `end` (zero if `end` is not later).

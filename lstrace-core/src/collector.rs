@@ -2,9 +2,8 @@
 //! installed [`Recorder`] that drains them.
 
 use crate::record::SpanRecord;
-use crate::ring::{Pushed, Ring};
+use crate::ring::{Cursor, Pushed, Ring};
 use once_cell::sync::OnceCell;
-use std::cell::Cell;
 use std::fmt;
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -157,7 +156,7 @@ pub fn pending() -> usize {
 /// The producing end of this thread's ring.
 pub(crate) struct Producer {
     ring: Arc<Ring<SpanRecord>>,
-    cached_head: Cell<usize>,
+    cursor: Cursor,
 }
 
 impl Producer {
@@ -169,12 +168,12 @@ impl Producer {
         });
         Producer {
             ring,
-            cached_head: Cell::new(0),
+            cursor: Cursor::default(),
         }
     }
 
     pub(crate) fn push(&self, span: SpanRecord) {
-        let pushed = self.ring.push(span, &self.cached_head);
+        let pushed = self.ring.push(span, &self.cursor);
         Self::pushed(pushed);
     }
 
@@ -186,7 +185,7 @@ impl Producer {
     #[inline]
     pub(crate) unsafe fn push_with(&self, write: impl FnOnce(*mut SpanRecord)) -> bool {
         // SAFETY: passed on from the caller.
-        let pushed = unsafe { self.ring.push_with(&self.cached_head, write) };
+        let pushed = unsafe { self.ring.push_with(&self.cursor, write) };
         Self::pushed(pushed);
         pushed != Pushed::Full
     }

@@ -11,7 +11,9 @@ use crate::span::{self, Span};
 use crate::SpanContext;
 use std::fmt;
 use std::future::Future;
+use std::mem::ManuallyDrop;
 use std::pin::Pin;
+use std::ptr;
 use std::task::{Context, Poll};
 
 /// A future with its span; see [`FutureExt`].
@@ -27,11 +29,13 @@ pub struct Instrumented<F> {
 impl<F> Instrumented<F> {
     /// Runs `inner` inside `span`: the span is current whenever `inner` is polled, and
     /// finishes when `inner` completes (or is dropped: then it is tagged `cancelled = true`).
+    #[inline]
     pub fn new(span: Span, inner: F) -> Self {
-        let mut span = span;
+        let span = ManuallyDrop::new(span);
         Instrumented {
             inner,
-            own: span.frame.take(),
+            // SAFETY: the frame moves out of the span, which is not dropped (ManuallyDrop).
+            own: unsafe { ptr::read(&span.frame) },
             above: Vec::new(),
         }
     }
@@ -41,6 +45,17 @@ impl<F> Instrumented<F> {
             inner,
             own: context.map(|c| c.scope_frame()),
             above: Vec::new(),
+        }
+    }
+
+    /// Finishes the spans of a future dropped before it completed.
+    #[cold]
+    fn cancel(&mut self) {
+        for frame in self.above.drain(..).rev() {
+            local::finish_detached(frame, Ending::Cancelled);
+        }
+        if let Some(frame) = self.own.take() {
+            local::finish_detached(frame, Ending::Cancelled);
         }
     }
 }
@@ -54,68 +69,64 @@ struct PollExit<'a> {
 }
 
 impl Drop for PollExit<'_> {
+    #[inline]
     fn drop(&mut self) {
         let panicking = std::thread::panicking();
         let depth = self.depth;
-        let ready = self.ready;
-        let mut own = None;
-        let mut above = Vec::new();
-        let end = crate::clock::now();
-        with_local(|local| {
-            if local.stack.len() <= depth {
-                return;
-            }
-            if panicking || ready {
-                let ending = if panicking {
-                    Ending::Panicked
-                } else {
-                    Ending::Normal
-                };
-                while local.stack.len() > depth {
-                    if let Some(frame) = local.stack.pop() {
-                        local.finish(frame, end, ending);
-                    }
-                }
-            } else if local.stack.len() == depth + 1 {
-                own = local.stack.pop();
+        let (own, above) = (&mut *self.own, &mut *self.above);
+        if panicking || self.ready {
+            let end = crate::clock::now();
+            let ending = if panicking {
+                Ending::Panicked
             } else {
-                above = local.stack.split_off(depth + 1);
-                own = local.stack.pop();
-            }
-        });
-        *self.own = own;
-        *self.above = above;
+                Ending::Normal
+            };
+            with_local(|local| {
+                while local.stack.len() > depth {
+                    local.finish_top(end, ending);
+                }
+            });
+        } else {
+            with_local(|local| {
+                if local.stack.len() > depth + 1 {
+                    *above = local.stack.split_off(depth + 1);
+                }
+                if local.stack.len() > depth {
+                    local.pop_into(own);
+                }
+            });
+        }
     }
 }
 
 impl<F: Future> Future for Instrumented<F> {
     type Output = F::Output;
 
+    #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         // SAFETY: `inner` is never moved out of the pinned `Instrumented` (not here, not in
         // Drop); the frame fields are not structurally pinned.
         let this = unsafe { self.get_unchecked_mut() };
         let inner = unsafe { Pin::new_unchecked(&mut this.inner) };
-        let Some(own) = this.own.take() else {
+        if this.own.is_none() {
             return inner.poll(cx);
-        };
-        let mut pending = Some(own);
+        }
+        let (own, above) = (&mut this.own, &mut this.above);
         let depth = with_local(|local| {
             let depth = local.stack.len();
-            if let Some(frame) = pending.take() {
-                local.stack.push(frame);
+            local.push_taken(own);
+            if !above.is_empty() {
+                local.stack.append(above);
             }
-            local.stack.append(&mut this.above);
             depth
         });
         let Some(depth) = depth else {
             // The thread is shutting down: poll without the span.
-            this.own = pending;
             return inner.poll(cx);
         };
         let mut exit = PollExit {
-            own: &mut this.own,
-            above: &mut this.above,
+            own,
+            above,
             depth,
             ready: false,
         };
@@ -126,12 +137,10 @@ impl<F: Future> Future for Instrumented<F> {
 }
 
 impl<F> Drop for Instrumented<F> {
+    #[inline]
     fn drop(&mut self) {
-        for frame in self.above.drain(..).rev() {
-            local::finish_detached(frame, Ending::Cancelled);
-        }
-        if let Some(frame) = self.own.take() {
-            local::finish_detached(frame, Ending::Cancelled);
+        if self.own.is_some() || !self.above.is_empty() {
+            self.cancel();
         }
     }
 }

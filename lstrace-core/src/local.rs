@@ -178,11 +178,7 @@ unsafe fn move_record(src: *mut SpanRecord, dst: *mut SpanRecord) {
         move_field!(start_unix_nanos);
         move_field!(duration_nanos);
         move_field!(logs);
-        if (*src).tags.is_new() {
-            ptr::addr_of_mut!((*dst).tags).write(TagList::new());
-        } else {
-            move_field!(tags);
-        }
+        ptr::addr_of_mut!((*dst).tags).write(TagList::read_moved(ptr::addr_of!((*src).tags)));
     }
 }
 
@@ -257,11 +253,7 @@ impl Local {
             ptr::addr_of_mut!((*record).name).write(name);
             ptr::addr_of_mut!((*record).start_unix_nanos).write(start.raw());
             ptr::addr_of_mut!((*record).duration_nanos).write(0);
-            if (*tags).is_new() {
-                ptr::addr_of_mut!((*record).tags).write(TagList::new());
-            } else {
-                ptr::copy_nonoverlapping(tags, ptr::addr_of_mut!((*record).tags), 1);
-            }
+            ptr::addr_of_mut!((*record).tags).write(TagList::read_moved(tags));
             ptr::addr_of_mut!((*record).logs).write(None);
             self.stack.set_len(len + 1);
         }
@@ -272,32 +264,71 @@ impl Local {
     /// frame: its record then goes from the stack to the ring in one copy.
     #[inline]
     pub(crate) fn finish_entered(&mut self, key: u64, end: Ticks, ending: Ending) {
+        if self.stack.last().is_some_and(|top| top.key == key) {
+            self.finish_top(end, ending);
+        } else if let Some(frame) = self.remove_below_top(key) {
+            self.finish(frame, end, ending);
+        }
+    }
+
+    /// Finishes the top frame's span (if any) into this thread's ring: its record goes from
+    /// the stack to the ring in one copy.
+    #[inline]
+    pub(crate) fn finish_top(&mut self, end: Ticks, ending: Ending) {
         let Local { stack, producer } = self;
-        match stack.last_mut() {
-            Some(top) if top.key == key => {
-                if !top.stamp(end, ending) {
-                    stack.pop();
-                    return;
-                }
-                let producer = collector::producer(producer);
-                let len = stack.len();
-                // SAFETY: the top frame leaves the stack (the length no longer covers it); its
-                // record moves into the ring, or is dropped if the ring is full; its other
-                // fields need no drop (checked above `Local`).
-                unsafe {
-                    stack.set_len(len - 1);
-                    let frame = stack.as_mut_ptr().add(len - 1);
-                    let record = ptr::addr_of_mut!((*frame).record);
-                    if !producer.push_with(|slot| move_record(record, slot)) {
-                        ptr::drop_in_place(record);
-                    }
-                }
+        let Some(top) = stack.last_mut() else {
+            return;
+        };
+        if !top.stamp(end, ending) {
+            stack.pop();
+            return;
+        }
+        let producer = collector::producer(producer);
+        let len = stack.len();
+        // SAFETY: the top frame leaves the stack (the length no longer covers it); its record
+        // moves into the ring, or is dropped if the ring is full; its other fields need no
+        // drop (checked above `Local`).
+        unsafe {
+            stack.set_len(len - 1);
+            let frame = stack.as_mut_ptr().add(len - 1);
+            let record = ptr::addr_of_mut!((*frame).record);
+            if !producer.push_with(|slot| move_record(record, slot)) {
+                ptr::drop_in_place(record);
             }
-            _ => {
-                if let Some(frame) = self.remove_below_top(key) {
-                    self.finish(frame, end, ending);
-                }
-            }
+        }
+    }
+
+    /// Moves the frame out of `own` onto the stack (one copy), leaving `None`.
+    #[inline]
+    pub(crate) fn push_taken(&mut self, own: &mut Option<Frame>) {
+        let Some(frame) = own.as_mut() else {
+            return;
+        };
+        self.stack.reserve(1);
+        let len = self.stack.len();
+        // SAFETY: `reserve` made room at `len`; the frame is copied there and `own` is
+        // overwritten with `None` without dropping it, so the frame has one owner.
+        unsafe {
+            ptr::copy_nonoverlapping(frame, self.stack.as_mut_ptr().add(len), 1);
+            ptr::write(own, None);
+            self.stack.set_len(len + 1);
+        }
+    }
+
+    /// Moves the top frame off the stack into `own` (one copy); `own` must be `None`.
+    #[inline]
+    pub(crate) fn pop_into(&mut self, own: &mut Option<Frame>) {
+        debug_assert!(own.is_none());
+        let len = self.stack.len();
+        if len == 0 {
+            return;
+        }
+        // SAFETY: the top frame leaves the stack (the length no longer covers it) and is
+        // written into `own`, which held nothing to drop.
+        unsafe {
+            self.stack.set_len(len - 1);
+            let frame = self.stack.as_ptr().add(len - 1);
+            ptr::write(own, Some(ptr::read(frame)));
         }
     }
 

@@ -3,6 +3,11 @@
 //! Each thread that finishes spans owns one ring and is its only producer; the collector
 //! (holding the registry lock) is the only consumer. A push is a slot write and a release
 //! store: no lock, no read-modify-write, no allocation.
+//!
+//! The producer and the consumer run on different cores: what each one writes sits on its own
+//! cache line, the producer keeps its own copies of the indices (reading the consumer's only
+//! when the ring looks full), and the consumer publishes its progress once per batch rather
+//! than once per item, so that the two cores do not trade a cache line at every span.
 
 use std::cell::{Cell, UnsafeCell};
 use std::mem::{ManuallyDrop, MaybeUninit};
@@ -12,14 +17,40 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 pub(crate) struct Ring<T> {
     slots: Box<[UnsafeCell<MaybeUninit<T>>]>,
     mask: usize,
-    /// Next slot to read; written by the consumer only.
-    head: AtomicUsize,
-    /// Next slot to write; written by the producer only.
-    tail: AtomicUsize,
-    /// Items refused because the ring was full; written by the producer only.
-    dropped: AtomicU64,
     /// Set when the producing thread has exited: the ring can go once drained.
     closed: AtomicBool,
+    /// Written by the producer only.
+    produced: CacheLine<Produced>,
+    /// Next slot to read; written by the consumer only.
+    head: CacheLine<AtomicUsize>,
+}
+
+struct Produced {
+    /// Next slot to write.
+    tail: AtomicUsize,
+    /// Items refused because the ring was full.
+    dropped: AtomicU64,
+}
+
+/// Keeps what one core writes off the cache lines the other core writes (two lines: the
+/// adjacent-line prefetcher fetches pairs).
+#[repr(align(128))]
+struct CacheLine<T>(T);
+
+impl<T> std::ops::Deref for CacheLine<T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+/// The producer's own view of a ring: the next slot it writes, and a possibly stale copy of
+/// the consumer's `head`, refreshed only when the ring looks full.
+#[derive(Default)]
+pub(crate) struct Cursor {
+    tail: Cell<usize>,
+    cached_head: Cell<usize>,
 }
 
 // SAFETY: slots are handed from the one producer to the one consumer through the
@@ -48,24 +79,20 @@ impl<T> Ring<T> {
                 .map(|_| UnsafeCell::new(MaybeUninit::uninit()))
                 .collect(),
             mask: capacity - 1,
-            head: AtomicUsize::new(0),
-            tail: AtomicUsize::new(0),
-            dropped: AtomicU64::new(0),
             closed: AtomicBool::new(false),
+            produced: CacheLine(Produced {
+                tail: AtomicUsize::new(0),
+                dropped: AtomicU64::new(0),
+            }),
+            head: CacheLine(AtomicUsize::new(0)),
         }
     }
 
-    pub(crate) fn capacity(&self) -> usize {
-        self.mask + 1
-    }
-
-    /// Pushes an item. Must only be called by the ring's one producer, which keeps
-    /// `cached_head` (a possibly stale copy of `head`) so that the common case reads no
-    /// cache line the consumer writes.
-    pub(crate) fn push(&self, item: T, cached_head: &Cell<usize>) -> Pushed {
+    /// Pushes an item. Must only be called by the ring's one producer, with its cursor.
+    pub(crate) fn push(&self, item: T, cursor: &Cursor) -> Pushed {
         let mut item = ManuallyDrop::new(item);
         // SAFETY: `item` is a valid value that is not used (nor dropped) after this.
-        unsafe { self.push_from(&mut *item, cached_head) }
+        unsafe { self.push_from(&mut *item, cursor) }
     }
 
     /// Moves `*item` into the ring (or drops it in place when the ring is full), copying it
@@ -75,12 +102,11 @@ impl<T> Ring<T> {
     /// `item` points to a valid `T` that the caller gives up: it must not be used or dropped
     /// after this call.
     #[inline]
-    pub(crate) unsafe fn push_from(&self, item: *mut T, cached_head: &Cell<usize>) -> Pushed {
+    pub(crate) unsafe fn push_from(&self, item: *mut T, cursor: &Cursor) -> Pushed {
         // SAFETY: `write` moves `*item` into the slot; when the ring is full (`write` not
         // run), `*item` is dropped here instead. The caller gave it up either way.
         unsafe {
-            let pushed =
-                self.push_with(cached_head, |slot| ptr::copy_nonoverlapping(item, slot, 1));
+            let pushed = self.push_with(cursor, |slot| ptr::copy_nonoverlapping(item, slot, 1));
             if pushed == Pushed::Full {
                 ptr::drop_in_place(item);
             }
@@ -90,32 +116,51 @@ impl<T> Ring<T> {
 
     /// Pushes the item that `write` writes into the free slot it is given. When the ring is
     /// full, `write` is not run: the push is refused and counted. Must only be called by the
-    /// ring's one producer, which keeps `cached_head` (a possibly stale copy of `head`) so
-    /// that the common case reads no cache line the consumer writes.
+    /// ring's one producer, with its cursor.
     ///
     /// # Safety
     /// `write` must leave a valid `T` in the slot.
     #[inline]
-    pub(crate) unsafe fn push_with(
-        &self,
-        cached_head: &Cell<usize>,
-        write: impl FnOnce(*mut T),
-    ) -> Pushed {
-        let tail = self.tail.load(Ordering::Relaxed);
-        if tail.wrapping_sub(cached_head.get()) >= self.capacity() {
-            cached_head.set(self.head.load(Ordering::Acquire));
-            if tail.wrapping_sub(cached_head.get()) >= self.capacity() {
-                // Only the producer writes `dropped`: a load and a store, no RMW.
-                let dropped = self.dropped.load(Ordering::Relaxed);
-                self.dropped.store(dropped + 1, Ordering::Relaxed);
-                return Pushed::Full;
-            }
+    pub(crate) unsafe fn push_with(&self, cursor: &Cursor, write: impl FnOnce(*mut T)) -> Pushed {
+        let tail = cursor.tail.get();
+        if tail.wrapping_sub(cursor.cached_head.get()) > self.mask {
+            return self.push_when_full(cursor, write);
         }
-        // The slot at `tail` is free (the consumer has moved past it, checked above) and only
-        // this producer writes slots; the caller's `write` fills it.
-        write(self.slots[tail & self.mask].get().cast::<T>());
-        self.tail.store(tail.wrapping_add(1), Ordering::Release);
-        if tail.wrapping_add(1) & (self.capacity() / 2 - 1) == 0 {
+        self.push_at(tail, cursor, write)
+    }
+
+    /// The push of a ring that looked full: refreshes the view of `head`, then pushes or
+    /// counts the item as dropped.
+    #[cold]
+    #[inline(never)]
+    unsafe fn push_when_full(&self, cursor: &Cursor, write: impl FnOnce(*mut T)) -> Pushed {
+        let tail = cursor.tail.get();
+        cursor.cached_head.set(self.head.load(Ordering::Acquire));
+        if tail.wrapping_sub(cursor.cached_head.get()) > self.mask {
+            // Only the producer writes `dropped`: a load and a store, no RMW.
+            let dropped = self.produced.dropped.load(Ordering::Relaxed);
+            self.produced.dropped.store(dropped + 1, Ordering::Relaxed);
+            return Pushed::Full;
+        }
+        // SAFETY: passed on from the caller.
+        unsafe { self.push_at(tail, cursor, write) }
+    }
+
+    /// Writes the item into the free slot at `tail` and publishes it.
+    #[inline]
+    unsafe fn push_at(&self, tail: usize, cursor: &Cursor, write: impl FnOnce(*mut T)) -> Pushed {
+        // SAFETY: `mask` keeps the index inside the slots. The slot at `tail` is free (the
+        // consumer has moved past it, checked by the caller) and only this producer writes
+        // slots; the caller's `write` fills it.
+        write(
+            unsafe { self.slots.get_unchecked(tail & self.mask) }
+                .get()
+                .cast::<T>(),
+        );
+        let next = tail.wrapping_add(1);
+        cursor.tail.set(next);
+        self.produced.tail.store(next, Ordering::Release);
+        if next & (self.mask >> 1) == 0 {
             Pushed::OkWake
         } else {
             Pushed::Ok
@@ -133,19 +178,20 @@ impl<T> Ring<T> {
         Drain {
             ring: self,
             head: self.head.load(Ordering::Relaxed),
-            tail: self.tail.load(Ordering::Acquire),
+            tail: self.produced.tail.load(Ordering::Acquire),
             settle,
         }
     }
 
     pub(crate) fn len(&self) -> usize {
-        self.tail
+        self.produced
+            .tail
             .load(Ordering::Acquire)
             .wrapping_sub(self.head.load(Ordering::Acquire))
     }
 
     pub(crate) fn dropped(&self) -> u64 {
-        self.dropped.load(Ordering::Relaxed)
+        self.produced.dropped.load(Ordering::Relaxed)
     }
 
     pub(crate) fn close(&self) {
@@ -181,9 +227,11 @@ impl<T> Iterator for Drain<'_, T> {
             ptr::read(slot)
         };
         self.head = self.head.wrapping_add(1);
-        // Publish each slot as it is taken, so the producer gets room back as early as it can
-        // and the slot is accounted for even if the caller unwinds.
-        self.ring.head.store(self.head, Ordering::Release);
+        // Hand room back to the producer now and then within a batch (and at the end, on
+        // drop), not at every item: each store takes the cache line from the producer.
+        if self.head & 63 == 0 {
+            self.ring.head.store(self.head, Ordering::Release);
+        }
         Some(item)
     }
 
@@ -194,6 +242,14 @@ impl<T> Iterator for Drain<'_, T> {
 }
 
 impl<T> ExactSizeIterator for Drain<'_, T> {}
+
+impl<T> Drop for Drain<'_, T> {
+    /// Publishes what was taken, also when the consumer unwinds: a taken item is never
+    /// offered again.
+    fn drop(&mut self) {
+        self.ring.head.store(self.head, Ordering::Release);
+    }
+}
 
 impl<T> Drop for Ring<T> {
     fn drop(&mut self) {
@@ -209,18 +265,18 @@ mod tests {
     #[test]
     fn fills_drops_and_drains_in_order() {
         let ring = Ring::new(4);
-        let head = Cell::new(0);
-        assert_eq!(ring.push(1, &head), Pushed::Ok);
-        assert_eq!(ring.push(2, &head), Pushed::OkWake);
-        assert_eq!(ring.push(3, &head), Pushed::Ok);
-        assert_eq!(ring.push(4, &head), Pushed::OkWake);
-        assert_eq!(ring.push(5, &head), Pushed::Full);
+        let cursor = Cursor::default();
+        assert_eq!(ring.push(1, &cursor), Pushed::Ok);
+        assert_eq!(ring.push(2, &cursor), Pushed::OkWake);
+        assert_eq!(ring.push(3, &cursor), Pushed::Ok);
+        assert_eq!(ring.push(4, &cursor), Pushed::OkWake);
+        assert_eq!(ring.push(5, &cursor), Pushed::Full);
         assert_eq!(ring.dropped(), 1);
         let mut out = vec![];
         ring.drain(|x| out.push(x));
         assert_eq!(out, [1, 2, 3, 4]);
         // The producer's view of head is stale (0) until the ring looks full: then it refreshes.
-        assert_eq!(ring.push(6, &head), Pushed::Ok);
+        assert_eq!(ring.push(6, &cursor), Pushed::Ok);
         ring.drain(|x| out.push(x));
         assert_eq!(out, [1, 2, 3, 4, 6]);
     }
@@ -231,11 +287,11 @@ mod tests {
         let producer = {
             let ring = Arc::clone(&ring);
             std::thread::spawn(move || {
-                let head = Cell::new(0);
+                let cursor = Cursor::default();
                 let mut sent = 0u64;
                 let mut next = 0u64;
                 while sent < 100_000 {
-                    match ring.push(next, &head) {
+                    match ring.push(next, &cursor) {
                         Pushed::Full => std::thread::yield_now(),
                         _ => {
                             sent += 1;
@@ -259,9 +315,9 @@ mod tests {
     fn drops_what_was_never_drained() {
         let item = Arc::new(());
         let ring = Ring::new(8);
-        let head = Cell::new(0);
-        ring.push(Arc::clone(&item), &head);
-        ring.push(Arc::clone(&item), &head);
+        let cursor = Cursor::default();
+        ring.push(Arc::clone(&item), &cursor);
+        ring.push(Arc::clone(&item), &cursor);
         drop(ring);
         assert_eq!(Arc::strong_count(&item), 1);
     }

@@ -174,22 +174,57 @@ impl SpanBuilder {
     /// parent of other spans, run code inside it ([`Span::in_scope`]) or instrument a future.
     #[inline]
     pub fn start_detached(self) -> Span {
+        // As in `start`: taken before the check, so that it stays where the caller made it.
+        let mut builder = ManuallyDrop::new(self);
         if !collector::is_enabled() {
+            // SAFETY: dropped once, not used after.
+            unsafe { ManuallyDrop::drop(&mut builder) };
             return Span::noop();
         }
-        let SpanBuilder { parent, spec } = self;
-        let started = match &parent {
-            Parent::Current => with_local(|local| spec.started(local.top().map(Frame::context))),
-            Parent::Root => Some(spec.started(None)),
-            Parent::Explicit(ctx) => Some(spec.started(Some(ctx))),
-        };
-        match started.flatten() {
-            None => Span::noop(),
-            Some(started) => Span {
-                frame: Some(spec.frame(started)),
-            },
-        }
+        // SAFETY: `builder` is given up: not used or dropped after this.
+        unsafe { start_detached(&mut builder) }
     }
+}
+
+/// Starts the span that `builder` describes without entering it, consuming the builder in
+/// place (see [`start_entered`]).
+///
+/// # Safety
+/// The caller gives `builder` up: it must not be used or dropped after this call.
+unsafe fn start_detached(builder: &mut ManuallyDrop<SpanBuilder>) -> Span {
+    let b: &mut SpanBuilder = builder;
+    let started = match &b.parent {
+        Parent::Current => {
+            with_local(|local| b.spec.started(local.top().map(Frame::context))).flatten()
+        }
+        Parent::Root => b.spec.started(None),
+        Parent::Explicit(ctx) => b.spec.started(Some(ctx)),
+    };
+    let frame = match started {
+        Some(Started::Recording { context, parent }) => {
+            let start = b.spec.start();
+            // SAFETY: the name and tags move into the frame, and the rest of the builder is
+            // dropped without them.
+            unsafe {
+                let frame = Frame::recording(
+                    context,
+                    parent,
+                    ptr::read(&b.spec.name),
+                    TagList::read_moved(&b.spec.tags),
+                    start,
+                );
+                ptr::drop_in_place(&mut b.parent);
+                return Span { frame: Some(frame) };
+            }
+        }
+        Some(Started::ContextOnly(context)) => {
+            Some(Frame::context_only(context.span_id().get(), context))
+        }
+        None => None,
+    };
+    // SAFETY: the builder is dropped once, whole.
+    unsafe { b.drop_unstarted() };
+    Span { frame }
 }
 
 /// Starts and enters the span that `builder` describes.
@@ -248,10 +283,29 @@ unsafe fn start_entered(builder: &mut ManuallyDrop<SpanBuilder>) -> SpanGuard {
         if moved_out {
             ptr::drop_in_place(&mut b.parent);
         } else {
-            ManuallyDrop::drop(builder);
+            b.drop_unstarted();
         }
     }
     guard.unwrap_or_else(SpanGuard::noop)
+}
+
+impl SpanBuilder {
+    /// Drops a builder in place whose span did not start (an unsampled trace's children end
+    /// here, so this skips the work of dropping an empty tag list).
+    ///
+    /// # Safety
+    /// The builder must not be used or dropped after this.
+    #[inline]
+    unsafe fn drop_unstarted(&mut self) {
+        // SAFETY: each field is dropped once; a new tag list owns nothing.
+        unsafe {
+            ptr::drop_in_place(&mut self.parent);
+            ptr::drop_in_place(&mut self.spec.name);
+            if !self.spec.tags.is_new() {
+                ptr::drop_in_place(&mut self.spec.tags);
+            }
+        }
+    }
 }
 
 // `start_entered` drops a builder whose name and tags have moved out by dropping its parent.
@@ -305,18 +359,6 @@ impl Spec {
                 }
             }
         })
-    }
-
-    /// The frame of a span that starts now (or at its explicit start time).
-    #[inline]
-    fn frame(self, started: Started) -> Frame {
-        match started {
-            Started::Recording { context, parent } => {
-                let start = self.start();
-                Frame::recording(context, parent, self.name, self.tags, start)
-            }
-            Started::ContextOnly(context) => Frame::context_only(context.span_id().get(), context),
-        }
     }
 }
 

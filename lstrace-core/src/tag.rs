@@ -278,6 +278,23 @@ impl TagList {
         matches!(&self.0, Repr::Inline([None, None, None]))
     }
 
+    /// Moves a list out of `src`: a new (empty) list is written anew rather than copied.
+    ///
+    /// # Safety
+    /// `src` points to a valid list that the caller gives up: it must not be used or dropped
+    /// after this.
+    #[inline]
+    pub(crate) unsafe fn read_moved(src: *const TagList) -> TagList {
+        // SAFETY: as the caller promises; a new list owns nothing, so not reading it is fine.
+        unsafe {
+            if (*src).is_new() {
+                TagList::new()
+            } else {
+                std::ptr::read(src)
+            }
+        }
+    }
+
     /// The value of `key`, if set.
     #[must_use]
     pub fn get(&self, key: &str) -> Option<&TagValue> {

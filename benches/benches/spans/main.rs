@@ -7,12 +7,13 @@
 //!
 //! Options (after `--`): `--quick` runs each case once (a smoke test: checks that every span
 //! reached its sink, measures nothing); `--samples N`, `--sample-ms N`, `--warmup-ms N`;
-//! `--libs a,b` (ids: lstrace, lstrace-inline, fastrace, tracing, tracing-otel); any other
+//! `--libs a,b` (ids: lstrace, lstrace-inline, fastrace, tracing, tracing-otel, baseline); any other
 //! word selects the cases whose name contains it (`wide`, `async/100`, ...).
 //! `--child LIB CASE --profile N` runs N iterations of one case untimed, for a profiler
 //! (`valgrind --tool=callgrind`).
 //! `cargo test` runs this binary without `--bench`: that is the smoke run.
 
+mod baseline;
 mod cases;
 mod harness;
 mod with_fastrace;
@@ -62,6 +63,11 @@ const LIBRARIES: &[Entry] = &[
         id: "tracing-otel",
         title: "tracing + OpenTelemetry",
         library: &Tracing(Pipeline::OpenTelemetry),
+    },
+    Entry {
+        id: "baseline",
+        title: "no tracing (baseline)",
+        library: &baseline::Baseline,
     },
 ];
 
