@@ -1,6 +1,7 @@
 //! Where finished spans go: each thread's ring, the registry of rings, and the one
 //! installed [`Recorder`] that drains them.
 
+use crate::clock::{self, Ticks};
 use crate::record::SpanRecord;
 use crate::ring::{Cursor, Pushed, Ring};
 use once_cell::sync::OnceCell;
@@ -25,9 +26,16 @@ pub trait Recorder: Send + Sync + 'static {
     fn wake(&self);
 }
 
-/// Per-thread ring capacity: enough for bursts between drains, small enough that a
-/// thread's buffer stays well under a megabyte.
-pub(crate) const RING_CAPACITY: usize = 512;
+/// Largest per-thread ring: a thread's buffer stays within a megabyte (4096 spans of 256
+/// bytes). A ring starts at [`RING_CAPACITY_START`] and doubles, up to this, while its thread
+/// wakes the consumer more often than every [`BUSY_WAKE_INTERVAL_NANOS`].
+pub(crate) const RING_CAPACITY: usize = 4096;
+
+/// A thread's first ring: 64 KiB.
+pub(crate) const RING_CAPACITY_START: usize = 256;
+
+/// Wakes closer together than this (a millisecond) mean the ring is small for its thread.
+const BUSY_WAKE_INTERVAL_NANOS: u64 = 1_000_000;
 
 const UNINITIALISED: u8 = 0;
 const RECORDING: u8 = 1;
@@ -157,11 +165,13 @@ pub fn pending() -> usize {
 pub(crate) struct Producer {
     ring: Arc<Ring<SpanRecord>>,
     cursor: Cursor,
+    /// When the consumer was last woken for this ring.
+    last_wake: Ticks,
 }
 
 impl Producer {
-    fn register() -> Self {
-        let ring = Arc::new(Ring::new(RING_CAPACITY));
+    fn register(capacity: usize) -> Self {
+        let ring = Arc::new(Ring::new(capacity));
         registry().push(Entry {
             ring: Arc::clone(&ring),
             dropped_seen: 0,
@@ -169,40 +179,8 @@ impl Producer {
         Producer {
             ring,
             cursor: Cursor::default(),
+            last_wake: clock::now(),
         }
-    }
-
-    pub(crate) fn push(&self, span: SpanRecord) {
-        let pushed = self.ring.push(span, &self.cursor);
-        Self::pushed(pushed);
-    }
-
-    /// Pushes the span that `write` writes into a free slot; when the ring is full, `write`
-    /// is not run, the span is counted as dropped, and this returns false.
-    ///
-    /// # Safety
-    /// `write` must leave a valid record in the slot.
-    #[inline]
-    pub(crate) unsafe fn push_with(&self, write: impl FnOnce(*mut SpanRecord)) -> bool {
-        // SAFETY: passed on from the caller.
-        let pushed = unsafe { self.ring.push_with(&self.cursor, write) };
-        Self::pushed(pushed);
-        pushed != Pushed::Full
-    }
-
-    #[inline]
-    fn pushed(pushed: Pushed) {
-        if pushed != Pushed::Ok {
-            wake();
-        }
-    }
-}
-
-/// Asks the recorder to drain soon: a ring is half full, or full.
-#[cold]
-fn wake() {
-    if let Some(recorder) = installed() {
-        recorder.wake();
     }
 }
 
@@ -215,15 +193,103 @@ impl Drop for Producer {
     }
 }
 
-/// Gets (registering on first use) this thread's producer.
+/// Pushes a span into this thread's ring (registering the ring on first use); when the ring
+/// is full the span is dropped and counted.
+pub(crate) fn push(slot: &mut Option<Producer>, span: SpanRecord) {
+    let producer = slot.get_or_insert_with(|| Producer::register(RING_CAPACITY_START));
+    let pushed = producer.ring.push(span, &producer.cursor);
+    if pushed != Pushed::Ok {
+        pushed_past_half(slot, pushed);
+    }
+}
+
+/// Pushes the span that `write` writes into a free slot of this thread's ring (registering
+/// the ring on first use). When the ring is full, `write` is not run, the span is counted as
+/// dropped, and this returns false.
+///
+/// # Safety
+/// `write` must leave a valid record in the slot.
 #[inline]
-pub(crate) fn producer(slot: &mut Option<Producer>) -> &Producer {
-    slot.get_or_insert_with(Producer::register)
+pub(crate) unsafe fn push_with(
+    slot: &mut Option<Producer>,
+    write: impl FnOnce(*mut SpanRecord),
+) -> bool {
+    let producer = slot.get_or_insert_with(|| Producer::register(RING_CAPACITY_START));
+    // SAFETY: passed on from the caller.
+    let pushed = unsafe { producer.ring.push_with(&producer.cursor, write) };
+    if pushed != Pushed::Ok {
+        pushed_past_half(slot, pushed);
+    }
+    pushed != Pushed::Full
+}
+
+/// Another half ring was pushed (or the ring is full): asks the recorder to drain soon, and
+/// gives a thread that wakes its consumer often a bigger ring. Each wake costs both threads
+/// a system call and a context switch, so a busy thread should wake it rarely; a quiet
+/// thread keeps a small ring.
+#[cold]
+fn pushed_past_half(slot: &mut Option<Producer>, pushed: Pushed) {
+    if let Some(recorder) = installed() {
+        recorder.wake();
+    }
+    let Some(producer) = slot else {
+        return;
+    };
+    let now = clock::now();
+    let busy = pushed == Pushed::Full
+        || clock::nanos_between(producer.last_wake, now) < BUSY_WAKE_INTERVAL_NANOS;
+    producer.last_wake = now;
+    let capacity = producer.ring.capacity();
+    if busy && capacity < RING_CAPACITY {
+        // The old ring is closed (by the producer's drop) and retired once drained.
+        *slot = Some(Producer::register(capacity * 2));
+    }
 }
 
 /// A span that could not even reach its thread's ring (the thread is shutting down).
 pub(crate) fn lost(count: u64) {
     if let Some(recorder) = installed() {
         recorder.dropped(count);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::context::SpanContext;
+    use crate::id::{SpanId, TraceId};
+    use crate::local::{Frame, Start};
+    use crate::tag::TagList;
+
+    fn record() -> SpanRecord {
+        let context = SpanContext::new(TraceId::random(), SpanId::random(), true);
+        let frame = Frame::recording(
+            context,
+            None,
+            "ring-growth".into(),
+            TagList::new(),
+            Start::At(clock::now()),
+        );
+        frame
+            .into_record(clock::now(), crate::local::Ending::Normal)
+            .expect("a recording frame has a record")
+    }
+
+    #[test]
+    fn a_thread_that_fills_its_ring_gets_a_bigger_one_up_to_the_limit() {
+        std::thread::spawn(|| {
+            let mut slot = None;
+            push(&mut slot, record());
+            let first = slot.as_ref().map(|p: &Producer| p.ring.capacity());
+            assert_eq!(first, Some(RING_CAPACITY_START));
+            // Nobody drains: each full ring makes way for one twice its size, to the limit.
+            for _ in 0..2 * RING_CAPACITY {
+                push(&mut slot, record());
+            }
+            let last = slot.as_ref().map(|p| p.ring.capacity());
+            assert_eq!(last, Some(RING_CAPACITY));
+        })
+        .join()
+        .unwrap();
     }
 }

@@ -283,7 +283,6 @@ impl Local {
             stack.pop();
             return;
         }
-        let producer = collector::producer(producer);
         let len = stack.len();
         // SAFETY: the top frame leaves the stack (the length no longer covers it); its record
         // moves into the ring, or is dropped if the ring is full; its other fields need no
@@ -292,7 +291,7 @@ impl Local {
             stack.set_len(len - 1);
             let frame = stack.as_mut_ptr().add(len - 1);
             let record = ptr::addr_of_mut!((*frame).record);
-            if !producer.push_with(|slot| move_record(record, slot)) {
+            if !collector::push_with(producer, |slot| move_record(record, slot)) {
                 ptr::drop_in_place(record);
             }
         }
@@ -350,7 +349,7 @@ impl Local {
     #[inline]
     pub(crate) fn finish(&mut self, frame: Frame, end: Ticks, ending: Ending) {
         if let Some(record) = frame.into_record(end, ending) {
-            collector::producer(&mut self.producer).push(record);
+            collector::push(&mut self.producer, record);
         }
     }
 }

@@ -88,6 +88,10 @@ impl<T> Ring<T> {
         }
     }
 
+    pub(crate) fn capacity(&self) -> usize {
+        self.mask + 1
+    }
+
     /// Pushes an item. Must only be called by the ring's one producer, with its cursor.
     pub(crate) fn push(&self, item: T, cursor: &Cursor) -> Pushed {
         let mut item = ManuallyDrop::new(item);
@@ -169,12 +173,12 @@ impl<T> Ring<T> {
 
     /// Takes every item pushed so far. Must only be called by the one consumer.
     pub(crate) fn drain(&self, f: impl FnMut(T)) {
-        self.drain_iter(|_| {}).for_each(f);
+        self.drain_iter(|_: &mut T| {}).for_each(f);
     }
 
     /// Takes the items pushed so far, one at a time, straight out of their slots, after
     /// `settle` has finished each one in its slot. Must only be called by the one consumer.
-    pub(crate) fn drain_iter(&self, settle: fn(&mut T)) -> Drain<'_, T> {
+    pub(crate) fn drain_iter<S: FnMut(&mut T)>(&self, settle: S) -> Drain<'_, T, S> {
         Drain {
             ring: self,
             head: self.head.load(Ordering::Relaxed),
@@ -204,14 +208,14 @@ impl<T> Ring<T> {
 }
 
 /// Takes the items that were in a ring when it was created; see [`Ring::drain_iter`].
-pub(crate) struct Drain<'a, T> {
+pub(crate) struct Drain<'a, T, S: FnMut(&mut T)> {
     ring: &'a Ring<T>,
     head: usize,
     tail: usize,
-    settle: fn(&mut T),
+    settle: S,
 }
 
-impl<T> Iterator for Drain<'_, T> {
+impl<T, S: FnMut(&mut T)> Iterator for Drain<'_, T, S> {
     type Item = T;
 
     #[inline]
@@ -219,20 +223,22 @@ impl<T> Iterator for Drain<'_, T> {
         if self.head == self.tail {
             return None;
         }
-        // SAFETY: slots in head..tail were published by the producer's release store, and
-        // this is the one consumer.
-        let item = unsafe {
-            let slot = (*self.ring.slots[self.head & self.ring.mask].get()).assume_init_mut();
-            (self.settle)(slot);
-            ptr::read(slot)
-        };
-        self.head = self.head.wrapping_add(1);
         // Hand room back to the producer now and then within a batch (and at the end, on
-        // drop), not at every item: each store takes the cache line from the producer.
+        // drop), not at every item: each store takes the cache line from the producer. Only
+        // slots already taken are handed back.
         if self.head & 63 == 0 {
             self.ring.head.store(self.head, Ordering::Release);
         }
-        Some(item)
+        let at = self.head & self.ring.mask;
+        self.head = self.head.wrapping_add(1);
+        // SAFETY: `mask` keeps the index inside the slots; slots in head..tail were published
+        // by the producer's release store, and this is the one consumer. The item is read
+        // straight into the caller's hands, once.
+        unsafe {
+            let slot = (*self.ring.slots.get_unchecked(at).get()).assume_init_mut();
+            (self.settle)(slot);
+            Some(ptr::read(slot))
+        }
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
@@ -241,9 +247,9 @@ impl<T> Iterator for Drain<'_, T> {
     }
 }
 
-impl<T> ExactSizeIterator for Drain<'_, T> {}
+impl<T, S: FnMut(&mut T)> ExactSizeIterator for Drain<'_, T, S> {}
 
-impl<T> Drop for Drain<'_, T> {
+impl<T, S: FnMut(&mut T)> Drop for Drain<'_, T, S> {
     /// Publishes what was taken, also when the consumer unwinds: a taken item is never
     /// offered again.
     fn drop(&mut self) {
