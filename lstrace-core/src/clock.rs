@@ -132,20 +132,6 @@ pub(crate) fn unix_nanos_now() -> u64 {
     unix_nanos(now())
 }
 
-/// The monotonic reading that corresponds to a wall-clock time, for explicit start times.
-pub(crate) fn instant_at(t: SystemTime) -> Instant {
-    let anchor = &*ANCHOR;
-    let target = system_time_to_unix_nanos(t);
-    if target >= anchor.unix_nanos {
-        anchor.instant + Duration::from_nanos(target - anchor.unix_nanos)
-    } else {
-        anchor
-            .instant
-            .checked_sub(Duration::from_nanos(anchor.unix_nanos - target))
-            .unwrap_or(anchor.instant)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -31,8 +31,8 @@ pub trait Recorder: Send + Sync + 'static {
 /// wakes the consumer more often than every [`BUSY_WAKE_INTERVAL_NANOS`].
 pub(crate) const RING_CAPACITY: usize = 4096;
 
-/// A thread's first ring: 64 KiB.
-pub(crate) const RING_CAPACITY_START: usize = 256;
+/// A thread's first ring: 128 KiB, as big as every ring used to be.
+pub(crate) const RING_CAPACITY_START: usize = 512;
 
 /// Wakes closer together than this (a millisecond) mean the ring is small for its thread.
 const BUSY_WAKE_INTERVAL_NANOS: u64 = 1_000_000;

@@ -15,6 +15,7 @@
 
 mod baseline;
 mod cases;
+mod e2e;
 mod harness;
 mod with_fastrace;
 mod with_lstrace;
@@ -80,6 +81,10 @@ struct Options {
     libraries: Vec<&'static Entry>,
     filters: Vec<String>,
     child: Option<(&'static Entry, Case)>,
+    /// An end-to-end measurement to run in this process.
+    e2e_child: Option<e2e::Measurement>,
+    /// The rate of a paced end-to-end run, in spans per second.
+    rate: u64,
     /// Iterations to run untimed, for a profiler, instead of measuring.
     profile: Option<u64>,
 }
@@ -96,6 +101,8 @@ fn parse_options() -> Result<Options, String> {
     let mut libraries: Vec<&'static Entry> = LIBRARIES.iter().collect();
     let mut filters = Vec::new();
     let mut child = None;
+    let mut e2e_child = None;
+    let mut rate = e2e::PACED_RATES[0];
     let mut profile = None;
     let library = |id: &str| {
         LIBRARIES
@@ -117,6 +124,14 @@ fn parse_options() -> Result<Options, String> {
                 plan.sample_time = Duration::from_millis(number(&mut args, "--sample-ms")?);
             }
             "--warmup-ms" => plan.warmup = Duration::from_millis(number(&mut args, "--warmup-ms")?),
+            "--e2e" => {
+                let name = args.next().ok_or("--e2e needs a measurement")?;
+                e2e_child = Some(
+                    e2e::Measurement::parse(&name)
+                        .ok_or_else(|| format!("unknown measurement {name:?}"))?,
+                );
+            }
+            "--rate" => rate = number(&mut args, "--rate")?,
             "--profile" => profile = Some(number(&mut args, "--profile")?),
             "--libs" => {
                 let ids = args.next().ok_or("--libs needs a list")?;
@@ -146,6 +161,8 @@ fn parse_options() -> Result<Options, String> {
         libraries,
         filters,
         child,
+        e2e_child,
+        rate,
         profile,
     })
 }
@@ -158,6 +175,9 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if let Some(measurement) = options.e2e_child {
+        return run_e2e_child(measurement, options.rate, options.quick);
+    }
     match options.child {
         Some((entry, case)) => run_child(entry, case, &options),
         None => run_all(&options),
@@ -249,6 +269,29 @@ fn run_child(entry: &Entry, case: Case, options: &Options) -> ExitCode {
     ExitCode::SUCCESS
 }
 
+/// Runs one end-to-end measurement in this process and prints its `E2E` line, after
+/// checking that every span is accounted for: delivered to the satellite, or dropped and
+/// counted. (Whether any are dropped depends on the machine: a debug build's reporter is
+/// slow.)
+fn run_e2e_child(measurement: e2e::Measurement, rate: u64, quick: bool) -> ExitCode {
+    match e2e::run(measurement, rate, quick) {
+        Ok(outcome) => {
+            println!("{}", outcome.to_line());
+            let accounted = outcome.sent + outcome.dropped == outcome.created
+                && outcome.satellite_spans == outcome.sent;
+            if !accounted {
+                eprintln!("{measurement}: spans unaccounted for: {outcome:?}");
+                return ExitCode::FAILURE;
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{measurement}: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 /// Runs every selected case of every selected library, each in a child process, and prints
 /// the tables.
 fn run_all(options: &Options) -> ExitCode {
@@ -301,10 +344,12 @@ fn run_all(options: &Options) -> ExitCode {
             });
             match measured {
                 Some(measured) => {
-                    eprintln!(
-                        "{case:<20} {:<16} {:>9.1} ns/span (fastest sample {:.1}, CPU {:.1})",
-                        entry.id, measured.wall_ns, measured.wall_min_ns, measured.cpu_ns
-                    );
+                    if !options.quick {
+                        eprintln!(
+                            "{case:<20} {:<16} {:>9.1} ns/span (fastest sample {:.1}, CPU {:.1})",
+                            entry.id, measured.wall_ns, measured.wall_min_ns, measured.cpu_ns
+                        );
+                    }
                     results.push((case, entry.id, measured));
                 }
                 None => {
@@ -314,15 +359,59 @@ fn run_all(options: &Options) -> ExitCode {
             }
         }
     }
+    let mut e2e_results = Vec::new();
+    let runs = e2e::ALL.iter().flat_map(|&m| {
+        let rates: &[u64] = if m == e2e::Measurement::Paced {
+            e2e::PACED_RATES
+        } else {
+            &[0]
+        };
+        rates.iter().map(move |&rate| (m, rate))
+    });
+    for (measurement, rate) in runs {
+        let name = measurement.to_string();
+        if !(options.filters.is_empty() || options.filters.iter().any(|f| name.contains(f))) {
+            continue;
+        }
+        let mut command = Command::new(&exe);
+        command
+            .args(["--e2e", &name, "--rate", &rate.to_string()])
+            .arg(if options.quick { "--quick" } else { "--bench" })
+            .stderr(Stdio::inherit());
+        let output = command.output();
+        let outcome = output.as_ref().ok().and_then(|out| {
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            out.status
+                .success()
+                .then(|| stdout.lines().find_map(e2e::Outcome::from_line))
+                .flatten()
+        });
+        match outcome {
+            Some(outcome) => {
+                if !options.quick {
+                    eprintln!(
+                        "{name:<20} {:.0} spans/s delivered",
+                        outcome.delivered_per_second()
+                    );
+                }
+                e2e_results.push((measurement, rate, outcome));
+            }
+            None => {
+                eprintln!("{name:<20} FAILED ({output:?})");
+                failures += 1;
+            }
+        }
+    }
     eprintln!("load average after: {}", load_average());
     if options.quick {
         println!(
             "lstrace-benches smoke run: {} runs passed, {failures} failed \
              (each case once per library; the numbers of a smoke run mean nothing)",
-            results.len()
+            results.len() + e2e_results.len()
         );
     } else {
         print!("{}", report(options, &cases, &results));
+        print!("{}", e2e_report(&e2e_results));
     }
     if failures == 0 {
         ExitCode::SUCCESS
@@ -411,6 +500,49 @@ fn report(options: &Options, cases: &[Case], results: &[(Case, &str, Measured)])
     } else {
         let _ = writeln!(out, "{}", lost.join("\n"));
     }
+    out
+}
+
+/// The end-to-end table.
+fn e2e_report(results: &[(e2e::Measurement, u64, e2e::Outcome)]) -> String {
+    if results.is_empty() {
+        return String::new();
+    }
+    let mut out = String::from(
+        "\n### End to end: reporter to the local satellite over loopback HTTP \
+         (3 tags and 1 log per span)\n\n\
+         | run | spans created | delivered | dropped | seconds | delivered per second | \
+         bytes per buffered span | flush of the buffer |\n\
+         |---|---:|---:|---:|---:|---:|---:|---:|\n",
+    );
+    for (measurement, rate, o) in results {
+        let run = if *measurement == e2e::Measurement::Paced {
+            format!("{measurement} at {rate} spans/s")
+        } else {
+            measurement.to_string()
+        };
+        let bytes = o
+            .bytes_per_buffered_span
+            .map_or("n/a".to_owned(), |b| format!("{b:.0}"));
+        let flush = o
+            .flush_seconds
+            .map_or("n/a".to_owned(), |s| format!("{:.1} ms", s * 1000.0));
+        let _ = writeln!(
+            out,
+            "| {run} | {} | {} | {} | {:.2} | {:.0} | {bytes} | {flush} |",
+            o.created,
+            o.sent,
+            o.dropped,
+            o.seconds,
+            o.delivered_per_second()
+        );
+    }
+    let _ = writeln!(
+        out,
+        "\nA finished span waits in its thread's ring as a `SpanRecord` of {} bytes (plus the \
+         heap of its logs and owned strings) until the reporter encodes it.",
+        std::mem::size_of::<lstrace::SpanRecord>()
+    );
     out
 }
 

@@ -1,8 +1,8 @@
-//! lstrace, through the code `#[traced]` expands to, recording into a recorder that discards.
+//! lstrace with `#[traced]`, recording into a recorder that discards.
 
 use crate::cases::{Case, Library};
 use lstrace::collector::{self, Recorder};
-use lstrace::{Instrumented, SpanGuard, SpanRecord};
+use lstrace::SpanRecord;
 use std::hint::black_box;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
@@ -54,60 +54,45 @@ impl Recorder for Discard {
     }
 }
 
-/// What `#[traced]` expands to around a synchronous body: one load and a branch when no tracer
-/// is initialised.
-#[inline(always)]
-fn enter(name: &'static str) -> Option<SpanGuard> {
-    if collector::is_enabled() {
-        Some(lstrace::span(name).start())
-    } else {
-        None
-    }
-}
-
+#[lstrace::traced]
 #[inline(never)]
 fn child() {
-    let _span = enter("child");
     black_box(());
 }
 
+#[lstrace::traced]
 #[inline(never)]
 fn wide(n: usize) {
-    let _span = enter("root");
     for _ in 0..n {
         child();
     }
 }
 
+#[lstrace::traced]
 #[inline(never)]
 fn nested(depth: usize) {
-    let _span = enter("nested");
     if depth > 1 {
         nested(black_box(depth - 1));
     }
 }
 
+#[lstrace::traced]
 #[inline(never)]
 fn deep(depth: usize) {
-    let _span = enter("root");
     nested(depth - 1);
 }
 
+#[lstrace::traced]
 #[inline(never)]
 async fn child_async() {
-    Instrumented::new(lstrace::span("child").start_detached(), async move {
-        black_box(());
-    })
-    .await;
+    black_box(());
 }
 
+#[lstrace::traced]
 async fn wide_async(n: usize) {
-    Instrumented::new(lstrace::span("root").start_detached(), async move {
-        for _ in 0..n {
-            child_async().await;
-        }
-    })
-    .await;
+    for _ in 0..n {
+        child_async().await;
+    }
 }
 
 #[inline(never)]

@@ -9,7 +9,7 @@
 //! Memory: a buffered span costs its encoded size plus the growth slack of its chunk's `Vec`
 //! (at most as much again). Measured in `memory_per_span_is_its_encoding` for a span with a
 //! name, a parent and three tags (string, int, bool), no logs: 120 bytes encoded, 131 bytes
-//! of buffer capacity per span; the `SpanRecord` it came from is 288 bytes plus its heap.
+//! of buffer capacity per span; the `SpanRecord` it came from is 256 bytes plus its heap.
 //! So the default 1000 buffered spans of that kind hold about 130 KB.
 
 use crate::protocol;

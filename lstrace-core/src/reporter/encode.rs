@@ -126,7 +126,7 @@ pub(crate) mod tests {
     use super::*;
     use crate::context::SpanContext;
     use crate::id::{SpanId, TraceId};
-    use crate::record::LogRecord;
+    use crate::record::{LogRecord, Logs};
     use crate::tag::TagList;
 
     /// A finished span, built directly (unit tests cannot go through the global recorder).
@@ -142,8 +142,12 @@ pub(crate) mod tests {
             start_unix_nanos: 1_700_000_000_123_456_789,
             duration_nanos: 2_999_999,
             tags,
-            logs,
-            dropped_logs: 0,
+            logs: (!logs.is_empty()).then(|| {
+                Box::new(Logs {
+                    records: logs,
+                    dropped: 0,
+                })
+            }),
         }
     }
 
@@ -241,7 +245,7 @@ pub(crate) mod tests {
             })
             .collect();
         let mut record = record("op", tags, logs);
-        record.dropped_logs = 3;
+        record.logs.get_or_insert_with(Box::default).dropped = 3;
         let encoded = span(&record, &limits);
         assert_eq!(encoded.span.tags[0].key, "long");
         assert_eq!(

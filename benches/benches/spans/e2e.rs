@@ -1,0 +1,231 @@
+//! End to end: spans created, encoded by the reporter and delivered to the local satellite
+//! over loopback HTTP, each with three tags and one log. Each measurement runs in a child
+//! process of its own, since the reporter installs once per process.
+
+use lstrace::satellite::LocalSatellite;
+use lstrace::Options;
+use std::fmt;
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+/// The end-to-end measurements.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Measurement {
+    /// One thread makes spans as fast as it can for a while; the reporter delivers what it
+    /// can and drops (and counts) the rest.
+    Saturated,
+    /// One thread makes spans at a fixed rate, below what the reporter delivers: nothing
+    /// may be dropped.
+    Paced,
+    /// 100,000 spans are buffered by the reporter (nothing sent), then flushed: bytes per
+    /// buffered span, and the time the flush takes.
+    FullBuffer,
+}
+
+/// Every measurement, in the order the report lists them.
+pub const ALL: &[Measurement] = &[
+    Measurement::Saturated,
+    Measurement::Paced,
+    Measurement::FullBuffer,
+];
+
+impl Measurement {
+    /// Parses the `Display` form.
+    pub fn parse(text: &str) -> Option<Measurement> {
+        ALL.iter().copied().find(|m| m.to_string() == text)
+    }
+}
+
+impl fmt::Display for Measurement {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Measurement::Saturated => "e2e-saturated",
+            Measurement::Paced => "e2e-paced",
+            Measurement::FullBuffer => "e2e-full-buffer",
+        })
+    }
+}
+
+/// The reporter's buffer for the throughput runs: with the default (1000 spans, reports at
+/// most every 500 ms when half full) a reporter is built to deliver a few thousand spans a
+/// second, not millions.
+const THROUGHPUT_BUFFER: usize = 200_000;
+
+/// The spans buffered, then flushed, in the full-buffer run.
+const FULL_BUFFER: usize = 100_000;
+
+/// The rates of the paced runs, in spans per second: the target, and below it.
+pub const PACED_RATES: &[u64] = &[1_000_000, 250_000, 100_000];
+
+/// One span with three tags (a string, an integer, a boolean) and one log.
+#[inline(never)]
+fn one_span(i: u64) {
+    let _span = lstrace::span("e2e.op")
+        .with_tag("component", "bench")
+        .with_tag("i", i)
+        .with_tag("ok", true)
+        .start();
+    lstrace::log([("event", "step")]);
+    black_box(i);
+}
+
+/// What one run found, as `key=value` words for the parent to print.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    pub created: u64,
+    pub sent: u64,
+    pub dropped: u64,
+    pub seconds: f64,
+    pub satellite_spans: u64,
+    pub bytes_per_buffered_span: Option<f64>,
+    pub flush_seconds: Option<f64>,
+}
+
+impl Outcome {
+    pub fn to_line(&self) -> String {
+        format!(
+            "E2E created={} sent={} dropped={} seconds={} satellite={} bytes_per_span={} flush_seconds={}",
+            self.created,
+            self.sent,
+            self.dropped,
+            self.seconds,
+            self.satellite_spans,
+            self.bytes_per_buffered_span.map_or(-1.0, |b| b),
+            self.flush_seconds.map_or(-1.0, |s| s),
+        )
+    }
+
+    pub fn from_line(line: &str) -> Option<Outcome> {
+        let words = line.strip_prefix("E2E ")?;
+        let mut outcome = Outcome::default();
+        for word in words.split(' ') {
+            let (key, value) = word.split_once('=')?;
+            match key {
+                "created" => outcome.created = value.parse().ok()?,
+                "sent" => outcome.sent = value.parse().ok()?,
+                "dropped" => outcome.dropped = value.parse().ok()?,
+                "seconds" => outcome.seconds = value.parse().ok()?,
+                "satellite" => outcome.satellite_spans = value.parse().ok()?,
+                "bytes_per_span" => {
+                    let b: f64 = value.parse().ok()?;
+                    outcome.bytes_per_buffered_span = (b >= 0.0).then_some(b);
+                }
+                "flush_seconds" => {
+                    let s: f64 = value.parse().ok()?;
+                    outcome.flush_seconds = (s >= 0.0).then_some(s);
+                }
+                _ => return None,
+            }
+        }
+        Some(outcome)
+    }
+
+    /// Spans delivered per second.
+    pub fn delivered_per_second(&self) -> f64 {
+        self.sent as f64 / self.seconds
+    }
+}
+
+/// Runs one measurement in this process (`rate`: spans per second of a paced run). `quick`
+/// makes it tiny (the smoke run).
+pub fn run(measurement: Measurement, rate: u64, quick: bool) -> Result<Outcome, String> {
+    let satellite = LocalSatellite::start().map_err(|e| format!("satellite: {e}"))?;
+    let (buffer, period) = match measurement {
+        Measurement::Saturated | Measurement::Paced => {
+            (THROUGHPUT_BUFFER, Duration::from_millis(100))
+        }
+        // Nothing is sent until the flush: the buffer never gets half full (which would send
+        // a report early) and the period is an hour.
+        Measurement::FullBuffer => (2 * FULL_BUFFER + 2, Duration::from_secs(3600)),
+    };
+    let min_period = match measurement {
+        Measurement::FullBuffer => period,
+        _ => Duration::from_millis(5),
+    };
+    let tracer = lstrace::init(
+        Options::new("lstrace-benches-token")
+            .component_name("lstrace-benches")
+            .collector_url(satellite.url())
+            .max_buffered_spans(buffer)
+            .reporting_period(period)
+            .min_reporting_period(min_period),
+    )
+    .map_err(|e| format!("init: {e}"))?;
+    let seconds = if quick { 0.02 } else { 2.0 };
+    let mut outcome = Outcome::default();
+    let start = Instant::now();
+    match measurement {
+        Measurement::Saturated => {
+            while start.elapsed().as_secs_f64() < seconds {
+                for _ in 0..1000 {
+                    one_span(outcome.created);
+                    outcome.created += 1;
+                }
+            }
+        }
+        Measurement::Paced => {
+            // Batches of 1000, each started on schedule.
+            let batch = 1000;
+            let every = Duration::from_secs_f64(batch as f64 / rate.max(1) as f64);
+            let mut next = start;
+            while start.elapsed().as_secs_f64() < seconds {
+                for _ in 0..batch {
+                    one_span(outcome.created);
+                    outcome.created += 1;
+                }
+                next += every;
+                if let Some(wait) = next.checked_duration_since(Instant::now()) {
+                    std::thread::sleep(wait);
+                }
+            }
+        }
+        Measurement::FullBuffer => {
+            let rss_before = resident_bytes();
+            let spans = if quick { 1000 } else { FULL_BUFFER as u64 };
+            // In steps no faster than the reporter encodes (100k spans a second), so that
+            // the whole buffer fills and no ring overflows.
+            for _ in 0..spans / 1000 {
+                for _ in 0..1000 {
+                    one_span(outcome.created);
+                    outcome.created += 1;
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while tracer.stats().spans_buffered < outcome.created && Instant::now() < deadline {
+                lstrace::collector::drain();
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            let buffered = tracer.stats().spans_buffered;
+            if let (Some(before), Some(after)) = (rss_before, resident_bytes()) {
+                if buffered > 0 {
+                    outcome.bytes_per_buffered_span =
+                        Some(after.saturating_sub(before) as f64 / buffered as f64);
+                }
+            }
+            let flush_start = Instant::now();
+            let flush = lstrace::flush(Duration::from_secs(60));
+            outcome.flush_seconds = Some(flush_start.elapsed().as_secs_f64());
+            if flush.timed_out {
+                return Err("the flush of a full buffer timed out".into());
+            }
+        }
+    }
+    let flush = lstrace::flush(Duration::from_secs(60));
+    outcome.seconds = start.elapsed().as_secs_f64();
+    if flush.timed_out {
+        return Err("the final flush timed out".into());
+    }
+    let stats = tracer.stats();
+    outcome.sent = stats.spans_sent;
+    outcome.dropped = stats.spans_dropped;
+    outcome.satellite_spans = satellite.spans().len() as u64;
+    Ok(outcome)
+}
+
+/// This process's resident memory, from /proc (Linux only).
+fn resident_bytes() -> Option<u64> {
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    Some(pages * 4096)
+}
