@@ -4,7 +4,7 @@ use crate::clock;
 use crate::collector;
 use crate::context::SpanContext;
 use crate::id::{random_u64, SpanId, TraceId};
-use crate::local::{self, with_local, Ending, Frame, Start};
+use crate::local::{self, with_local, Ending, Frame, Local, Start};
 use crate::record::{LogRecord, Relationship};
 use crate::tag::{Str, Tag, TagList, TagValue};
 use std::fmt;
@@ -236,57 +236,75 @@ unsafe fn start_detached(builder: &mut ManuallyDrop<SpanBuilder>) -> Span {
 /// The caller gives `builder` up: it must not be used or dropped after this call.
 unsafe fn start_entered(builder: &mut ManuallyDrop<SpanBuilder>) -> SpanGuard {
     let b: &mut SpanBuilder = builder;
-    let mut moved_out = false;
-    let guard = with_local(|local| {
-        let parent = match &b.parent {
-            Parent::Current => local.top().map(Frame::context),
-            Parent::Root => None,
-            Parent::Explicit(ctx) => Some(ctx),
+    let key = with_local(|local| {
+        // Children of an unsampled span cost nothing: the parent's frame already tells every
+        // descendant that the trace is not recorded. Checked here, before the rest of the
+        // work (and its register saves), which is in `push_started`.
+        let unsampled = match &b.parent {
+            Parent::Current => local.top().is_some_and(|f| !f.context().is_sampled()),
+            Parent::Root => false,
+            Parent::Explicit(ctx) => !ctx.is_sampled(),
         };
-        let (context, parent) = match parent {
-            // Children of an unsampled span cost nothing: the parent's frame already tells
-            // every descendant that the trace is not recorded.
-            Some(p) if !p.is_sampled() => return None,
-            Some(p) => (
-                p.child(SpanId::random()),
-                Some((b.spec.relationship, p.span_id().get())),
-            ),
-            None => {
-                let context = b.spec.root_context();
-                if !context.is_sampled() {
-                    // An unsampled root still needs a frame, so its children know.
-                    let key = context.span_id().get();
-                    local.push(Frame::context_only(key, context));
-                    return Some(SpanGuard::entered(key));
-                }
-                (context, None)
-            }
-        };
-        let start = b.spec.start();
-        moved_out = true;
-        // SAFETY: the name and tags move into the frame; `moved_out` keeps them from being
-        // dropped with the rest of the builder below.
-        let key = unsafe {
-            local.push_recording(
-                context,
-                parent,
-                ptr::read(&b.spec.name),
-                &b.spec.tags,
-                start,
-            )
-        };
-        Some(SpanGuard::entered(key))
+        // SAFETY: passed on from the caller.
+        (!unsampled).then(|| unsafe { push_started(local, b) })
     })
     .flatten();
-    // SAFETY: drops what is left of the builder, once; the spec's other fields need no drop.
+    // SAFETY: drops what is left of the builder, once: `push_started` moved its name and tags
+    // out, and the spec's other fields need no drop.
     unsafe {
-        if moved_out {
-            ptr::drop_in_place(&mut b.parent);
-        } else {
-            b.drop_unstarted();
+        match key {
+            Some(_) => ptr::drop_in_place(&mut b.parent),
+            None => b.drop_unstarted(),
         }
     }
-    guard.unwrap_or_else(SpanGuard::noop)
+    key.map_or_else(SpanGuard::noop, SpanGuard::entered)
+}
+
+/// Pushes the frame of the span that `b` describes (its parent is not unsampled): a
+/// recording frame, or a context-only one for an unsampled root. Returns its key.
+///
+/// # Safety
+/// Moves the name and tags out of `b`: the caller must not drop them again.
+#[inline(never)]
+unsafe fn push_started(local: &mut Local, b: &mut SpanBuilder) -> u64 {
+    let parent = match &b.parent {
+        Parent::Current => local.top().map(Frame::context),
+        Parent::Root => None,
+        Parent::Explicit(ctx) => Some(ctx),
+    };
+    let (context, parent) = match parent {
+        Some(p) => (
+            p.child(SpanId::random()),
+            Some((b.spec.relationship, p.span_id().get())),
+        ),
+        None => {
+            let context = b.spec.root_context();
+            if !context.is_sampled() {
+                // An unsampled root still needs a frame, so its children know. Its name and
+                // tags are dropped here.
+                let key = context.span_id().get();
+                local.push(Frame::context_only(key, context));
+                // SAFETY: dropped once; the caller does not drop them again.
+                unsafe {
+                    ptr::drop_in_place(&mut b.spec.name);
+                    drop(TagList::read_moved(&b.spec.tags));
+                }
+                return key;
+            }
+            (context, None)
+        }
+    };
+    let start = b.spec.start();
+    // SAFETY: the name and tags move into the frame.
+    unsafe {
+        local.push_recording(
+            context,
+            parent,
+            ptr::read(&b.spec.name),
+            &b.spec.tags,
+            start,
+        )
+    }
 }
 
 impl SpanBuilder {
