@@ -178,7 +178,7 @@ unsafe fn move_record(src: *mut SpanRecord, dst: *mut SpanRecord) {
         move_field!(start_unix_nanos);
         move_field!(duration_nanos);
         move_field!(logs);
-        ptr::addr_of_mut!((*dst).tags).write(TagList::read_moved(ptr::addr_of!((*src).tags)));
+        TagList::move_to(ptr::addr_of!((*src).tags), ptr::addr_of_mut!((*dst).tags));
     }
 }
 
@@ -253,7 +253,7 @@ impl Local {
             ptr::addr_of_mut!((*record).name).write(name);
             ptr::addr_of_mut!((*record).start_unix_nanos).write(start.raw());
             ptr::addr_of_mut!((*record).duration_nanos).write(0);
-            ptr::addr_of_mut!((*record).tags).write(TagList::read_moved(tags));
+            TagList::move_to(tags, ptr::addr_of_mut!((*record).tags));
             ptr::addr_of_mut!((*record).logs).write(None);
             self.stack.set_len(len + 1);
         }

@@ -287,7 +287,9 @@ unsafe fn push_started(local: &mut Local, b: &mut SpanBuilder) -> u64 {
                 // SAFETY: dropped once; the caller does not drop them again.
                 unsafe {
                     ptr::drop_in_place(&mut b.spec.name);
-                    drop(TagList::read_moved(&b.spec.tags));
+                    if !b.spec.tags.is_new() {
+                        ptr::drop_in_place(&mut b.spec.tags);
+                    }
                 }
                 return key;
             }

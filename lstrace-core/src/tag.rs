@@ -308,6 +308,25 @@ impl TagList {
         }
     }
 
+    /// Moves a list from `src` to `dst`: a new (empty) list is written anew (three words)
+    /// rather than copied (144 bytes). (Returning the list, as `read_moved` does, lets the
+    /// compiler merge the two cases into a full copy.)
+    ///
+    /// # Safety
+    /// `src` points to a valid list that the caller gives up; `dst` to memory for a list,
+    /// which is overwritten without being dropped.
+    #[inline]
+    pub(crate) unsafe fn move_to(src: *const TagList, dst: *mut TagList) {
+        // SAFETY: as the caller promises; a new list owns nothing, so not reading it is fine.
+        unsafe {
+            if (*src).is_new() {
+                dst.write(TagList::new());
+            } else {
+                std::ptr::copy_nonoverlapping(src, dst, 1);
+            }
+        }
+    }
+
     /// The value of `key`, if set.
     #[must_use]
     pub fn get(&self, key: &str) -> Option<&TagValue> {
