@@ -26,10 +26,12 @@ pub trait Recorder: Send + Sync + 'static {
     fn wake(&self);
 }
 
-/// Largest per-thread ring: a thread's buffer stays within a megabyte (4096 spans of 256
-/// bytes). A ring starts at [`RING_CAPACITY_START`] and doubles, up to this, while its thread
-/// wakes the consumer more often than every [`BUSY_WAKE_INTERVAL_NANOS`].
-pub(crate) const RING_CAPACITY: usize = 4096;
+/// Largest per-thread ring: 8192 spans of 256 bytes, 2 MiB. A ring starts at
+/// [`RING_CAPACITY_START`] and doubles, up to this, while its thread wakes the consumer more
+/// often than every [`BUSY_WAKE_INTERVAL_NANOS`]: only a thread that makes millions of spans
+/// a second gets this big, and it is the one for which each wake (a system call, and in a VM
+/// an interrupt to the other core, about 10 µs) matters.
+pub(crate) const RING_CAPACITY: usize = 8192;
 
 /// A thread's first ring: 128 KiB, as big as every ring used to be.
 pub(crate) const RING_CAPACITY_START: usize = 512;
