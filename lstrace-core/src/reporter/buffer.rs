@@ -12,12 +12,20 @@
 //! of buffer capacity per span; the `SpanRecord` it came from is 256 bytes plus its heap.
 //! So the default 1000 buffered spans of that kind hold about 130 KB.
 
+use super::encode::Limits;
+use super::wire;
 use crate::protocol;
+use crate::record::SpanRecord;
+#[cfg(test)]
 use prost::encoding::message;
+use prost::encoding::{encoded_len_varint as varint_len, WireType};
 use prost::Message;
 
 /// The field number of `ReportRequest.spans`.
 const SPANS_FIELD: u32 = 3;
+
+/// The key of a `ReportRequest.spans` entry: one byte.
+const SPANS_KEY_LEN: usize = 1;
 
 /// Encoded spans that fit in one report.
 #[derive(Debug, Default)]
@@ -55,7 +63,9 @@ impl SpanBuffer {
         }
     }
 
-    /// Encodes a span into the buffer.
+    /// Encodes a span message into the buffer (the tests' way in; the reporter's is
+    /// [`SpanBuffer::push_record`]).
+    #[cfg(test)]
     pub(crate) fn push(&mut self, span: &protocol::Span) -> Result<(), TooLarge> {
         let len = message::encoded_len(SPANS_FIELD, span);
         if len > self.max_chunk_bytes {
@@ -68,6 +78,31 @@ impl SpanBuffer {
         self.open.spans += 1;
         self.spans += 1;
         Ok(())
+    }
+
+    /// Encodes a finished span into the buffer, straight from its record (see the `wire`
+    /// module). Returns how many of its logs were dropped on the way.
+    pub(crate) fn push_record(
+        &mut self,
+        record: &SpanRecord,
+        limits: &Limits,
+    ) -> Result<u64, (TooLarge, u64)> {
+        let plan = wire::plan(record, limits);
+        let len = SPANS_KEY_LEN + varint_len(plan.len as u64) + plan.len;
+        if len > self.max_chunk_bytes {
+            return Err((TooLarge { bytes: len }, plan.logs_dropped));
+        }
+        if self.open.bytes.len() + len > self.max_chunk_bytes {
+            self.full.push(std::mem::take(&mut self.open));
+        }
+        let bytes = &mut self.open.bytes;
+        bytes.reserve(len);
+        prost::encoding::encode_key(SPANS_FIELD, WireType::LengthDelimited, bytes);
+        prost::encoding::encode_varint(plan.len as u64, bytes);
+        wire::write(bytes, record, limits, &plan);
+        self.open.spans += 1;
+        self.spans += 1;
+        Ok(plan.logs_dropped)
     }
 
     /// Spans in the buffer.

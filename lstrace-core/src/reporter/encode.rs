@@ -1,9 +1,14 @@
 //! A finished span as the collector's `Span` message: typed tags, references, wall-clock
 //! times, and the length and count limits applied on the way.
 
-use crate::protocol::{self, key_value::Value, KeyValue, Timestamp};
-use crate::record::{Relationship, SpanRecord};
-use crate::tag::{Tag, TagValue};
+use crate::protocol::{key_value::Value, KeyValue};
+use crate::tag::TagValue;
+#[cfg(test)]
+use crate::{
+    protocol::{self, Timestamp},
+    record::{Relationship, SpanRecord},
+    tag::Tag,
+};
 
 /// What is cut from a span before it is reported.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -54,18 +59,24 @@ pub(crate) fn key_value(key: &str, value: &TagValue, limits: &Limits) -> KeyValu
     }
 }
 
+#[cfg(test)]
 fn key_values<'a>(tags: impl Iterator<Item = &'a Tag>, limits: &Limits) -> Vec<KeyValue> {
     tags.map(|t| key_value(&t.key, &t.value, limits)).collect()
 }
 
 /// A span encoded for the collector, and how many of its logs were dropped (on the span, by
 /// the per-span limit, or here, for spans recorded under a higher limit).
+#[cfg(test)]
 pub(crate) struct EncodedSpan {
     pub(crate) span: protocol::Span,
     pub(crate) logs_dropped: u64,
 }
 
 /// The collector's `Span` for a finished span. Reports carry the low 64 bits of the trace id.
+///
+/// The reporter writes spans with `wire`, straight into bytes; this builds the message they
+/// decode to, which is how the tests pin down what `wire` writes.
+#[cfg(test)]
 pub(crate) fn span(record: &SpanRecord, limits: &Limits) -> EncodedSpan {
     let context = record.context();
     let trace_id = context.trace_id().low();

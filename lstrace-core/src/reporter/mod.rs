@@ -38,6 +38,7 @@ mod identity;
 mod options;
 mod retry;
 mod transport;
+mod wire;
 mod worker;
 
 pub use events::{
@@ -196,15 +197,17 @@ impl Shared {
                 counters.drop_spans(1, DropReason::BufferFull);
                 continue;
             }
-            let encoded = encode::span(&record, &self.config.limits);
-            counters
-                .logs_dropped
-                .fetch_add(encoded.logs_dropped, Ordering::Relaxed);
-            match buffer.push(&encoded.span) {
-                Ok(()) => {
+            match buffer.push_record(&record, &self.config.limits) {
+                Ok(logs_dropped) => {
+                    counters
+                        .logs_dropped
+                        .fetch_add(logs_dropped, Ordering::Relaxed);
                     counters.held.fetch_add(1, Ordering::Relaxed);
                 }
-                Err(_) => {
+                Err((_, logs_dropped)) => {
+                    counters
+                        .logs_dropped
+                        .fetch_add(logs_dropped, Ordering::Relaxed);
                     counters.encoding_errors.fetch_add(1, Ordering::Relaxed);
                     counters.drop_spans(1, DropReason::TooLarge);
                 }
