@@ -156,7 +156,7 @@ impl SpanBuilder {
 
     /// Starts the span and enters it: it is the current span of this thread (or of the task,
     /// inside a traced future) until the guard finishes it.
-    #[inline]
+    #[inline(always)]
     pub fn start(self) -> SpanGuard {
         // Taken before the check: the compiler then keeps the builder where the caller made
         // it (an atomic load in between keeps it from merging the two).
@@ -232,8 +232,14 @@ unsafe fn start_detached(builder: &mut ManuallyDrop<SpanBuilder>) -> Span {
 /// The builder is consumed in place, so that its name and tags go straight from the caller's
 /// builder into the new frame on the thread's stack, copied once.
 ///
+/// Inlined into the caller (with [`SpanBuilder::start`]), where the builder's fields are
+/// mostly constants: the unsampled check and dropping what is left of the builder then cost
+/// a few instructions (an unsampled child: 84 instructions before, 53 after; the rest of the
+/// start stays out of line in `push_started`).
+///
 /// # Safety
 /// The caller gives `builder` up: it must not be used or dropped after this call.
+#[inline(always)]
 unsafe fn start_entered(builder: &mut ManuallyDrop<SpanBuilder>) -> SpanGuard {
     let b: &mut SpanBuilder = builder;
     let key = with_local(|local| {

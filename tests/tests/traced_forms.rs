@@ -369,6 +369,25 @@ fn root_starts_a_new_trace() {
     assert_eq!(trace[0].parent(), None);
 }
 
+#[test]
+fn under_an_unsampled_span_only_root_spans_record() {
+    let recorder = TestRecorder::install();
+    let (unsampled, sampled_root) = {
+        let _unsampled = lstrace::span("unsampled").root().sampled(false).start();
+        assert_eq!(parent(1), 5);
+        (
+            lstrace::current().expect("the unsampled root is current"),
+            new_trace().expect("a root span records"),
+        )
+    };
+    assert!(!unsampled.is_sampled());
+    assert!(recorder.trace(unsampled.trace_id()).is_empty());
+    assert!(sampled_root.is_sampled());
+    let trace = recorder.trace(sampled_root.trace_id());
+    assert_eq!(trace.len(), 1);
+    assert_eq!(trace[0].name(), "new_trace");
+}
+
 struct Counter {
     count: u32,
 }
