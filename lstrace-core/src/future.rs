@@ -1,70 +1,114 @@
 //! Futures that carry their span: the current span belongs to the task, not to the thread.
 //!
-//! An [`Instrumented`] future owns its span's frame. Each poll moves the frame onto the
-//! polling thread's stack, and moves it (with any frame the task left entered, such as a
-//! guard held across an `.await`) back into the future when the poll returns. Tasks
-//! interleaved on one thread therefore never see each other's spans, and a task that
-//! migrates to another worker thread takes its spans with it.
+//! Between polls, an [`Instrumented`] future owns its task's frames: its span's frame, then
+//! any frame the task left entered above it (such as a guard held across an `.await`). Each
+//! poll moves them onto the polling thread's stack and, when the poll returns `Pending`, back
+//! into the future. Tasks interleaved on one thread therefore never see each other's spans,
+//! and a task that migrates to another worker thread takes its spans with it.
+//!
+//! The frames live out of line (in a `Vec` the future allocates when it first suspends), so
+//! that the future stays small: the compiler moves futures around before polling them, and
+//! an `async fn` that completes in its first poll (most short ones) never copies its frame.
 
 use crate::local::{self, with_local, Ending, Frame};
-use crate::span::{self, Span};
+use crate::span::{self, Span, SpanGuard};
 use crate::SpanContext;
 use std::fmt;
 use std::future::Future;
-use std::mem::ManuallyDrop;
+use std::mem;
 use std::pin::Pin;
-use std::ptr;
 use std::task::{Context, Poll};
 
 /// A future with its span; see [`FutureExt`].
 #[must_use = "futures do nothing unless polled"]
 pub struct Instrumented<F> {
     inner: F,
-    /// This future's own frame, while it is not being polled.
-    own: Option<Frame>,
-    /// Frames the task left entered above its own when it last returned `Pending`.
-    above: Vec<Frame>,
+    frames: TaskFrames,
+}
+
+/// Where a task's frames are while it is not being polled.
+enum TaskFrames {
+    /// Its span was entered on this thread's stack by the code that made the future, which
+    /// polls it next: the first poll finds the frame there by its key.
+    Entered(u64),
+    /// The task's frames, its own first (none: polls run in whatever span is current).
+    Suspended(Vec<Frame>),
 }
 
 impl<F> Instrumented<F> {
     /// Runs `inner` inside `span`: the span is current whenever `inner` is polled, and
     /// finishes when `inner` completes (or is dropped: then it is tagged `cancelled = true`).
     #[inline]
-    pub fn new(span: Span, inner: F) -> Self {
-        let span = ManuallyDrop::new(span);
-        Instrumented {
-            inner,
-            // SAFETY: the frame moves out of the span, which is not dropped (ManuallyDrop).
-            own: unsafe { ptr::read(&span.frame) },
-            above: Vec::new(),
-        }
+    pub fn new(mut span: Span, inner: F) -> Self {
+        Self::owning(span.frame.take(), inner)
+    }
+
+    /// What `#[traced]` makes of an `async fn`'s body: `guard` was just entered (started at
+    /// the body's first poll, like a synchronous function's span), and the future is awaited
+    /// at once, so that its first poll finds the span on top of this thread's stack and
+    /// takes it from there, with no copy when it completes in that poll.
+    ///
+    /// Not for other uses: a future made this way and first polled on another thread, or
+    /// after other spans were entered, would leave the span on this thread's stack.
+    #[doc(hidden)]
+    #[inline]
+    pub fn __traced(guard: SpanGuard, inner: F) -> Self {
+        let frames = match guard.into_key() {
+            Some(key) => TaskFrames::Entered(key),
+            None => TaskFrames::Suspended(Vec::new()),
+        };
+        Instrumented { inner, frames }
     }
 
     fn with_scope(context: Option<SpanContext>, inner: F) -> Self {
+        Self::owning(context.map(|c| c.scope_frame()), inner)
+    }
+
+    fn owning(frame: Option<Frame>, inner: F) -> Self {
         Instrumented {
             inner,
-            own: context.map(|c| c.scope_frame()),
-            above: Vec::new(),
+            frames: TaskFrames::Suspended(frame.into_iter().collect()),
         }
     }
 
     /// Finishes the spans of a future dropped before it completed.
     #[cold]
     fn cancel(&mut self) {
-        for frame in self.above.drain(..).rev() {
-            local::finish_detached(frame, Ending::Cancelled);
-        }
-        if let Some(frame) = self.own.take() {
-            local::finish_detached(frame, Ending::Cancelled);
+        match &mut self.frames {
+            TaskFrames::Entered(key) => {
+                let key = *key;
+                let ending = if std::thread::panicking() {
+                    Ending::Panicked
+                } else {
+                    Ending::Cancelled
+                };
+                let end = crate::clock::now();
+                with_local(|local| local.finish_entered(key, end, ending));
+                self.frames = TaskFrames::Suspended(Vec::new());
+            }
+            TaskFrames::Suspended(frames) => {
+                for frame in frames.drain(..).rev() {
+                    local::finish_detached(frame, Ending::Cancelled);
+                }
+            }
         }
     }
 }
 
-/// Takes the frames back out of the stack when a poll ends, even by a panic.
+/// Where the task's frames start on the thread's stack during a poll.
+#[derive(Clone, Copy)]
+enum Base {
+    /// At this depth: they were pushed there when the poll began.
+    Depth(usize),
+    /// At the frame with this key (the first poll of [`TaskFrames::Entered`]).
+    Key(u64),
+}
+
+/// Takes the frames back out of the stack when a poll ends, even by a panic; finishes them
+/// when the poll completed the future (or panicked).
 struct PollExit<'a> {
-    own: &'a mut Option<Frame>,
-    above: &'a mut Vec<Frame>,
-    depth: usize,
+    frames: &'a mut TaskFrames,
+    base: Base,
     ready: bool,
 }
 
@@ -72,30 +116,41 @@ impl Drop for PollExit<'_> {
     #[inline]
     fn drop(&mut self) {
         let panicking = std::thread::panicking();
-        let depth = self.depth;
-        let (own, above) = (&mut *self.own, &mut *self.above);
-        if panicking || self.ready {
-            let end = crate::clock::now();
-            let ending = if panicking {
-                Ending::Panicked
-            } else {
-                Ending::Normal
+        let finish = panicking || self.ready;
+        let end = if finish {
+            Some(crate::clock::now())
+        } else {
+            None
+        };
+        let (frames, base) = (&mut *self.frames, self.base);
+        with_local(|local| {
+            let depth = match base {
+                Base::Depth(depth) => depth,
+                Base::Key(key) => match local.position(key) {
+                    Some(depth) => depth,
+                    None => return,
+                },
             };
-            with_local(|local| {
+            if let Some(end) = end {
+                let ending = if panicking {
+                    Ending::Panicked
+                } else {
+                    Ending::Normal
+                };
                 while local.stack.len() > depth {
                     local.finish_top(end, ending);
                 }
-            });
-        } else {
-            with_local(|local| {
-                if local.stack.len() > depth + 1 {
-                    *above = local.stack.split_off(depth + 1);
-                }
-                if local.stack.len() > depth {
-                    local.pop_into(own);
-                }
-            });
-        }
+                *frames = TaskFrames::Suspended(Vec::new());
+            } else {
+                let mut suspended = match mem::replace(frames, TaskFrames::Suspended(Vec::new()))
+                {
+                    TaskFrames::Suspended(v) => v,
+                    TaskFrames::Entered(_) => Vec::new(),
+                };
+                local.suspend_into(depth, &mut suspended);
+                *frames = TaskFrames::Suspended(suspended);
+            }
+        });
     }
 }
 
@@ -105,29 +160,28 @@ impl<F: Future> Future for Instrumented<F> {
     #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         // SAFETY: `inner` is never moved out of the pinned `Instrumented` (not here, not in
-        // Drop); the frame fields are not structurally pinned.
+        // Drop); the frames are not structurally pinned.
         let this = unsafe { self.get_unchecked_mut() };
         let inner = unsafe { Pin::new_unchecked(&mut this.inner) };
-        if this.own.is_none() {
-            return inner.poll(cx);
-        }
-        let (own, above) = (&mut this.own, &mut this.above);
-        let depth = with_local(|local| {
-            let depth = local.stack.len();
-            local.push_taken(own);
-            if !above.is_empty() {
-                local.stack.append(above);
+        let base = match &mut this.frames {
+            TaskFrames::Entered(key) => Base::Key(*key),
+            TaskFrames::Suspended(frames) if frames.is_empty() => return inner.poll(cx),
+            TaskFrames::Suspended(frames) => {
+                let depth = with_local(|local| {
+                    let depth = local.stack.len();
+                    local.stack.append(frames);
+                    depth
+                });
+                let Some(depth) = depth else {
+                    // The thread is shutting down: poll without the spans.
+                    return inner.poll(cx);
+                };
+                Base::Depth(depth)
             }
-            depth
-        });
-        let Some(depth) = depth else {
-            // The thread is shutting down: poll without the span.
-            return inner.poll(cx);
         };
         let mut exit = PollExit {
-            own,
-            above,
-            depth,
+            frames: &mut this.frames,
+            base,
             ready: false,
         };
         let result = inner.poll(cx);
@@ -139,7 +193,7 @@ impl<F: Future> Future for Instrumented<F> {
 impl<F> Drop for Instrumented<F> {
     #[inline]
     fn drop(&mut self) {
-        if self.own.is_some() || !self.above.is_empty() {
+        if !matches!(&self.frames, TaskFrames::Suspended(frames) if frames.is_empty()) {
             self.cancel();
         }
     }
@@ -147,8 +201,12 @@ impl<F> Drop for Instrumented<F> {
 
 impl<F> fmt::Debug for Instrumented<F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let context = match &self.frames {
+            TaskFrames::Suspended(frames) => frames.first().map(Frame::context),
+            TaskFrames::Entered(_) => None,
+        };
         f.debug_struct("Instrumented")
-            .field("context", &self.own.as_ref().map(Frame::context))
+            .field("context", &context)
             .finish_non_exhaustive()
     }
 }

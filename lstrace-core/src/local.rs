@@ -297,38 +297,22 @@ impl Local {
         }
     }
 
-    /// Moves the frame out of `own` onto the stack (one copy), leaving `None`.
+    /// Where the frame with `key` is on the stack (normally on top).
     #[inline]
-    pub(crate) fn push_taken(&mut self, own: &mut Option<Frame>) {
-        let Some(frame) = own.as_mut() else {
-            return;
-        };
-        self.stack.reserve(1);
+    pub(crate) fn position(&self, key: u64) -> Option<usize> {
         let len = self.stack.len();
-        // SAFETY: `reserve` made room at `len`; the frame is copied there and `own` is
-        // overwritten with `None` without dropping it, so the frame has one owner.
-        unsafe {
-            ptr::copy_nonoverlapping(frame, self.stack.as_mut_ptr().add(len), 1);
-            ptr::write(own, None);
-            self.stack.set_len(len + 1);
+        if len > 0 && self.stack[len - 1].key == key {
+            return Some(len - 1);
         }
+        self.stack.iter().rposition(|f| f.key == key)
     }
 
-    /// Moves the top frame off the stack into `own` (one copy); `own` must be `None`.
+    /// Moves the frames from `depth` up off the stack to the end of `frames` (one copy
+    /// each), allocating only the room they need.
     #[inline]
-    pub(crate) fn pop_into(&mut self, own: &mut Option<Frame>) {
-        debug_assert!(own.is_none());
-        let len = self.stack.len();
-        if len == 0 {
-            return;
-        }
-        // SAFETY: the top frame leaves the stack (the length no longer covers it) and is
-        // written into `own`, which held nothing to drop.
-        unsafe {
-            self.stack.set_len(len - 1);
-            let frame = self.stack.as_ptr().add(len - 1);
-            ptr::write(own, Some(ptr::read(frame)));
-        }
+    pub(crate) fn suspend_into(&mut self, depth: usize, frames: &mut Vec<Frame>) {
+        frames.reserve_exact(self.stack.len().saturating_sub(depth));
+        frames.extend(self.stack.drain(depth..));
     }
 
     /// Removes the frame with `key` (normally the top one).

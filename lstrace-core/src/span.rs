@@ -426,6 +426,11 @@ impl SpanGuard {
         }
     }
 
+    /// The key of the entered frame, given up by the guard: the caller finishes the span.
+    pub(crate) fn into_key(self) -> Option<u64> {
+        ManuallyDrop::new(self).key
+    }
+
     fn with_frame<R>(&self, f: impl FnOnce(&mut Frame) -> R) -> Option<R> {
         let key = self.key?;
         with_local(|local| local.find_mut(key).map(f)).flatten()

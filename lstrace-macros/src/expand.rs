@@ -403,10 +403,9 @@ fn converted(format: Format, reference: &TokenStream, span: Span) -> TokenStream
 enum Hold {
     /// Entered for the rest of the function: `__lstrace_guard`, a `SpanGuard`.
     Guard,
-    /// Not entered: `__lstrace_span`, a `Span` that instruments a future.
+    /// Not entered: `mut __lstrace_span`, a `Span` that runs the body in its scope and
+    /// instruments the future the body returns.
     Detached,
-    /// Like `Detached`, but mutable, to run the body in its scope.
-    DetachedMut,
 }
 
 /// What starts the span: `is_enabled()` first, the builder only when it is true. With
@@ -426,10 +425,9 @@ fn start(builder: &TokenStream, hold: Hold, flag: bool) -> TokenStream {
                 ::lstrace::SpanGuard::noop()
             };
         },
-        Hold::Detached | Hold::DetachedMut => {
-            let mutability = (hold == Hold::DetachedMut).then(|| quote!(mut));
+        Hold::Detached => {
             quote! {
-                let #mutability __lstrace_span = if #condition {
+                let mut __lstrace_span = if #condition {
                     #builder.start_detached()
                 } else {
                     ::lstrace::Span::noop()
@@ -598,13 +596,14 @@ fn gen_sync(args: &Args, builder: &TokenStream, sig: &Signature, block: &Block) 
 }
 
 /// The span started and the future awaited inside it: an `async fn`'s body, or the async
-/// block of a `Box::pin(async { .. })` tail. The span starts at the first poll.
+/// block of a `Box::pin(async { .. })` tail. The span starts at the first poll, entered as a
+/// synchronous function's is; the future, awaited at once, takes it from there.
 fn instrumented_await(args: &Args, builder: &TokenStream, future: &TokenStream) -> TokenStream {
-    let start = start(builder, Hold::Detached, args.records_outcome());
+    let start = start(builder, Hold::Guard, args.records_outcome());
     let future = with_outcome(args, future);
     quote! {
         #start
-        ::lstrace::Instrumented::new(__lstrace_span, #future).await
+        ::lstrace::Instrumented::__traced(__lstrace_guard, #future).await
     }
 }
 
@@ -651,7 +650,7 @@ fn gen_boxed_future(
 ) -> TokenStream {
     // `__lstrace_on` says whether to wrap: a span that records nothing but was started while
     // recording (an unsampled trace) still carries its context to the future's children.
-    let start = start(builder, Hold::DetachedMut, true);
+    let start = start(builder, Hold::Detached, true);
     let body = braced(block, &fake_return(return_type(sig), sig.ident.span()));
     let future = with_outcome(args, &quote!(__lstrace_future));
     quote! {
