@@ -142,8 +142,7 @@ impl Drop for PollExit<'_> {
                 }
                 *frames = TaskFrames::Suspended(Vec::new());
             } else {
-                let mut suspended = match mem::replace(frames, TaskFrames::Suspended(Vec::new()))
-                {
+                let mut suspended = match mem::replace(frames, TaskFrames::Suspended(Vec::new())) {
                     TaskFrames::Suspended(v) => v,
                     TaskFrames::Entered(_) => Vec::new(),
                 };
@@ -260,4 +259,22 @@ where
         Some(context) => context.in_scope(f),
         None => f(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::TestRecorder;
+
+    #[test]
+    fn a_traced_future_dropped_before_its_first_poll_finishes_its_span_as_cancelled() {
+        let capture = TestRecorder::install().capture();
+        capture.in_scope(|| {
+            let future = Instrumented::__traced(span::span("entered").start(), async {});
+            drop(future);
+            // The span left the stack: the next one is not its child.
+            let _after = span::span("after").start();
+        });
+        assert_eq!(capture.tree(), "entered [cancelled=true]\nafter\n");
+    }
 }

@@ -67,6 +67,66 @@ async fn futures_interleaved_in_one_task_keep_their_own_children() {
     );
 }
 
+#[traced]
+async fn ready_at_once() {
+    sync_step();
+}
+
+#[test]
+fn a_traced_future_starts_its_span_at_its_first_poll_under_the_span_current_then() {
+    // As an `async fn`'s body does, the span begins when the future is first polled: its
+    // parent is the span current at that poll, and a future dropped unpolled records nothing.
+    let capture = capture();
+    capture.in_scope(|| {
+        let maker = lstrace::span("maker").start();
+        let made = ready_at_once();
+        let never_polled = ready_at_once();
+        drop(maker);
+        let _poller = lstrace::span("poller").start();
+        futures::executor::block_on(made);
+        drop(never_polled);
+    });
+    assert_eq!(
+        capture.tree(),
+        "maker\npoller\n  ready_at_once\n    sync_step\n"
+    );
+}
+
+#[traced(args(n))]
+async fn suspends(n: u32) {
+    let _held = lstrace::span("held").start();
+    for _ in 0..n {
+        yield_now().await;
+        sync_step();
+    }
+}
+
+#[tokio::test]
+async fn a_span_keeps_its_frames_across_suspensions_and_cancellation() {
+    // Each `suspends` returns Pending several times with a guard entered above its own span;
+    // interleaved in one task, each keeps its frames to itself.
+    let capture = capture();
+    capture
+        .scope(async { futures::join!(suspends(3), suspends(1)) })
+        .await;
+    assert_eq!(
+        capture.tree(),
+        "suspends [n=3]\n  held\n    sync_step\n    sync_step\n    sync_step\n\
+         suspends [n=1]\n  held\n    sync_step\n"
+    );
+
+    // Dropped after two suspensions: both frames it holds finish as cancelled.
+    let capture = self::capture();
+    let mut future = Box::pin(capture.scope(suspends(5)));
+    assert!(futures::poll!(future.as_mut()).is_pending());
+    assert!(futures::poll!(future.as_mut()).is_pending());
+    drop(future);
+    assert_eq!(
+        capture.tree(),
+        "suspends [cancelled=true, n=5]\n  held [cancelled=true]\n    sync_step\n"
+    );
+}
+
 #[traced(err, ret)]
 async fn divide(a: &str, b: &str) -> Result<u32, Box<dyn std::error::Error + Send + Sync>> {
     let a: u32 = a.parse()?;
@@ -341,6 +401,12 @@ async fn calls_explodes() {
     explodes("kaboom").await;
 }
 
+#[traced]
+async fn explodes_at_once() {
+    let _held = lstrace::span("held").start();
+    panic!("at once");
+}
+
 #[tokio::test]
 async fn a_panic_in_async_code_marks_the_spans_and_goes_on() {
     let capture = capture();
@@ -356,6 +422,18 @@ async fn a_panic_in_async_code_marks_the_spans_and_goes_on() {
         capture.tree(),
         "calls_explodes [error=true]\n  held across the await [error=true]\n    \
          explodes [error=true]\n"
+    );
+
+    // The same in the first poll, while the span is still where it was entered.
+    let capture = self::capture();
+    let payload = std::panic::AssertUnwindSafe(capture.scope(explodes_at_once()))
+        .catch_unwind()
+        .await
+        .expect_err("the future panicked");
+    assert_eq!(payload.downcast_ref::<&str>(), Some(&"at once"));
+    assert_eq!(
+        capture.tree(),
+        "explodes_at_once [error=true]\n  held [error=true]\n"
     );
 }
 
