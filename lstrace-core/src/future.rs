@@ -140,7 +140,9 @@ impl Drop for PollExit<'_> {
                 while local.stack.len() > depth {
                     local.finish_top(end, ending);
                 }
-                *frames = TaskFrames::Suspended(Vec::new());
+                if let TaskFrames::Entered(_) = frames {
+                    *frames = TaskFrames::Suspended(Vec::new());
+                }
             } else {
                 let mut suspended = match mem::replace(frames, TaskFrames::Suspended(Vec::new())) {
                     TaskFrames::Suspended(v) => v,
