@@ -15,7 +15,7 @@ use crate::span::{self, Span, SpanGuard};
 use crate::SpanContext;
 use std::fmt;
 use std::future::Future;
-use std::mem;
+use std::mem::{self, ManuallyDrop};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
@@ -23,7 +23,8 @@ use std::task::{Context, Poll};
 #[must_use = "futures do nothing unless polled"]
 pub struct Instrumented<F> {
     inner: F,
-    frames: TaskFrames,
+    /// Dropped by hand (see `Drop`): most futures never allocate, and then skip all of it.
+    frames: ManuallyDrop<TaskFrames>,
 }
 
 /// Where a task's frames are while it is not being polled.
@@ -57,7 +58,10 @@ impl<F> Instrumented<F> {
             Some(key) => TaskFrames::Entered(key),
             None => TaskFrames::Suspended(Vec::new()),
         };
-        Instrumented { inner, frames }
+        Instrumented {
+            inner,
+            frames: ManuallyDrop::new(frames),
+        }
     }
 
     fn with_scope(context: Option<SpanContext>, inner: F) -> Self {
@@ -67,14 +71,15 @@ impl<F> Instrumented<F> {
     fn owning(frame: Option<Frame>, inner: F) -> Self {
         Instrumented {
             inner,
-            frames: TaskFrames::Suspended(frame.into_iter().collect()),
+            frames: ManuallyDrop::new(TaskFrames::Suspended(frame.into_iter().collect())),
         }
     }
 
-    /// Finishes the spans of a future dropped before it completed.
+    /// Drops the frames: the spans of a future dropped before it completed finish as
+    /// cancelled, and the list is freed.
     #[cold]
-    fn cancel(&mut self) {
-        match &mut self.frames {
+    fn release(&mut self) {
+        match &mut *self.frames {
             TaskFrames::Entered(key) => {
                 let key = *key;
                 let ending = if std::thread::panicking() {
@@ -84,7 +89,7 @@ impl<F> Instrumented<F> {
                 };
                 let end = crate::clock::now();
                 with_local(|local| local.finish_entered(key, end, ending));
-                self.frames = TaskFrames::Suspended(Vec::new());
+                *self.frames = TaskFrames::Suspended(Vec::new());
             }
             TaskFrames::Suspended(frames) => {
                 for frame in frames.drain(..).rev() {
@@ -92,6 +97,8 @@ impl<F> Instrumented<F> {
                 }
             }
         }
+        // SAFETY: dropped once, here (only `Drop` calls this); not used after.
+        unsafe { ManuallyDrop::drop(&mut self.frames) };
     }
 }
 
@@ -164,7 +171,7 @@ impl<F: Future> Future for Instrumented<F> {
         // Drop); the frames are not structurally pinned.
         let this = unsafe { self.get_unchecked_mut() };
         let inner = unsafe { Pin::new_unchecked(&mut this.inner) };
-        let base = match &mut this.frames {
+        let base = match &mut *this.frames {
             TaskFrames::Entered(key) => Base::Key(*key),
             TaskFrames::Suspended(frames) if frames.is_empty() => return inner.poll(cx),
             TaskFrames::Suspended(frames) => {
@@ -194,15 +201,17 @@ impl<F: Future> Future for Instrumented<F> {
 impl<F> Drop for Instrumented<F> {
     #[inline]
     fn drop(&mut self) {
-        if !matches!(&self.frames, TaskFrames::Suspended(frames) if frames.is_empty()) {
-            self.cancel();
+        // A future that completed without suspending holds an empty list that owns nothing.
+        if matches!(&*self.frames, TaskFrames::Suspended(frames) if frames.capacity() == 0) {
+            return;
         }
+        self.release();
     }
 }
 
 impl<F> fmt::Debug for Instrumented<F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let context = match &self.frames {
+        let context = match &*self.frames {
             TaskFrames::Suspended(frames) => frames.first().map(Frame::context),
             TaskFrames::Entered(_) => None,
         };
