@@ -10,12 +10,12 @@
 //! that the future stays small: the compiler moves futures around before polling them, and
 //! an `async fn` that completes in its first poll (most short ones) never copies its frame.
 
-use crate::local::{self, with_local, Ending, Frame};
+use crate::local::{self, with_local, Ending, Frame, Local};
 use crate::span::{self, Span, SpanGuard};
 use crate::SpanContext;
 use std::fmt;
 use std::future::Future;
-use std::mem::{self, ManuallyDrop};
+use std::mem::ManuallyDrop;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
@@ -151,14 +151,21 @@ impl Drop for PollExit<'_> {
                     *frames = TaskFrames::Suspended(Vec::new());
                 }
             } else {
-                let mut suspended = match mem::replace(frames, TaskFrames::Suspended(Vec::new())) {
-                    TaskFrames::Suspended(v) => v,
-                    TaskFrames::Entered(_) => Vec::new(),
-                };
-                local.suspend_into(depth, &mut suspended);
-                *frames = TaskFrames::Suspended(suspended);
+                suspend(frames, local, depth);
             }
         });
+    }
+}
+
+/// Moves the task's frames (from `depth` up) off the stack into the future, as a poll
+/// returns `Pending`. Out of line: the common end of a poll is completing.
+#[inline(never)]
+fn suspend(frames: &mut TaskFrames, local: &mut Local, depth: usize) {
+    if let TaskFrames::Entered(_) = frames {
+        *frames = TaskFrames::Suspended(Vec::new());
+    }
+    if let TaskFrames::Suspended(list) = frames {
+        local.suspend_into(depth, list);
     }
 }
 
@@ -177,7 +184,7 @@ impl<F: Future> Future for Instrumented<F> {
             TaskFrames::Suspended(frames) => {
                 let depth = with_local(|local| {
                     let depth = local.stack.len();
-                    local.stack.append(frames);
+                    local.resume_from(frames);
                     depth
                 });
                 let Some(depth) = depth else {

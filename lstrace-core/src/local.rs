@@ -14,6 +14,7 @@ use crate::context::SpanContext;
 use crate::record::{LogRecord, Relationship, SpanRecord, EXPLICIT_START};
 use crate::tag::{Str, Tag, TagList, TagValue};
 use std::cell::RefCell;
+use std::mem;
 use std::ptr;
 
 /// When a recording span started.
@@ -185,9 +186,15 @@ unsafe fn move_record(src: *mut SpanRecord, dst: *mut SpanRecord) {
 // `finish_entered` moves only the record out of a frame and forgets the rest.
 const _: () = assert!(!std::mem::needs_drop::<bool>() && !std::mem::needs_drop::<u64>());
 
+/// How many empty frame lists a thread keeps for futures that suspend.
+const SPARE_LISTS: usize = 32;
+
 pub(crate) struct Local {
     pub(crate) stack: Vec<Frame>,
     producer: Option<Producer>,
+    /// Empty frame lists left by futures that resumed, for the next ones to suspend: a
+    /// suspending future then allocates nothing.
+    spare: Vec<Vec<Frame>>,
 }
 
 impl Local {
@@ -195,6 +202,7 @@ impl Local {
         Local {
             stack: Vec::new(),
             producer: None,
+            spare: Vec::new(),
         }
     }
 
@@ -275,7 +283,9 @@ impl Local {
     /// the stack to the ring in one copy.
     #[inline]
     pub(crate) fn finish_top(&mut self, end: Ticks, ending: Ending) {
-        let Local { stack, producer } = self;
+        let Local {
+            stack, producer, ..
+        } = self;
         let Some(top) = stack.last_mut() else {
             return;
         };
@@ -307,12 +317,35 @@ impl Local {
         self.stack.iter().rposition(|f| f.key == key)
     }
 
-    /// Moves the frames from `depth` up off the stack to the end of `frames` (one copy
-    /// each), allocating only the room they need.
+    /// Moves the frames from `depth` up off the stack to the end of `frames` (one copy). A
+    /// list without room takes a spare one, or allocates only the room it needs.
     #[inline]
     pub(crate) fn suspend_into(&mut self, depth: usize, frames: &mut Vec<Frame>) {
-        frames.reserve_exact(self.stack.len().saturating_sub(depth));
-        frames.extend(self.stack.drain(depth..));
+        let count = self.stack.len().saturating_sub(depth);
+        if frames.capacity() == 0 {
+            if let Some(spare) = self.spare.pop() {
+                *frames = spare;
+            }
+        }
+        frames.reserve_exact(count);
+        let len = frames.len();
+        // SAFETY: the frames leave the stack (its length no longer covers them) for the room
+        // reserved after the end of `frames`, which then covers them: each has one owner.
+        unsafe {
+            self.stack.set_len(self.stack.len() - count);
+            let from = self.stack.as_ptr().add(self.stack.len());
+            ptr::copy_nonoverlapping(from, frames.as_mut_ptr().add(len), count);
+            frames.set_len(len + count);
+        }
+    }
+
+    /// Moves a suspended future's frames onto the stack (one copy), and keeps its emptied
+    /// list for the next future to suspend: a future that runs holds no list.
+    pub(crate) fn resume_from(&mut self, frames: &mut Vec<Frame>) {
+        self.stack.append(frames);
+        if self.spare.len() < SPARE_LISTS {
+            self.spare.push(mem::take(frames));
+        }
     }
 
     /// Removes the frame with `key` (normally the top one).

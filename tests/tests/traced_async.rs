@@ -127,6 +127,38 @@ async fn a_span_keeps_its_frames_across_suspensions_and_cancellation() {
     );
 }
 
+#[tokio::test]
+async fn many_interleaved_traced_futures_keep_their_own_frames() {
+    // Futures that suspend take their frame lists from those that resumed: hundreds of them
+    // interleaved on one thread still never see each other's frames.
+    let capture = capture();
+    let futures: Vec<_> = (0..300u32).map(|i| suspends(i % 4)).collect();
+    capture.scope(futures::future::join_all(futures)).await;
+    let spans = capture.spans();
+    let parent_of = |span: &lstrace::SpanRecord| {
+        spans
+            .iter()
+            .find(|s| Some(s.context().span_id().get()) == span.parent_id())
+            .expect("parent recorded")
+    };
+    assert_eq!(spans.iter().filter(|s| s.name() == "suspends").count(), 300);
+    for held in spans.iter().filter(|s| s.name() == "held") {
+        let suspends = parent_of(held);
+        assert_eq!(suspends.name(), "suspends");
+        let steps = spans
+            .iter()
+            .filter(|s| {
+                s.name() == "sync_step" && s.parent_id() == Some(held.context().span_id().get())
+            })
+            .count();
+        assert_eq!(
+            suspends.tag("n"),
+            Some(&TagValue::Int(i64::try_from(steps).expect("small")))
+        );
+    }
+    assert_eq!(spans.iter().filter(|s| s.name() == "held").count(), 300);
+}
+
 #[traced(err, ret)]
 async fn divide(a: &str, b: &str) -> Result<u32, Box<dyn std::error::Error + Send + Sync>> {
     let a: u32 = a.parse()?;
