@@ -6,9 +6,11 @@
 //! into the future. Tasks interleaved on one thread therefore never see each other's spans,
 //! and a task that migrates to another worker thread takes its spans with it.
 //!
-//! The frames live out of line (in a `Vec` the future allocates when it first suspends), so
-//! that the future stays small: the compiler moves futures around before polling them, and
-//! an `async fn` that completes in its first poll (most short ones) never copies its frame.
+//! The frames live out of line, in a list the future takes when it first suspends (from the
+//! thread's spare lists, or allocated), so that the future stays small: the compiler moves
+//! futures around before polling them. A traced `async fn` enters its span on the thread's
+//! stack as a synchronous function does, so one that completes in its first poll (most short
+//! ones) never copies its frame.
 
 use crate::local::{self, with_local, Ending, Frame, Local};
 use crate::span::{self, Span, SpanGuard};

@@ -2,8 +2,9 @@
 //!
 //! A frame is the live state of an entered span (or just a context, for scopes that carry a
 //! parent without recording). Synchronous guards keep their frame here from start to finish;
-//! an instrumented future moves its frames in for the length of each poll and back out after,
-//! which is what makes the current span belong to the task rather than to the thread.
+//! an instrumented future moves its frames in for the length of each poll and back out when
+//! the poll returns `Pending`, which is what makes the current span belong to the task rather
+//! than to the thread.
 //!
 //! A recording frame holds its span's [`SpanRecord`] from the start, filled in as the span
 //! goes, so that finishing only stamps the times on it and moves it into the ring.
