@@ -38,6 +38,9 @@ enum TaskFrames {
     Suspended(Vec<Frame>),
 }
 
+// What a traced `async fn`'s future carries besides its body: three words.
+const _: () = assert!(std::mem::size_of::<TaskFrames>() == 3 * std::mem::size_of::<usize>());
+
 impl<F> Instrumented<F> {
     /// Runs `inner` inside `span`: the span is current whenever `inner` is polled, and
     /// finishes when `inner` completes (or is dropped: then it is tagged `cancelled = true`).
