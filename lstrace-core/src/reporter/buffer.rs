@@ -18,14 +18,10 @@ use crate::protocol;
 use crate::record::SpanRecord;
 #[cfg(test)]
 use prost::encoding::message;
-use prost::encoding::{encoded_len_varint as varint_len, WireType};
 use prost::Message;
 
 /// The field number of `ReportRequest.spans`.
 const SPANS_FIELD: u32 = 3;
-
-/// The key of a `ReportRequest.spans` entry: one byte.
-const SPANS_KEY_LEN: usize = 1;
 
 /// Encoded spans that fit in one report.
 #[derive(Debug, Default)]
@@ -87,22 +83,28 @@ impl SpanBuffer {
         record: &SpanRecord,
         limits: &Limits,
     ) -> Result<u64, (TooLarge, u64)> {
-        let plan = wire::plan(record, limits);
-        let len = SPANS_KEY_LEN + varint_len(plan.len as u64) + plan.len;
+        // Written first, measured after: a span that does not fit is taken back out.
+        let start = self.open.bytes.len();
+        let logs_dropped = wire::write(&mut self.open.bytes, SPANS_FIELD, record, limits);
+        let len = self.open.bytes.len() - start;
         if len > self.max_chunk_bytes {
-            return Err((TooLarge { bytes: len }, plan.logs_dropped));
+            self.open.bytes.truncate(start);
+            return Err((TooLarge { bytes: len }, logs_dropped));
         }
-        if self.open.bytes.len() + len > self.max_chunk_bytes {
-            self.full.push(std::mem::take(&mut self.open));
+        if start + len > self.max_chunk_bytes {
+            // The span starts the next chunk.
+            let span = self.open.bytes.split_off(start);
+            self.full.push(std::mem::replace(
+                &mut self.open,
+                Chunk {
+                    bytes: span,
+                    spans: 0,
+                },
+            ));
         }
-        let bytes = &mut self.open.bytes;
-        bytes.reserve(len);
-        prost::encoding::encode_key(SPANS_FIELD, WireType::LengthDelimited, bytes);
-        prost::encoding::encode_varint(plan.len as u64, bytes);
-        wire::write(bytes, record, limits, &plan);
         self.open.spans += 1;
         self.spans += 1;
-        Ok(plan.logs_dropped)
+        Ok(logs_dropped)
     }
 
     /// Spans in the buffer.
@@ -194,6 +196,35 @@ mod tests {
         assert!(err.bytes > 500);
         assert_eq!(buffer.len(), 0);
         assert!(buffer.take().is_empty());
+    }
+
+    #[test]
+    fn records_are_cut_into_chunks_and_too_large_ones_refused() {
+        let record = |tag_bytes: usize| {
+            let tags: TagList = [("payload", TagValue::from("x".repeat(tag_bytes)))]
+                .into_iter()
+                .collect();
+            record("op", tags, Vec::new())
+        };
+        let one = message::encoded_len(SPANS_FIELD, &span(100));
+        let max = one * 3 + one / 2;
+        let mut buffer = SpanBuffer::new(max);
+        for _ in 0..7 {
+            assert_eq!(buffer.push_record(&record(100), &LIMITS), Ok(0));
+        }
+        let (err, logs_dropped) = buffer.push_record(&record(max), &LIMITS).unwrap_err();
+        assert!(err.bytes > max);
+        assert_eq!(logs_dropped, 0);
+        assert_eq!(buffer.push_record(&record(100), &LIMITS), Ok(0));
+        assert_eq!(buffer.len(), 8);
+        let chunks = buffer.take();
+        let sizes: Vec<usize> = chunks.iter().map(|c| c.spans).collect();
+        assert_eq!(sizes, [3, 3, 2]);
+        for c in &chunks {
+            assert!(c.bytes.len() <= max);
+            let decoded = protocol::ReportRequest::decode(&c.bytes[..]).unwrap();
+            assert_eq!(decoded.spans, vec![span(100); c.spans]);
+        }
     }
 
     #[test]
