@@ -159,6 +159,8 @@ async fn reports_round_trip_field_by_field() {
     let answer = send(&satellite, &sent).await;
     assert_eq!(answer, ReportResponse::default());
 
+    // The spans are decoded when first asked for: before and after the reports, the same.
+    assert_eq!(satellite.spans(), sent.spans);
     let reports = satellite.reports();
     assert_eq!(reports.len(), 1);
     let received = &reports[0];
@@ -331,8 +333,18 @@ async fn bad_requests_get_clear_answers() {
         "{answer:?}"
     );
 
-    assert_eq!(satellite.requests_seen(), 3);
+    // A well-formed report header with one span whose name is not UTF-8: the spans are
+    // checked on arrival even though they are decoded later.
+    let mut broken_span = report(vec![span(1, 2, None, "ok", 0)]).encode_to_vec();
+    broken_span.extend_from_slice(b"\x1a\x04\x12\x02\xc3\x28");
+    let refused = post(&satellite, broken_span).await;
+    assert_eq!(refused.status(), 400);
+    let answer = ReportResponse::decode(refused.bytes().await.unwrap()).unwrap();
+    assert!(answer.errors[0].contains("UTF-8"), "{answer:?}");
+
+    assert_eq!(satellite.requests_seen(), 4);
     assert!(satellite.reports().is_empty());
+    assert!(satellite.spans().is_empty());
 }
 
 #[tokio::test]

@@ -211,7 +211,11 @@ mod tests {
         assert_eq!(out[1], 3 << 3 | 2, "field 3, length-delimited");
         let mut rest = &out[2..];
         let len = prost::encoding::decode_varint(&mut rest).unwrap();
-        assert_eq!(len as usize, rest.len(), "the prefix is the message's length");
+        assert_eq!(
+            len as usize,
+            rest.len(),
+            "the prefix is the message's length"
+        );
         (rest.to_vec(), logs_dropped)
     }
 

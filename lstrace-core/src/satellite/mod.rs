@@ -33,6 +33,7 @@
 //!
 //! [`LocalSatellite::requests_seen`] counts every request, answered or not.
 
+mod ingest;
 mod server;
 
 use crate::protocol::{self, key_value, ReportRequest, ReportResponse};
@@ -218,14 +219,23 @@ impl LocalSatellite {
     /// when its answer is decided: for [`Behaviour::Delay`], after the delay.
     #[must_use]
     pub fn reports(&self) -> Vec<ReceivedReport> {
-        self.shared.lock().reports.clone()
+        self.shared
+            .lock()
+            .reports
+            .iter_mut()
+            .map(|r| r.decoded().clone())
+            .collect()
     }
 
     /// The spans of every accepted report, in arrival order.
     #[must_use]
     pub fn spans(&self) -> Vec<protocol::Span> {
-        accepted_spans(&self.shared.lock().reports)
-            .cloned()
+        self.shared
+            .lock()
+            .reports
+            .iter_mut()
+            .filter(|r| r.received.accepted)
+            .flat_map(|r| r.decoded().request.spans.iter().cloned())
             .collect()
     }
 
@@ -355,13 +365,6 @@ fn field(kv: &protocol::KeyValue) -> (String, String) {
     (kv.key.clone(), value)
 }
 
-fn accepted_spans(reports: &[ReceivedReport]) -> impl Iterator<Item = &protocol::Span> {
-    reports
-        .iter()
-        .filter(|r| r.accepted)
-        .flat_map(|r| &r.request.spans)
-}
-
 /// The non-empty string value of the reporter's `lightstep.component_name` tag.
 fn component_name(request: &ReportRequest) -> Option<&str> {
     request
@@ -393,9 +396,30 @@ struct Shared {
 #[derive(Default)]
 struct State {
     behaviour: Behaviour,
-    reports: Vec<ReceivedReport>,
+    reports: Vec<Stored>,
     accepted_spans: usize,
     requests_seen: usize,
+}
+
+/// A report as the satellite keeps it: its spans are decoded when first asked for (see the
+/// `ingest` module).
+struct Stored {
+    /// The report; until it is decoded, its request holds every field but the spans.
+    received: ReceivedReport,
+    /// The body, until it is decoded into `received.request`.
+    body: Option<Vec<u8>>,
+    /// How many spans the report carries.
+    spans: usize,
+}
+
+impl Stored {
+    /// The report with its spans, decoded once.
+    fn decoded(&mut self) -> &ReceivedReport {
+        if let Some(body) = self.body.take() {
+            self.received.request = ingest::decode(&body);
+        }
+        &self.received
+    }
 }
 
 impl Shared {
@@ -410,10 +434,10 @@ impl Shared {
         state.behaviour.clone()
     }
 
-    fn record(&self, report: ReceivedReport) {
+    fn record(&self, report: Stored) {
         let mut state = self.lock();
-        if report.accepted {
-            state.accepted_spans += report.request.spans.len();
+        if report.received.accepted {
+            state.accepted_spans += report.spans;
         }
         state.reports.push(report);
         drop(state);

@@ -1,7 +1,7 @@
 //! The satellite's HTTP/1 server: a current-thread tokio runtime on a thread of its own.
 
-use super::{Answer, ReceivedReport, Shared, MAX_BODY_BYTES, REPORTS_PATH};
-use crate::protocol::{ReportRequest, ReportResponse};
+use super::{ingest, Answer, ReceivedReport, Shared, Stored, MAX_BODY_BYTES, REPORTS_PATH};
+use crate::protocol::ReportResponse;
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
 use hyper::header::{self, HeaderMap, HeaderValue};
@@ -129,7 +129,8 @@ async fn answer(request: Request<Incoming>, shared: &Shared) -> Response<Full<By
             )
         }
     };
-    let report = match ReportRequest::decode(body.as_slice()) {
+    // Every field but the spans, which wait, undecoded, until someone asks for them.
+    let report = match ingest::ingest(&body) {
         Ok(report) => report,
         Err(e) => {
             return protobuf(
@@ -144,15 +145,15 @@ async fn answer(request: Request<Incoming>, shared: &Shared) -> Response<Full<By
     if let super::Behaviour::Delay(delay) = behaviour {
         tokio::time::sleep(delay).await;
     }
-    let (accepted, reply) = behaviour.answer(&report);
+    let (accepted, reply) = behaviour.answer(&report.header);
     let header = |name: header::HeaderName| {
         parts
             .headers
             .get(name)
             .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
     };
-    shared.record(ReceivedReport {
-        request: report,
+    let received = ReceivedReport {
+        request: report.header,
         access_token_header: header(header::HeaderName::from_static("lightstep-access-token")),
         content_type: header(header::CONTENT_TYPE),
         accept: header(header::ACCEPT),
@@ -160,6 +161,12 @@ async fn answer(request: Request<Incoming>, shared: &Shared) -> Response<Full<By
         method: parts.method.to_string(),
         body_len: body.len(),
         accepted,
+    };
+    shared.record(Stored {
+        received,
+        // A report without spans is already whole.
+        body: (report.spans > 0).then_some(body),
+        spans: report.spans,
     });
     match reply {
         Answer::Response(response) => protobuf(StatusCode::OK, &response),
