@@ -85,7 +85,7 @@ impl SpanBuffer {
     ) -> Result<u64, (TooLarge, u64)> {
         // Written first, measured after: a span that does not fit is taken back out.
         let start = self.open.bytes.len();
-        let logs_dropped = wire::write(&mut self.open.bytes, SPANS_FIELD, record, limits);
+        let logs_dropped = wire::write(&mut self.open.bytes, SPANS_FIELD as u8, record, limits);
         let len = self.open.bytes.len() - start;
         if len > self.max_chunk_bytes {
             self.open.bytes.truncate(start);

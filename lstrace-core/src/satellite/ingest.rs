@@ -12,7 +12,7 @@
 //! verdict and error message stand.
 
 use crate::protocol::ReportRequest;
-use prost::encoding::{check_wire_type, decode_key, decode_varint, skip_field};
+use prost::encoding::{check_wire_type, skip_field};
 use prost::encoding::{DecodeContext, WireType};
 use prost::{DecodeError, Message};
 
@@ -62,7 +62,7 @@ fn walk_report(mut body: &[u8]) -> Result<Ingested, GiveUp> {
     let mut header = ReportRequest::default();
     let mut spans = 0;
     while !body.is_empty() {
-        let (tag, wire_type) = decode_key(&mut body)?;
+        let (tag, wire_type) = key(&mut body)?;
         if tag == SPANS_FIELD {
             message(wire_type, &mut body, span)?;
             spans += 1;
@@ -91,34 +91,35 @@ fn fields(
     Ok(())
 }
 
-/// A field's key; most are one byte.
-#[inline]
+/// A field's key, checked as prost checks it.
+#[inline(always)]
 fn key(buf: &mut &[u8]) -> Result<(u32, WireType), GiveUp> {
-    if let Some((&byte, rest)) = buf.split_first() {
-        // Tag 0 is invalid: prost says so.
-        if (8..0x80).contains(&byte) {
-            *buf = rest;
-            return Ok((
-                u32::from(byte >> 3),
-                WireType::try_from(u64::from(byte & 7))?,
-            ));
-        }
+    let key = read_varint(buf)?;
+    let tag = u32::try_from(key >> 3).map_err(|_| GiveUp)?;
+    if tag == 0 {
+        return Err(GiveUp);
     }
-    Ok(decode_key(buf)?)
+    Ok((tag, WireType::try_from(key & 7)?))
 }
 
-/// A varint; most lengths and many values are one byte.
-#[inline]
+/// A varint of at most ten bytes that fits in 64 bits, as prost reads it.
+#[inline(always)]
 fn read_varint(buf: &mut &[u8]) -> Result<u64, GiveUp> {
-    if let Some((&byte, rest)) = buf.split_first() {
+    let mut value = 0;
+    for (i, &byte) in buf.iter().take(10).enumerate() {
+        value |= u64::from(byte & 0x7f) << (7 * i);
         if byte < 0x80 {
-            *buf = rest;
-            return Ok(u64::from(byte));
+            if i == 9 && byte > 1 {
+                return Err(GiveUp);
+            }
+            *buf = &buf[i + 1..];
+            return Ok(value);
         }
     }
-    Ok(decode_varint(buf)?)
+    Err(GiveUp)
 }
 
+#[inline(always)]
 fn delimited<'a>(wire_type: WireType, buf: &mut &'a [u8]) -> Result<&'a [u8], GiveUp> {
     check_wire_type(WireType::LengthDelimited, wire_type)?;
     let len = read_varint(buf)?;
@@ -130,6 +131,7 @@ fn delimited<'a>(wire_type: WireType, buf: &mut &'a [u8]) -> Result<&'a [u8], Gi
     Ok(content)
 }
 
+#[inline(always)]
 fn message(
     wire_type: WireType,
     buf: &mut &[u8],
@@ -139,6 +141,7 @@ fn message(
     Ok(true)
 }
 
+#[inline(always)]
 fn string(wire_type: WireType, buf: &mut &[u8]) -> Result<bool, GiveUp> {
     let bytes = delimited(wire_type, buf)?;
     if !bytes.is_ascii() {
@@ -148,12 +151,14 @@ fn string(wire_type: WireType, buf: &mut &[u8]) -> Result<bool, GiveUp> {
 }
 
 /// Any varint field: int64, uint64, int32, bool and enum values all accept any varint.
+#[inline(always)]
 fn varint(wire_type: WireType, buf: &mut &[u8]) -> Result<bool, GiveUp> {
     check_wire_type(WireType::Varint, wire_type)?;
     read_varint(buf)?;
     Ok(true)
 }
 
+#[inline(always)]
 fn fixed64(wire_type: WireType, buf: &mut &[u8]) -> Result<bool, GiveUp> {
     check_wire_type(WireType::SixtyFourBit, wire_type)?;
     if buf.len() < 8 {
@@ -368,7 +373,42 @@ mod tests {
         }
     }
 
+    /// `read_varint` against prost's `decode_varint`.
+    fn same_varint(bytes: &[u8]) {
+        let (mut ours, mut theirs) = (bytes, bytes);
+        match (
+            read_varint(&mut ours),
+            prost::encoding::decode_varint(&mut theirs),
+        ) {
+            (Ok(a), Ok(b)) => assert_eq!((a, ours), (b, theirs), "{bytes:x?}"),
+            (Err(_), Err(_)) => {}
+            (a, b) => panic!("{bytes:x?}: ours {a:?}, prost's {b:?}"),
+        }
+    }
+
+    #[test]
+    fn varints_are_read_as_prost_reads_them() {
+        for value in [0, 1, 127, 128, 300, 1 << 35, u64::MAX >> 1, u64::MAX] {
+            let mut bytes = Vec::new();
+            prost::encoding::encode_varint(value, &mut bytes);
+            bytes.push(0x05);
+            same_varint(&bytes);
+        }
+        let mut overflow = vec![0xff; 9];
+        overflow.push(0x02);
+        for bytes in [&[][..], &[0x80], &[0xff; 10], &[0xff; 11], &overflow] {
+            same_varint(bytes);
+        }
+    }
+
     proptest! {
+        #[test]
+        fn arbitrary_varints_are_read_as_prost_reads_them(
+            bytes in proptest::collection::vec(any::<u8>(), 0..12)
+        ) {
+            same_varint(&bytes);
+        }
+
         #[test]
         fn arbitrary_bytes_are_judged_as_prost_judges_them(
             body in proptest::collection::vec(any::<u8>(), 0..200)
