@@ -1,10 +1,18 @@
 //! Spans waiting to be reported, already encoded.
 //!
 //! Each span is encoded once, as it arrives, straight into the body of the report that will
-//! carry it: a report is the `ReportRequest` header followed by the span bytes (protobuf
-//! accepts fields in any order and concatenated repeated fields), so building a report copies
-//! no span and a retry re-sends the same bytes. Reports are cut before they reach the size
-//! limit, so no batch is ever split or re-encoded afterwards.
+//! carry it: a report is the span bytes followed by the `ReportRequest` header's fields
+//! (protobuf accepts fields in any order and concatenated repeated fields), so sending a
+//! report copies no span: the chunk's bytes are lent to the HTTP body and taken back after,
+//! for a retry (with a new header) or, once delivered, for the next chunk to fill. Reports are
+//! cut before they reach the size limit, so no batch is ever split or re-encoded afterwards.
+//!
+//! Memory matters at high rates: a fresh 4 MB buffer per report, grown by doubling (each
+//! step a copy into pages the kernel must zero), and a copy of it as the body, cost the
+//! reporter thread about half its time at a million spans a second. So a new chunk starts
+//! with the capacity the last full one needed, delivered chunks' memory is reused (up to
+//! [`MAX_SPARES`] kept), and spares are let go when the spans coming in between reports
+//! would fill only a small part of one.
 //!
 //! Memory: a buffered span costs its encoded size plus the growth slack of its chunk's `Vec`
 //! (at most as much again). Measured in `memory_per_span_is_its_encoding` for a span with a
@@ -16,9 +24,11 @@ use super::encode::Limits;
 use super::wire;
 use crate::protocol;
 use crate::record::SpanRecord;
+use bytes::Bytes;
 #[cfg(test)]
 use prost::encoding::message;
 use prost::Message;
+use std::sync::Arc;
 
 /// The field number of `ReportRequest.spans`.
 const SPANS_FIELD: u32 = 3;
@@ -26,10 +36,63 @@ const SPANS_FIELD: u32 = 3;
 /// Encoded spans that fit in one report.
 #[derive(Debug, Default)]
 pub(crate) struct Chunk {
-    /// Length-delimited `ReportRequest.spans` entries, back to back.
+    /// Length-delimited `ReportRequest.spans` entries, back to back (empty while lent).
     pub(crate) bytes: Vec<u8>,
     /// How many spans `bytes` holds.
     pub(crate) spans: usize,
+    /// The bytes, with a header after them, while a report body holds them.
+    lent: Option<Lent>,
+}
+
+/// A chunk's bytes as a report body shares them.
+#[derive(Debug)]
+struct Lent {
+    bytes: Arc<Vec<u8>>,
+    /// Where the spans end and the header starts.
+    spans_end: usize,
+}
+
+/// Lets a `Bytes` body read a lent chunk without copying it.
+struct Shared(Arc<Vec<u8>>);
+
+impl AsRef<[u8]> for Shared {
+    fn as_ref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl Chunk {
+    /// The bytes of a report: the chunk's spans followed by the header fields (`reporter`,
+    /// `auth`, `internal_metrics`, ...) of `header`, which must have no spans. The chunk's
+    /// bytes are lent, not copied, until [`Chunk::reclaim`].
+    pub(crate) fn lend(&mut self, header: &protocol::ReportRequest) -> Bytes {
+        debug_assert!(header.spans.is_empty());
+        self.reclaim();
+        let mut bytes = std::mem::take(&mut self.bytes);
+        let spans_end = bytes.len();
+        bytes.extend_from_slice(&header.encode_to_vec());
+        let bytes = Arc::new(bytes);
+        self.lent = Some(Lent {
+            bytes: Arc::clone(&bytes),
+            spans_end,
+        });
+        Bytes::from_owner(Shared(bytes))
+    }
+
+    /// Takes the bytes back from the body they were lent to, without the header: the same
+    /// memory when the body is gone (the transport drops it once the answer is in), a copy
+    /// of the spans when something still holds it.
+    pub(crate) fn reclaim(&mut self) {
+        if let Some(Lent { bytes, spans_end }) = self.lent.take() {
+            self.bytes = match Arc::try_unwrap(bytes) {
+                Ok(mut bytes) => {
+                    bytes.truncate(spans_end);
+                    bytes
+                }
+                Err(shared) => shared[..spans_end].to_vec(),
+            };
+        }
+    }
 }
 
 /// A span too big for any report: it is dropped and counted.
@@ -46,6 +109,10 @@ pub(crate) struct SpanBuffer {
     open: Chunk,
     spans: usize,
     max_chunk_bytes: usize,
+    /// The memory of delivered chunks, for the next chunks to fill.
+    spares: Vec<Vec<u8>>,
+    /// The length of the last chunk that was cut: a new chunk gets that much room.
+    last_chunk_len: usize,
 }
 
 impl SpanBuffer {
@@ -56,6 +123,52 @@ impl SpanBuffer {
             open: Chunk::default(),
             spans: 0,
             max_chunk_bytes,
+            spares: Vec::new(),
+            last_chunk_len: 0,
+        }
+    }
+
+    /// A new chunk, in spare memory if there is some, else with the room the last one
+    /// needed (so that a busy buffer's chunks do not grow by doubling, copying each time).
+    fn new_chunk(&mut self) -> Chunk {
+        let bytes = self.spares.pop().unwrap_or_else(|| {
+            // A chunk cut at half the limit or more was cut by the limit, or nearly: the
+            // next one will likely fill up to it.
+            let expected = if 2 * self.last_chunk_len >= self.max_chunk_bytes {
+                self.max_chunk_bytes
+            } else {
+                self.last_chunk_len
+            };
+            let room = expected + CHUNK_SLACK;
+            Vec::with_capacity(if self.last_chunk_len == 0 { 0 } else { room })
+        });
+        Chunk {
+            bytes,
+            ..Chunk::default()
+        }
+    }
+
+    /// Closes the open chunk and opens `next`.
+    fn cut(&mut self, next: Chunk) -> Chunk {
+        self.last_chunk_len = self.open.bytes.len();
+        std::mem::replace(&mut self.open, next)
+    }
+
+    /// Keeps the memory of a chunk that is done with (delivered or dropped) for the open
+    /// chunk, if that has none yet, or the next ones, up to [`MAX_SPARES`]; unless a body
+    /// still holds it.
+    pub(crate) fn recycle(&mut self, chunk: Chunk) {
+        let memory = match chunk.lent {
+            Some(lent) => Arc::try_unwrap(lent.bytes).ok(),
+            None => Some(chunk.bytes),
+        };
+        if let Some(mut memory) = memory.filter(|m| m.capacity() > 0) {
+            memory.clear();
+            if self.open.bytes.capacity() == 0 {
+                self.open.bytes = memory;
+            } else if self.spares.len() < MAX_SPARES {
+                self.spares.push(memory);
+            }
         }
     }
 
@@ -68,7 +181,9 @@ impl SpanBuffer {
             return Err(TooLarge { bytes: len });
         }
         if self.open.bytes.len() + len > self.max_chunk_bytes {
-            self.full.push(std::mem::take(&mut self.open));
+            let next = self.new_chunk();
+            let full = self.cut(next);
+            self.full.push(full);
         }
         message::encode(SPANS_FIELD, span, &mut self.open.bytes);
         self.open.spans += 1;
@@ -93,14 +208,11 @@ impl SpanBuffer {
         }
         if start + len > self.max_chunk_bytes {
             // The span starts the next chunk.
-            let span = self.open.bytes.split_off(start);
-            self.full.push(std::mem::replace(
-                &mut self.open,
-                Chunk {
-                    bytes: span,
-                    spans: 0,
-                },
-            ));
+            let mut next = self.new_chunk();
+            next.bytes.extend_from_slice(&self.open.bytes[start..]);
+            self.open.bytes.truncate(start);
+            let full = self.cut(next);
+            self.full.push(full);
         }
         self.open.spans += 1;
         self.spans += 1;
@@ -115,24 +227,33 @@ impl SpanBuffer {
     /// Takes every chunk, oldest first.
     pub(crate) fn take(&mut self) -> Vec<Chunk> {
         let mut chunks = std::mem::take(&mut self.full);
+        // Spares much bigger than what arrives between reports are let go (spans come
+        // slowly again).
+        let taken = chunks.len() * self.max_chunk_bytes + self.open.bytes.len();
+        self.spares
+            .retain(|spare| spare.capacity() <= SPARE_KEPT_BELOW.max(8 * taken));
         if self.open.spans > 0 {
-            chunks.push(std::mem::take(&mut self.open));
+            let next = self.new_chunk();
+            let last = self.cut(next);
+            chunks.push(last);
         }
         self.spans = 0;
         chunks
     }
 }
 
-/// The bytes of a report: the header fields (`reporter`, `auth`, `internal_metrics`, ...)
-/// of `header`, which must have no spans, followed by the chunk's spans.
-pub(crate) fn report_bytes(header: &protocol::ReportRequest, chunk: &Chunk) -> Vec<u8> {
-    debug_assert!(header.spans.is_empty());
-    // Only the small header moves when the span bytes are appended.
-    let mut body = header.encode_to_vec();
-    body.reserve_exact(chunk.bytes.len());
-    body.extend_from_slice(&chunk.bytes);
-    body
-}
+/// A spare chunk this small is always kept.
+const SPARE_KEPT_BELOW: usize = 64 * 1024;
+
+/// The most spare chunks kept. At a million spans a second a report period seals three or
+/// four chunks of 4 MB at once, which come back one by one as their reports are delivered,
+/// while new chunks are filled: four spares let every chunk reuse memory. A buffer of the
+/// default size (1000 spans) never holds more than 130 KB of chunks.
+pub(crate) const MAX_SPARES: usize = 4;
+
+/// Room in a new chunk beyond the last one's length: the span that did not fit in it, and
+/// the header a report appends.
+const CHUNK_SLACK: usize = 4096;
 
 #[cfg(test)]
 mod tests {
@@ -165,11 +286,62 @@ mod tests {
             timestamp_offset_micros: 5,
             ..Default::default()
         };
-        let body = report_bytes(&header, &chunks[0]);
+        let mut chunk = chunks.into_iter().next().unwrap();
+        let body = chunk.lend(&header);
         let decoded = protocol::ReportRequest::decode(&body[..]).unwrap();
         assert_eq!(decoded.auth, header.auth);
         assert_eq!(decoded.timestamp_offset_micros, 5);
         assert_eq!(decoded.spans, spans);
+
+        // A retry while the first body is still held: the spans are copied back, and the
+        // new header replaces the old one.
+        let retry_header = protocol::ReportRequest {
+            timestamp_offset_micros: 9,
+            ..header
+        };
+        let retry = chunk.lend(&retry_header);
+        let decoded = protocol::ReportRequest::decode(&retry[..]).unwrap();
+        assert_eq!(decoded.timestamp_offset_micros, 9);
+        assert_eq!(decoded.spans, spans);
+        drop(body);
+
+        // Once the body is gone, the same memory comes back, and serves the next chunk.
+        let lent_at = retry.as_ptr();
+        drop(retry);
+        chunk.reclaim();
+        assert_eq!(chunk.bytes.as_ptr(), lent_at);
+        assert_eq!(chunk.spans, 2);
+        buffer.recycle(chunk);
+        buffer.push(&span(3)).unwrap();
+        let next = buffer.take();
+        assert_eq!(next[0].bytes.as_ptr(), lent_at);
+        let decoded = protocol::ReportRequest::decode(&next[0].bytes[..]).unwrap();
+        assert_eq!(decoded.spans, [span(3)]);
+    }
+
+    #[test]
+    fn a_spare_much_bigger_than_what_arrives_is_let_go() {
+        let mut buffer = SpanBuffer::new(1 << 20);
+        buffer.push(&span(3)).unwrap();
+        let big = Chunk {
+            bytes: Vec::with_capacity(1 << 20),
+            ..Chunk::default()
+        };
+        buffer.recycle(big);
+        assert_eq!(buffer.spares.len(), 1);
+        buffer.take();
+        assert!(buffer.spares.is_empty(), "a few bytes between reports");
+        buffer.push(&span(3)).unwrap();
+        buffer.recycle(Chunk {
+            bytes: Vec::with_capacity(1000),
+            ..Chunk::default()
+        });
+        assert_eq!(buffer.spares.len(), 1);
+        buffer.take();
+        assert!(
+            buffer.open.bytes.capacity() >= 1000,
+            "a small spare is kept: the next chunk fills it"
+        );
     }
 
     #[test]
@@ -217,6 +389,9 @@ mod tests {
         assert_eq!(logs_dropped, 0);
         assert_eq!(buffer.push_record(&record(100), &LIMITS), Ok(0));
         assert_eq!(buffer.len(), 8);
+        // The chunk being filled got the room the last full one needed: it does not grow.
+        assert!(buffer.last_chunk_len >= 3 * one);
+        assert!(buffer.open.bytes.capacity() >= buffer.last_chunk_len + CHUNK_SLACK);
         let chunks = buffer.take();
         let sizes: Vec<usize> = chunks.iter().map(|c| c.spans).collect();
         assert_eq!(sizes, [3, 3, 2]);

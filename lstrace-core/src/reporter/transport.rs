@@ -71,7 +71,7 @@ impl Transport {
     pub(crate) fn send(
         &self,
         endpoint: usize,
-        body: Vec<u8>,
+        body: bytes::Bytes,
         timeout: Duration,
     ) -> impl Future<Output = Result<Answer, ReportError>> + 'static {
         let request = self

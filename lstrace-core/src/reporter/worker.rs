@@ -1,7 +1,7 @@
 //! The reporter thread: drains the rings, cuts reports, sends them one at a time, retries,
 //! answers flushes and closes, and tells the event handler what happened.
 
-use super::buffer::{report_bytes, Chunk};
+use super::buffer::Chunk;
 use super::events::{DropReason, Event, ReportFailure, StatusReport};
 use super::options::{Config, InitError};
 use super::retry::{after, backoff, Endpoints};
@@ -315,7 +315,7 @@ impl Worker {
             batch.carried.0,
             batch.carried.1,
         ));
-        let body = report_bytes(&self.header, &batch.chunk);
+        let body = batch.chunk.lend(&self.header);
         self.in_flight_id = Some(batch.id);
         self.last_send = Some(now);
         let send = self
@@ -353,6 +353,7 @@ impl Worker {
                     spans_dropped: batch.carried.0,
                     logs_dropped: batch.carried.1,
                 }));
+                self.shared.buffer().recycle(batch.chunk);
             }
             Ok(Answer::Disable) => {
                 self.queue.push_front(batch);
@@ -386,10 +387,13 @@ impl Worker {
                             ),
                         )
                     };
+                    // The attempt is over: the transport has let go of the body.
+                    batch.chunk.reclaim();
                     self.queue.push_front(batch);
                 } else {
                     counters.held.fetch_sub(spans as u64, Ordering::Relaxed);
                     counters.drop_spans(spans as u64, DropReason::ReportFailed);
+                    self.shared.buffer().recycle(batch.chunk);
                 }
             }
         }
