@@ -210,6 +210,11 @@ impl Worker {
                 Step::Woken => {
                     shared.woken();
                     self.drain();
+                    // Lets the runtime run the HTTP connection and poll the sockets: when
+                    // spans arrive faster than they are drained, a wake is always pending,
+                    // and without this the loop never waits, so the report in flight never
+                    // progresses (every span then waits for the final flush, or is dropped).
+                    tokio::task::yield_now().await;
                 }
                 Step::Timer => self.on_timer(Instant::now()),
             }
