@@ -105,14 +105,23 @@ fn key(buf: &mut &[u8]) -> Result<(u32, WireType), GiveUp> {
 /// A varint of at most ten bytes that fits in 64 bits, as prost reads it.
 #[inline(always)]
 fn read_varint(buf: &mut &[u8]) -> Result<u64, GiveUp> {
+    let bytes = *buf;
+    // Keys and lengths: nearly always one byte.
+    if let Some(&byte) = bytes.first() {
+        if byte < 0x80 {
+            *buf = &bytes[1..];
+            return Ok(u64::from(byte));
+        }
+    }
     let mut value = 0;
-    for (i, &byte) in buf.iter().take(10).enumerate() {
+    for (i, &byte) in bytes.iter().enumerate().take(10) {
         value |= u64::from(byte & 0x7f) << (7 * i);
         if byte < 0x80 {
+            // The tenth byte holds the 64th bit only.
             if i == 9 && byte > 1 {
                 return Err(GiveUp);
             }
-            *buf = &buf[i + 1..];
+            *buf = &bytes[i + 1..];
             return Ok(value);
         }
     }
