@@ -18,7 +18,10 @@
 //! (at most as much again). Measured in `memory_per_span_is_its_encoding` for a span with a
 //! name, a parent and three tags (string, int, bool), no logs: 120 bytes encoded, 131 bytes
 //! of buffer capacity per span; the `SpanRecord` it came from is 256 bytes plus its heap.
-//! So the default 1000 buffered spans of that kind hold about 130 KB.
+//! So the default 1000 buffered spans of that kind hold about 130 KB. Besides, up to
+//! [`MAX_SPARES`] chunks' memory waits for reuse: each at most a report's size (twice that
+//! for a chunk that grew by doubling), and only while spans keep coming fast enough to fill
+//! a good part of one between reports.
 
 use super::encode::Limits;
 use super::wire;
