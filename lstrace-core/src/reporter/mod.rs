@@ -370,10 +370,17 @@ impl Tracer {
         &self.handle.shared
     }
 
-    /// Counts since the tracer started.
+    /// Counts since the tracer started. After `close`, spans that were still open when it
+    /// closed count as dropped once they finish.
     #[must_use]
     pub fn stats(&self) -> Stats {
-        self.shared().counters.snapshot()
+        let shared = self.shared();
+        // Once the tracer refuses spans nothing drains the rings, where spans that finish
+        // after the close land: draining them here counts them (as dropped, `Stopped`).
+        if shared.refusing.load(Ordering::Acquire) && shared.installed.load(Ordering::Acquire) {
+            collector::drain();
+        }
+        shared.counters.snapshot()
     }
 
     /// True once the tracer stopped: closed, or disabled by the collector.
@@ -394,7 +401,8 @@ impl Tracer {
     }
 
     /// Flushes, then stops: every later span is a no-op. Waits no longer than `timeout`;
-    /// what is still unsent then is dropped and counted.
+    /// what is still unsent then is dropped and counted. A span still open at the close is
+    /// not reported: [`Tracer::stats`] counts it as dropped once it finishes.
     pub fn close(&self, timeout: Duration) -> FlushReport {
         self.request_blocking(timeout, true)
     }
