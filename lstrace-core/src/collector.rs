@@ -1,4 +1,4 @@
-//! Where finished spans go: each thread's ring, the registry of rings, and the one
+//! Where finished spans go: each thread's ring, the lists of rings, and the one
 //! installed [`Recorder`] that drains them.
 
 use crate::clock::{self, Ticks};
@@ -6,7 +6,7 @@ use crate::record::SpanRecord;
 use crate::ring::{Cursor, Pushed, Ring};
 use once_cell::sync::OnceCell;
 use std::fmt;
-use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 /// Receives finished spans. One recorder is installed per process: the reporter installed by
@@ -117,11 +117,21 @@ struct Entry {
     dropped_seen: u64,
 }
 
-static REGISTRY: Mutex<Vec<Entry>> = Mutex::new(Vec::new());
+/// Every ring a drain has taken in. Held for a whole drain, which makes drains take turns (a
+/// ring has one consumer).
+static RINGS: Mutex<Vec<Entry>> = Mutex::new(Vec::new());
 
-fn registry() -> MutexGuard<'static, Vec<Entry>> {
-    // A panic while holding the lock cannot leave the list inconsistent: keep going.
-    REGISTRY.lock().unwrap_or_else(PoisonError::into_inner)
+/// Rings registered since the last drain took them in. Held only for moments: a thread
+/// registers its ring here at its first span (and when its ring grows), and must never wait
+/// for a drain, which may spend a while in the recorder.
+static NEW_RINGS: Mutex<Vec<Entry>> = Mutex::new(Vec::new());
+
+/// True when `NEW_RINGS` may hold rings: saves most drains a lock.
+static NEW_RINGS_WAITING: AtomicBool = AtomicBool::new(false);
+
+fn lock(list: &'static Mutex<Vec<Entry>>) -> MutexGuard<'static, Vec<Entry>> {
+    // A panic while holding the lock (in a recorder) cannot leave the list inconsistent.
+    list.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// Moves every span finished so far, on every thread, into the installed recorder, and tells
@@ -132,7 +142,10 @@ pub fn drain() -> usize {
     };
     let mut moved = 0;
     let mut dropped = 0;
-    let mut entries = registry();
+    let mut entries = lock(&RINGS);
+    if NEW_RINGS_WAITING.swap(false, Ordering::Acquire) {
+        entries.append(&mut lock(&NEW_RINGS));
+    }
     for entry in entries.iter_mut() {
         let total_dropped = entry.ring.dropped();
         dropped += total_dropped - entry.dropped_seen;
@@ -148,8 +161,11 @@ pub fn drain() -> usize {
         recorder.record(&mut spans);
         moved += count - spans.len();
     }
-    // A thread that has exited produces no more: forget its ring once it is empty.
-    entries.retain(|e| !(e.ring.is_closed() && e.ring.len() == 0));
+    // A thread that has exited produces no more: forget its ring once it is empty and its
+    // drops are counted.
+    entries.retain(|e| {
+        !(e.ring.is_closed() && e.ring.len() == 0 && e.ring.dropped() == e.dropped_seen)
+    });
     drop(entries);
     if dropped > 0 {
         recorder.dropped(dropped);
@@ -160,7 +176,8 @@ pub fn drain() -> usize {
 /// Spans waiting in the per-thread rings.
 #[must_use]
 pub fn pending() -> usize {
-    registry().iter().map(|e| e.ring.len()).sum()
+    let taken_in: usize = lock(&RINGS).iter().map(|e| e.ring.len()).sum();
+    taken_in + lock(&NEW_RINGS).iter().map(|e| e.ring.len()).sum::<usize>()
 }
 
 /// The producing end of this thread's ring.
@@ -174,10 +191,11 @@ pub(crate) struct Producer {
 impl Producer {
     fn register(capacity: usize) -> Self {
         let ring = Arc::new(Ring::new(capacity));
-        registry().push(Entry {
+        lock(&NEW_RINGS).push(Entry {
             ring: Arc::clone(&ring),
             dropped_seen: 0,
         });
+        NEW_RINGS_WAITING.store(true, Ordering::Release);
         Producer {
             ring,
             cursor: Cursor::default(),

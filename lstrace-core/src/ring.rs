@@ -1,7 +1,7 @@
 //! A bounded single-producer, single-consumer ring of finished spans.
 //!
 //! Each thread that finishes spans owns one ring and is its only producer; the collector
-//! (holding the registry lock) is the only consumer. A push is a slot write and a release
+//! (holding the drain's lock) is the only consumer. A push is a slot write and a release
 //! store: no lock, no read-modify-write, no allocation.
 //!
 //! The producer and the consumer run on different cores: what each one writes sits on its own
