@@ -366,7 +366,13 @@ fn literal_tag_value(value: &Expr) -> Option<TokenStream> {
         Lit::Bool(b) if !negative => Some(quote_spanned!(span=> ::lstrace::TagValue::Bool(#b))),
         Lit::Int(i) => {
             let digits: i128 = i.base10_parse().ok()?;
-            let n = i64::try_from(if negative { -digits } else { digits }).ok()?;
+            let value = if negative { -digits } else { digits };
+            if !fits_suffix(value, i.suffix()) {
+                // Left to the compiler, which points at the literal (`overflowing_literals`,
+                // or a negated unsigned literal).
+                return None;
+            }
+            let n = i64::try_from(value).ok()?;
             let n = proc_macro2::Literal::i64_suffixed(n);
             Some(quote_spanned!(span=> ::lstrace::TagValue::Int(#n)))
         }
@@ -385,6 +391,22 @@ fn literal_tag_value(value: &Expr) -> Option<TokenStream> {
             Some(quote_spanned!(span=> ::lstrace::TagValue::Float(#x)))
         }
         _ => None,
+    }
+}
+
+/// True when `value` is a valid literal of the type its suffix names (any value for none).
+fn fits_suffix(value: i128, suffix: &str) -> bool {
+    match suffix {
+        "i8" => i8::try_from(value).is_ok(),
+        "i16" => i16::try_from(value).is_ok(),
+        "i32" => i32::try_from(value).is_ok(),
+        "i64" | "isize" => i64::try_from(value).is_ok(),
+        "u8" => u8::try_from(value).is_ok(),
+        "u16" => u16::try_from(value).is_ok(),
+        "u32" => u32::try_from(value).is_ok(),
+        "u64" | "usize" => u64::try_from(value).is_ok(),
+        "u128" => u128::try_from(value).is_ok(),
+        _ => true,
     }
 }
 

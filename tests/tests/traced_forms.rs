@@ -72,6 +72,8 @@ impl fmt::Display for Point {
     negative = -4,
     float = 1.5,
     small = 0.1f32,
+    byte = 255u8,
+    huge = 18_446_744_073_709_551_615u64,
     flag = true,
     "http.method" = "GET",
     computed = count * 2,
@@ -97,6 +99,9 @@ fn tags_keep_their_types_and_may_use_the_arguments() {
     assert_eq!(t("negative"), Some(TagValue::Int(-4)));
     assert_eq!(t("float"), Some(TagValue::Float(1.5)));
     assert_eq!(t("small"), Some(TagValue::Float(f64::from(0.1f32))));
+    assert_eq!(t("byte"), Some(TagValue::Int(255)));
+    // Past `i64`, an integer is recorded as its decimal text, as a `u64` variable would be.
+    assert_eq!(t("huge"), Some(text("18446744073709551615")));
     assert_eq!(t("flag"), Some(TagValue::Bool(true)));
     assert_eq!(t("http.method"), Some(TagValue::from_static("GET")));
     assert_eq!(t("computed"), Some(TagValue::Int(10)));
