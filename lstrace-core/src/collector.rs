@@ -6,6 +6,8 @@ use crate::record::SpanRecord;
 use crate::ring::{Cursor, Pushed, Ring};
 use once_cell::sync::OnceCell;
 use std::fmt;
+use std::mem::ManuallyDrop;
+use std::ptr;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
@@ -216,44 +218,56 @@ impl Drop for Producer {
 /// Pushes a span into this thread's ring (registering the ring on first use); when the ring
 /// is full the span is dropped and counted.
 pub(crate) fn push(slot: &mut Option<Producer>, span: SpanRecord) {
-    let producer = slot.get_or_insert_with(|| Producer::register(RING_CAPACITY_START));
-    let pushed = producer.ring.push(span, &producer.cursor);
-    if pushed != Pushed::Ok {
-        pushed_past_half(slot, pushed);
+    let mut span = ManuallyDrop::new(span);
+    let span: *mut SpanRecord = &mut *span;
+    // SAFETY: the span is moved into the ring by the copy, or dropped here; either way once.
+    unsafe {
+        if !push_with(slot, move |dst| ptr::copy_nonoverlapping(span, dst, 1)) {
+            ptr::drop_in_place(span);
+        }
     }
 }
 
 /// Pushes the span that `write` writes into a free slot of this thread's ring (registering
-/// the ring on first use). When the ring is full, `write` is not run, the span is counted as
-/// dropped, and this returns false.
+/// the ring on first use). When the ring is full (and cannot grow), `write` is not run, the
+/// span is counted as dropped, and this returns false.
 ///
 /// # Safety
 /// `write` must leave a valid record in the slot.
 #[inline]
 pub(crate) unsafe fn push_with(
     slot: &mut Option<Producer>,
-    write: impl FnOnce(*mut SpanRecord),
+    write: impl FnOnce(*mut SpanRecord) + Copy,
 ) -> bool {
     let producer = slot.get_or_insert_with(|| Producer::register(RING_CAPACITY_START));
     // SAFETY: passed on from the caller.
     let pushed = unsafe { producer.ring.push_with(&producer.cursor, write) };
-    if pushed != Pushed::Ok {
-        pushed_past_half(slot, pushed);
+    if pushed == Pushed::Ok {
+        return true;
     }
-    pushed != Pushed::Full
+    // SAFETY: passed on from the caller.
+    unsafe { pushed_past_half(slot, pushed, write) }
 }
 
 /// Another half ring was pushed (or the ring is full): asks the recorder to drain soon, and
 /// gives a thread that wakes its consumer often a bigger ring. Each wake costs both threads
 /// a system call and a context switch, so a busy thread should wake it rarely; a quiet
-/// thread keeps a small ring.
+/// thread keeps a small ring. The span that found the ring full goes into the bigger ring,
+/// or is dropped and counted (false) when the ring is as big as rings get.
+///
+/// # Safety
+/// As for [`push_with`].
 #[cold]
-fn pushed_past_half(slot: &mut Option<Producer>, pushed: Pushed) {
+unsafe fn pushed_past_half(
+    slot: &mut Option<Producer>,
+    pushed: Pushed,
+    write: impl FnOnce(*mut SpanRecord) + Copy,
+) -> bool {
     if let Some(recorder) = installed() {
         recorder.wake();
     }
     let Some(producer) = slot else {
-        return;
+        return false;
     };
     let now = clock::now();
     let busy = pushed == Pushed::Full
@@ -264,6 +278,18 @@ fn pushed_past_half(slot: &mut Option<Producer>, pushed: Pushed) {
         // The old ring is closed (by the producer's drop) and retired once drained.
         *slot = Some(Producer::register(capacity * 2));
     }
+    if pushed != Pushed::Full {
+        return true;
+    }
+    let Some(producer) = slot else {
+        return false;
+    };
+    // SAFETY: `write` was not run by the refused push; passed on from the caller.
+    if unsafe { producer.ring.push_with(&producer.cursor, write) } == Pushed::Full {
+        producer.ring.count_dropped();
+        return false;
+    }
+    true
 }
 
 /// A span that could not even reach its thread's ring (the thread is shutting down).

@@ -302,7 +302,7 @@ impl Local {
             stack.set_len(len - 1);
             let frame = stack.as_mut_ptr().add(len - 1);
             let record = ptr::addr_of_mut!((*frame).record);
-            if !collector::push_with(producer, |slot| move_record(record, slot)) {
+            if !collector::push_with(producer, move |slot| move_record(record, slot)) {
                 ptr::drop_in_place(record);
             }
         }

@@ -10,7 +10,7 @@
 //! than once per item, so that the two cores do not trade a cache line at every span.
 
 use std::cell::{Cell, UnsafeCell};
-use std::mem::{ManuallyDrop, MaybeUninit};
+use std::mem::MaybeUninit;
 use std::ptr;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
@@ -67,7 +67,8 @@ pub(crate) enum Pushed {
     /// should be woken. (Counting pushes rather than comparing occupancy cannot skip a wake,
     /// whatever the producer's stale view of `head`.)
     OkWake,
-    /// Refused: the ring is full; the item was dropped and counted.
+    /// Refused: the ring is full. `push_with` wrote nothing and counted nothing: the caller
+    /// decides (see [`Ring::count_dropped`]); `push` dropped the item and counted it.
     Full,
 }
 
@@ -92,9 +93,11 @@ impl<T> Ring<T> {
         self.mask + 1
     }
 
-    /// Pushes an item. Must only be called by the ring's one producer, with its cursor.
+    /// Pushes an item (dropped and counted when the ring is full). Must only be called by the
+    /// ring's one producer, with its cursor.
+    #[cfg(test)]
     pub(crate) fn push(&self, item: T, cursor: &Cursor) -> Pushed {
-        let mut item = ManuallyDrop::new(item);
+        let mut item = std::mem::ManuallyDrop::new(item);
         // SAFETY: `item` is a valid value that is not used (nor dropped) after this.
         unsafe { self.push_from(&mut *item, cursor) }
     }
@@ -105,13 +108,14 @@ impl<T> Ring<T> {
     /// # Safety
     /// `item` points to a valid `T` that the caller gives up: it must not be used or dropped
     /// after this call.
-    #[inline]
-    pub(crate) unsafe fn push_from(&self, item: *mut T, cursor: &Cursor) -> Pushed {
+    #[cfg(test)]
+    unsafe fn push_from(&self, item: *mut T, cursor: &Cursor) -> Pushed {
         // SAFETY: `write` moves `*item` into the slot; when the ring is full (`write` not
         // run), `*item` is dropped here instead. The caller gave it up either way.
         unsafe {
             let pushed = self.push_with(cursor, |slot| ptr::copy_nonoverlapping(item, slot, 1));
             if pushed == Pushed::Full {
+                self.count_dropped();
                 ptr::drop_in_place(item);
             }
             pushed
@@ -119,8 +123,8 @@ impl<T> Ring<T> {
     }
 
     /// Pushes the item that `write` writes into the free slot it is given. When the ring is
-    /// full, `write` is not run: the push is refused and counted. Must only be called by the
-    /// ring's one producer, with its cursor.
+    /// full, `write` is not run and the push is refused ([`Pushed::Full`]). Must only be
+    /// called by the ring's one producer, with its cursor.
     ///
     /// # Safety
     /// `write` must leave a valid `T` in the slot.
@@ -134,16 +138,13 @@ impl<T> Ring<T> {
     }
 
     /// The push of a ring that looked full: refreshes the view of `head`, then pushes or
-    /// counts the item as dropped.
+    /// refuses.
     #[cold]
     #[inline(never)]
     unsafe fn push_when_full(&self, cursor: &Cursor, write: impl FnOnce(*mut T)) -> Pushed {
         let tail = cursor.tail.get();
         cursor.cached_head.set(self.head.load(Ordering::Acquire));
         if tail.wrapping_sub(cursor.cached_head.get()) > self.mask {
-            // Only the producer writes `dropped`: a load and a store, no RMW.
-            let dropped = self.produced.dropped.load(Ordering::Relaxed);
-            self.produced.dropped.store(dropped + 1, Ordering::Relaxed);
             return Pushed::Full;
         }
         // SAFETY: passed on from the caller.
@@ -192,6 +193,13 @@ impl<T> Ring<T> {
             .tail
             .load(Ordering::Acquire)
             .wrapping_sub(self.head.load(Ordering::Acquire))
+    }
+
+    /// Counts an item the producer could not push. Must only be called by the producer.
+    pub(crate) fn count_dropped(&self) {
+        // Only the producer writes `dropped`: a load and a store, no RMW.
+        let dropped = self.produced.dropped.load(Ordering::Relaxed);
+        self.produced.dropped.store(dropped + 1, Ordering::Relaxed);
     }
 
     pub(crate) fn dropped(&self) -> u64 {
