@@ -216,7 +216,7 @@ impl Drop for Producer {
 }
 
 /// Pushes a span into this thread's ring (registering the ring on first use); when the ring
-/// is full the span is dropped and counted.
+/// is full and cannot grow, the span is dropped and counted.
 pub(crate) fn push(slot: &mut Option<Producer>, span: SpanRecord) {
     let mut span = ManuallyDrop::new(span);
     let span: *mut SpanRecord = &mut *span;
@@ -246,7 +246,7 @@ pub(crate) unsafe fn push_with(
         return true;
     }
     // SAFETY: passed on from the caller.
-    unsafe { pushed_past_half(slot, pushed, write) }
+    unsafe { pushed_past_half_or_full(slot, pushed, write) }
 }
 
 /// Another half ring was pushed (or the ring is full): asks the recorder to drain soon, and
@@ -258,7 +258,7 @@ pub(crate) unsafe fn push_with(
 /// # Safety
 /// As for [`push_with`].
 #[cold]
-unsafe fn pushed_past_half(
+unsafe fn pushed_past_half_or_full(
     slot: &mut Option<Producer>,
     pushed: Pushed,
     write: impl FnOnce(*mut SpanRecord) + Copy,

@@ -98,20 +98,9 @@ impl<T> Ring<T> {
     #[cfg(test)]
     pub(crate) fn push(&self, item: T, cursor: &Cursor) -> Pushed {
         let mut item = std::mem::ManuallyDrop::new(item);
-        // SAFETY: `item` is a valid value that is not used (nor dropped) after this.
-        unsafe { self.push_from(&mut *item, cursor) }
-    }
-
-    /// Moves `*item` into the ring (or drops it in place when the ring is full), copying it
-    /// once, straight from where it is. Must only be called by the ring's one producer.
-    ///
-    /// # Safety
-    /// `item` points to a valid `T` that the caller gives up: it must not be used or dropped
-    /// after this call.
-    #[cfg(test)]
-    unsafe fn push_from(&self, item: *mut T, cursor: &Cursor) -> Pushed {
+        let item: *mut T = &mut *item;
         // SAFETY: `write` moves `*item` into the slot; when the ring is full (`write` not
-        // run), `*item` is dropped here instead. The caller gave it up either way.
+        // run), `*item` is dropped here instead: it is given up either way.
         unsafe {
             let pushed = self.push_with(cursor, |slot| ptr::copy_nonoverlapping(item, slot, 1));
             if pushed == Pushed::Full {
