@@ -74,7 +74,7 @@
 //! - `reqwest`: client (exit) spans for reqwest, with the context injected into the request.
 //! - `tower`: a `tower::Layer` opening server (entry) spans from incoming headers.
 //! - `satellite`: `lstrace::satellite::LocalSatellite`, a local LightStep satellite that
-//!   receives real reports, for tests and development.
+//!   receives real reports, for tests and development, and can show them in a browser.
 #![deny(missing_docs)]
 
 pub use lstrace_core::*;

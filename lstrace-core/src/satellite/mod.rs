@@ -25,6 +25,7 @@
 //! # What a request gets
 //! | request | answer | recorded in [`LocalSatellite::reports`] |
 //! |---|---|---|
+//! | with a view ([`LocalSatellite::start_with_view`]): `GET /`, `/trace/{id}`, `/api/traces...` | the page and its JSON API | no |
 //! | a path other than `/api/v2/reports` | 404 | no |
 //! | a method other than `POST` | 405, `Allow: POST` | no |
 //! | a body over [`MAX_BODY_BYTES`] | 413 | no |
@@ -35,6 +36,10 @@
 
 mod ingest;
 mod server;
+mod store;
+mod view;
+
+pub use store::{ViewLimits, ViewStats};
 
 use crate::protocol::{self, key_value, ReportRequest, ReportResponse};
 use crate::tree::{self, TreeSpan, TreeStyle};
@@ -168,12 +173,34 @@ impl LocalSatellite {
     /// When `addr` cannot be bound (in use, not local, no permission) or the server thread
     /// cannot start.
     pub fn start_on(addr: SocketAddr) -> io::Result<LocalSatellite> {
+        Self::start_with(addr, None)
+    }
+
+    /// Starts a satellite on `addr` that also serves a web view of the traces it receives
+    /// (see [`LocalSatellite::view_url`]): a list of the traces, and each as a waterfall,
+    /// with a JSON API under `/api/traces`.
+    ///
+    /// It keeps the most recent traces within `limits` and nothing else: unlike
+    /// [`LocalSatellite::start_on`]'s, it holds no list of reports ([`LocalSatellite::reports`],
+    /// [`LocalSatellite::spans`] and the trees are empty), so that it can run for as long as
+    /// the programs that report to it.
+    ///
+    /// # Errors
+    /// As [`LocalSatellite::start_on`].
+    pub fn start_with_view(addr: SocketAddr, limits: ViewLimits) -> io::Result<LocalSatellite> {
+        Self::start_with(addr, Some(limits))
+    }
+
+    fn start_with(addr: SocketAddr, view: Option<ViewLimits>) -> io::Result<LocalSatellite> {
         // Bound here, not on the server thread, so that the caller gets bind errors and the
         // real address at once.
         let listener = std::net::TcpListener::bind(addr)?;
         listener.set_nonblocking(true)?;
         let addr = listener.local_addr()?;
-        let shared = Arc::new(Shared::default());
+        let shared = Arc::new(Shared {
+            view: view.map(|limits| Mutex::new(store::TraceStore::new(limits))),
+            ..Shared::default()
+        });
         let (stop, stopped) = tokio::sync::oneshot::channel();
         let (ready_tx, ready_rx) = mpsc::channel();
         let thread = std::thread::Builder::new()
@@ -208,6 +235,23 @@ impl LocalSatellite {
     #[must_use]
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// The address of the web view (`http://127.0.0.1:PORT/`), for a satellite started with
+    /// [`LocalSatellite::start_with_view`].
+    #[must_use]
+    pub fn view_url(&self) -> Option<String> {
+        self.shared
+            .view
+            .as_ref()
+            .map(|_| format!("{}/", self.url()))
+    }
+
+    /// What the web view holds and what it evicted, for a satellite started with
+    /// [`LocalSatellite::start_with_view`].
+    #[must_use]
+    pub fn view_stats(&self) -> Option<ViewStats> {
+        self.shared.view.as_ref().map(|view| lock(view).stats())
     }
 
     /// How the requests that arrive from now on are answered.
@@ -258,7 +302,7 @@ impl LocalSatellite {
     #[must_use]
     pub fn wait_for_reports(&self, count: usize, timeout: Duration) -> bool {
         self.shared
-            .wait_until(timeout, |state| state.reports.len() >= count)
+            .wait_until(timeout, |state| state.reports_received >= count)
     }
 
     /// The accepted spans as trace trees of names and tags: stable text for assertions (see
@@ -272,6 +316,13 @@ impl LocalSatellite {
     #[must_use]
     pub fn tree_with(&self, style: TreeStyle) -> String {
         render(&self.spans(), style)
+    }
+
+    /// How many reports were received, accepted or not (with a view too, which keeps no
+    /// list of them).
+    #[must_use]
+    pub fn reports_received(&self) -> usize {
+        self.shared.lock().reports_received
     }
 
     /// How many requests arrived, including those answered with an error.
@@ -304,7 +355,7 @@ impl fmt::Debug for LocalSatellite {
             .field("addr", &self.addr)
             .field("behaviour", &state.behaviour)
             .field("requests_seen", &state.requests_seen)
-            .field("reports", &state.reports.len())
+            .field("reports", &state.reports_received)
             .field("accepted_spans", &state.accepted_spans)
             .finish()
     }
@@ -391,12 +442,17 @@ struct Shared {
     state: Mutex<State>,
     /// Signalled whenever a report is recorded.
     changed: Condvar,
+    /// The traces of the web view, when there is one: accepted spans go there, decoded on
+    /// arrival, instead of into `State::reports`.
+    view: Option<Mutex<store::TraceStore>>,
 }
 
 #[derive(Default)]
 struct State {
     behaviour: Behaviour,
+    /// The reports received, unless there is a view.
     reports: Vec<Stored>,
+    reports_received: usize,
     accepted_spans: usize,
     requests_seen: usize,
 }
@@ -424,7 +480,7 @@ impl Stored {
 
 impl Shared {
     fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+        lock(&self.state)
     }
 
     /// Counts a request and returns the behaviour it is to be answered with.
@@ -434,12 +490,24 @@ impl Shared {
         state.behaviour.clone()
     }
 
-    fn record(&self, report: Stored) {
+    fn record(&self, mut report: Stored) {
+        if let Some(view) = &self.view {
+            if let (true, Some(body)) = (report.received.accepted, report.body.take()) {
+                // Decoded before the store is locked: the page's requests wait only for the
+                // insertion.
+                let spans = ingest::decode(&body).spans;
+                let service = report.received.component_name().unwrap_or_default();
+                lock(view).insert(service, spans);
+            }
+        }
         let mut state = self.lock();
         if report.received.accepted {
             state.accepted_spans += report.spans;
         }
-        state.reports.push(report);
+        state.reports_received += 1;
+        if self.view.is_none() {
+            state.reports.push(report);
+        }
         drop(state);
         self.changed.notify_all();
     }
@@ -451,6 +519,12 @@ impl Shared {
             .unwrap_or_else(PoisonError::into_inner);
         done(&state)
     }
+}
+
+/// Locks a mutex; a panic while it was held leaves data that is still consistent (every
+/// update is a push or a counter), so poisoning is ignored.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// The answer to a decoded report, before it is put on the wire.

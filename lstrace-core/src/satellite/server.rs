@@ -1,6 +1,6 @@
 //! The satellite's HTTP/1 server: a current-thread tokio runtime on a thread of its own.
 
-use super::{ingest, Answer, ReceivedReport, Shared, Stored, MAX_BODY_BYTES, REPORTS_PATH};
+use super::{ingest, view, Answer, ReceivedReport, Shared, Stored, MAX_BODY_BYTES, REPORTS_PATH};
 use crate::protocol::ReportResponse;
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
@@ -97,6 +97,12 @@ async fn serve_connection(stream: tokio::net::TcpStream, shared: Arc<Shared>) {
 
 async fn answer(request: Request<Incoming>, shared: &Shared) -> Response<Full<Bytes>> {
     let behaviour = shared.request_arrived();
+    if let Some(store) = &shared.view {
+        let uri = request.uri();
+        if let Some(response) = view::answer(request.method(), uri.path(), uri.query(), store) {
+            return response;
+        }
+    }
     if request.uri().path() != REPORTS_PATH {
         return text(
             StatusCode::NOT_FOUND,
@@ -230,7 +236,11 @@ fn text(status: StatusCode, message: String) -> Response<Full<Bytes>> {
     bytes(status, "text/plain; charset=utf-8", Bytes::from(message))
 }
 
-fn bytes(status: StatusCode, content_type: &'static str, body: Bytes) -> Response<Full<Bytes>> {
+pub(super) fn bytes(
+    status: StatusCode,
+    content_type: &'static str,
+    body: Bytes,
+) -> Response<Full<Bytes>> {
     let mut response = Response::new(Full::new(body));
     *response.status_mut() = status;
     response
