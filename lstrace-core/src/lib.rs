@@ -3,6 +3,8 @@
 //! the `#[traced]` macro.
 #![deny(missing_docs)]
 
+#[cfg(feature = "tracing")]
+mod bridge;
 mod clock;
 pub mod collector;
 mod context;
@@ -23,6 +25,8 @@ mod tag;
 pub mod testing;
 pub mod tree;
 
+#[cfg(feature = "tracing")]
+pub use bridge::tracing;
 pub use collector::Recorder;
 pub use context::SpanContext;
 pub use future::{spawn, spawn_blocking, FutureExt, Instrumented};

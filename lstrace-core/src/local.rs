@@ -115,6 +115,13 @@ impl Frame {
         self.recording
     }
 
+    /// The record of a recording frame, to change what a span started with (its name, its
+    /// parent); `None` for a context-only frame.
+    #[cfg(feature = "tracing")]
+    pub(crate) fn record_mut(&mut self) -> Option<&mut SpanRecord> {
+        self.recording.then_some(&mut self.record)
+    }
+
     pub(crate) fn set_tag(&mut self, key: Str, value: TagValue) {
         if self.recording {
             self.record.tags.set(key, value);

@@ -73,6 +73,9 @@
 //!
 //! - `reqwest`: client (exit) spans for reqwest, with the context injected into the request.
 //! - `tower`: a `tower::Layer` opening server (entry) spans from incoming headers.
+//! - `tracing`: `lstrace::tracing::layer()`, a `tracing_subscriber::Layer` that records
+//!   `tracing` spans as lstrace spans and events as span logs, in the same traces as
+//!   `#[traced]` spans (libraries such as hyper, tower-http, sqlx and reqwest-tracing emit them).
 //! - `satellite`: `lstrace::satellite::LocalSatellite`, a local LightStep satellite that
 //!   receives real reports, for tests and development, and can show them in a browser.
 #![deny(missing_docs)]
