@@ -3,7 +3,7 @@
 //! published schema. No `protoc` is needed to build them.
 #![allow(missing_docs)] // Field docs are the schema's: see the module's source table.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 
 /// `google.protobuf.Timestamp`.
@@ -204,7 +204,8 @@ pub struct ReportResponse {
     pub infos: Vec<String>,
 }
 
-/// `lightstep.BasicTracerCarrier`, inside the binary carrier.
+/// `lightstep.BasicTracerCarrier`, inside the binary carrier. Its baggage is ordered by key,
+/// so that one context always encodes to the same carrier.
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct BasicTracerCarrier {
     #[prost(fixed64, tag = "1")]
@@ -213,8 +214,8 @@ pub struct BasicTracerCarrier {
     pub span_id: u64,
     #[prost(bool, tag = "3")]
     pub sampled: bool,
-    #[prost(map = "string, string", tag = "4")]
-    pub baggage_items: HashMap<String, String>,
+    #[prost(btree_map = "string, string", tag = "4")]
+    pub baggage_items: BTreeMap<String, String>,
 }
 
 /// `lightstep.BinaryCarrier`: the LightStep binary propagation format (and Envoy's

@@ -388,3 +388,185 @@ proptest! {
         prop_assert_eq!(carried(Some(Format::Envoy), &back), carried(Some(Format::Envoy), &context));
     }
 }
+
+/// A context with `items` baggage items `k0`, `k1`, ... of one-byte values.
+fn with_items(items: usize) -> SpanContext {
+    (0..items).fold(
+        SpanContext::new(TraceId(1), SpanId::new(2).unwrap(), true),
+        |ctx, i| ctx.with_baggage_item(format!("k{i}"), "v"),
+    )
+}
+
+/// A header map that holds as many names as one can (32,768).
+fn full_header_map() -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    for i in 0.. {
+        let name = HeaderName::from_bytes(format!("x-filler-{i}").as_bytes()).unwrap();
+        if headers
+            .try_insert(name, HeaderValue::from_static("1"))
+            .is_err()
+        {
+            break;
+        }
+    }
+    headers
+}
+
+#[test]
+fn inject_into_a_full_header_map_skips_and_counts() {
+    let context = with_items(3);
+    let mut headers = full_header_map();
+    let full = headers.clone();
+    let before = propagation::fields_left_out();
+    for format in FORMATS {
+        format.inject(&context, &mut headers);
+    }
+    PropagatorStack::default().inject(&context, &mut headers);
+    assert_eq!(headers, full);
+    // LightStep: 3 ids and 3 items; B3: 3 + 1; W3C: traceparent and baggage; Envoy: 1; the
+    // default stack: 6 + 2 + 3 (other tests may count too, never less).
+    assert!(propagation::fields_left_out() - before >= 6 + 4 + 2 + 1 + 11);
+}
+
+#[test]
+fn inject_writes_the_baggage_that_fits_the_bounds_and_counts_the_rest() {
+    let context = with_items(2_000);
+    let first: Vec<_> = context.baggage().take(MAX_BAGGAGE_ITEMS).collect();
+    for format in [Format::LightStep, Format::TraceContext, Format::Envoy] {
+        let before = propagation::fields_left_out();
+        let mut text = HashMap::new();
+        format.inject(&context, &mut text);
+        let mut http = HeaderMap::new();
+        format.inject(&context, &mut http);
+        assert!(propagation::fields_left_out() - before >= 2 * (2_000 - MAX_BAGGAGE_ITEMS as u64));
+        for back in [format.extract(&text), format.extract(&http)] {
+            let mut back: Vec<_> = back
+                .expect("extracts")
+                .baggage()
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .collect();
+            back.sort_unstable();
+            let mut expected: Vec<_> = first
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect();
+            expected.sort_unstable();
+            assert_eq!(back, expected, "{format:?}");
+        }
+    }
+}
+
+#[test]
+fn a_five_thousand_item_envoy_carrier_decodes() {
+    let context = with_items(5_000);
+    let mut headers = HeaderMap::new();
+    Format::Envoy.inject(&context, &mut headers);
+    let carrier = headers["x-ot-span-context"].to_str().unwrap();
+    assert!(
+        carrier.len() <= binary::MAX_ENCODED_BYTES,
+        "{}",
+        carrier.len()
+    );
+    let back = Format::Envoy
+        .extract(&headers)
+        .expect("what inject writes, extract reads");
+    assert_eq!(back.baggage().count(), MAX_BAGGAGE_ITEMS);
+}
+
+/// Any context: keys and values of any text (tokens, mixed case, non-ASCII, empty, longer
+/// than the bounds), few items or more than the bounds take, any trace state.
+fn any_context() -> impl Strategy<Value = SpanContext> {
+    let key = prop_oneof![
+        4 => "[a-z][a-z0-9_-]{0,15}",
+        2 => "[A-Za-z0-9!#$%&'*+.^_`|~-]{1,12}",
+        2 => any::<String>(),
+        1 => (250..260usize, "[a-z]").prop_map(|(n, c)| c.repeat(n)),
+    ];
+    let value = prop_oneof![
+        8 => "[ -~]{0,30}",
+        2 => any::<String>(),
+        2 => "[a-z+ %,;=]{0,20}",
+        1 => (4090..4100usize, "[a-z]").prop_map(|(n, c)| c.repeat(n)),
+    ];
+    let items = prop_oneof![
+        prop::collection::vec((key.clone(), value.clone()), 0..8),
+        prop::collection::vec((key, value), 60..120),
+    ];
+    let state = prop::option::of(prop_oneof![
+        "[a-z]{1,8}=[a-zA-Z0-9]{1,16}",
+        "[ \t]{0,2}[a-z]=[ -~]{0,20}[ \t]{0,2}",
+        any::<String>(),
+        (4090..4100usize).prop_map(|n| format!("a={}", "b".repeat(n))),
+    ]);
+    (1..=u128::MAX, 1..=u64::MAX, any::<bool>(), items, state).prop_map(
+        |(trace, span, sampled, items, state)| {
+            items.into_iter().fold(
+                SpanContext::new(TraceId(trace), SpanId::new(span).unwrap(), sampled)
+                    .with_trace_state(state),
+                |ctx, (k, v)| ctx.with_baggage_item(k, v),
+            )
+        },
+    )
+}
+
+/// What extraction gives back of an injected `context` is bounded, carries its ids, and is
+/// made of its baggage items only (LightStep lower-cases keys).
+fn check_read_back(format: Option<Format>, context: &SpanContext, back: &SpanContext) {
+    assert_bounded(Some(back.clone()));
+    let ids = |c: &SpanContext| {
+        let (trace, span, sampled, _, _) = carried(format, c);
+        (trace, span, sampled)
+    };
+    assert_eq!(ids(back), ids(context));
+    for (key, value) in back.baggage() {
+        assert!(
+            context
+                .baggage()
+                .any(|(k, v)| v == value && k.eq_ignore_ascii_case(key)),
+            "{key:?}={value:?} was not in the context"
+        );
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// What inject writes, extract reads back whole: injecting the extracted context again
+    /// writes the same carrier.
+    #[test]
+    fn every_format_reads_back_what_it_writes(context in any_context()) {
+        for format in FORMATS {
+            let mut text = HashMap::new();
+            format.inject(&context, &mut text);
+            let back = format.extract(&text).expect("an injected context extracts");
+            check_read_back(Some(format), &context, &back);
+            let mut again = HashMap::new();
+            format.inject(&back, &mut again);
+            prop_assert_eq!(&again, &text, "{:?}", format);
+
+            let mut http = HeaderMap::new();
+            format.inject(&context, &mut http);
+            let back = format.extract(&http).expect("an injected context extracts");
+            check_read_back(Some(format), &context, &back);
+            let mut again = HeaderMap::new();
+            format.inject(&back, &mut again);
+            prop_assert_eq!(&again, &http, "{:?}", format);
+        }
+    }
+
+    /// Stacks: what they read back is bounded, carries the ids, and holds the context's
+    /// baggage items only, at least those that their first format reads back.
+    #[test]
+    fn stacks_read_back_what_they_write(context in any_context()) {
+        for stack in [PropagatorStack::default(), FORMATS.into_iter().collect()] {
+            let mut http = HeaderMap::new();
+            stack.inject(&context, &mut http);
+            let back = stack.extract(&http).expect("an injected context extracts");
+            check_read_back(None, &context, &back);
+            let first = Format::LightStep.extract(&http).unwrap();
+            for (key, value) in first.baggage() {
+                prop_assert_eq!(back.baggage_item(key), Some(value));
+            }
+        }
+    }
+}

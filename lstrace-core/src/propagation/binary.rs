@@ -7,8 +7,11 @@
 //! Decoding accepts padding or its absence and surrounding whitespace, and refuses anything
 //! else that is not base64, a carrier longer than [`MAX_ENCODED_BYTES`], a message that does
 //! not decode, and zero ids. Baggage is taken within the propagation bounds, by key order.
+//! Encoding writes the baggage items that fit the same bounds (in the context's order, whole
+//! items), so that every carrier it writes stays within [`MAX_ENCODED_BYTES`] and decodes
+//! whole.
 
-use super::{BaggageBudget, Extractor, Injector};
+use super::{baggage_to_inject, BaggageBudget, Extractor, Injector};
 use crate::context::SpanContext;
 use crate::id::{SpanId, TraceId};
 use crate::protocol::{BasicTracerCarrier, BinaryCarrier};
@@ -22,7 +25,8 @@ pub const ENVOY_HEADER: &str = "x-ot-span-context";
 /// with room to spare.
 pub const MAX_ENCODED_BYTES: usize = 16 * 1024;
 
-/// The base64 binary carrier of `context`.
+/// The base64 binary carrier of `context`, with the baggage items that fit the propagation
+/// bounds (the others are counted in [`fields_left_out`](super::fields_left_out)).
 ///
 /// ```
 /// use lstrace_core::{propagation::binary, SpanContext, SpanId, TraceId};
@@ -39,8 +43,8 @@ pub fn encode(context: &SpanContext) -> String {
             trace_id: context.trace_id().low(),
             span_id: context.span_id().get(),
             sampled: context.is_sampled(),
-            baggage_items: context
-                .baggage()
+            baggage_items: baggage_to_inject(context, |_, _| true)
+                .into_iter()
                 .map(|(k, v)| (k.to_owned(), v.to_owned()))
                 .collect(),
         }),
@@ -65,11 +69,10 @@ pub fn decode(carrier: &str) -> Option<SpanContext> {
         SpanId::new(basic.span_id)?,
         basic.sampled,
     );
-    let mut items: Vec<(String, String)> = basic.baggage_items.into_iter().collect();
-    items.sort_unstable();
     let mut budget = BaggageBudget::new();
     Some(
-        items
+        basic
+            .baggage_items
             .into_iter()
             .filter(|(key, value)| budget.admit(key, value))
             .fold(context, |ctx, (key, value)| {
@@ -202,6 +205,40 @@ mod tests {
         let back = decode(&encode(&context)).unwrap();
         assert_eq!(back.trace_id(), TraceId(0xa3ce_929d_0e0e_4736));
         assert!(!back.is_sampled());
+    }
+
+    /// Baggage that fills the bounds (64 items, 8,192 bytes), each entry's length a two-byte
+    /// varint.
+    #[test]
+    fn the_largest_baggage_within_the_bounds_encodes_within_the_limit() {
+        use crate::propagation::{MAX_BAGGAGE_BYTES, MAX_BAGGAGE_ITEMS};
+        let value_len = MAX_BAGGAGE_BYTES / MAX_BAGGAGE_ITEMS - 3;
+        let context = (0..MAX_BAGGAGE_ITEMS).fold(
+            SpanContext::new(TraceId(1), SpanId::new(2).unwrap(), true),
+            |ctx, i| ctx.with_baggage_item(format!("{i:03}"), "v".repeat(value_len)),
+        );
+        let carrier = encode(&context);
+        assert!(carrier.len() <= MAX_ENCODED_BYTES, "{}", carrier.len());
+        assert_eq!(decode(&carrier), Some(context));
+    }
+
+    #[test]
+    fn baggage_beyond_the_bounds_is_left_out_whole_and_in_order() {
+        let context = (0..5_000).fold(
+            SpanContext::new(TraceId(1), SpanId::new(2).unwrap(), true),
+            |ctx, i| ctx.with_baggage_item(format!("k{i}"), "v"),
+        );
+        let carrier = encode(&context);
+        assert!(carrier.len() <= MAX_ENCODED_BYTES, "{}", carrier.len());
+        let back = decode(&carrier).expect("what encode writes, decode reads");
+        let mut expected: Vec<_> = context
+            .baggage()
+            .take(super::super::MAX_BAGGAGE_ITEMS)
+            .collect();
+        expected.sort_unstable();
+        assert_eq!(back.baggage().collect::<Vec<_>>(), expected);
+        // The same context, the same carrier.
+        assert_eq!(encode(&context), carrier);
     }
 
     #[test]

@@ -7,7 +7,9 @@ use std::collections::HashMap;
 /// metadata). Implemented for [`http::HeaderMap`] and `HashMap<String, String>`.
 pub trait Injector {
     /// Sets `key` (lower-case) to `value`, replacing an earlier value. A carrier that cannot
-    /// hold the pair (an HTTP header map and a value with control characters) skips it.
+    /// hold the pair (an HTTP header map and a value with control characters, or a header map
+    /// that is full) skips it, and counts it in
+    /// [`fields_left_out`](super::fields_left_out). Must not panic.
     fn set(&mut self, key: &str, value: String);
 }
 
@@ -40,20 +42,23 @@ impl<E: Extractor + ?Sized> Extractor for &E {
 
 /// Values are written only if they are visible ASCII (and spaces or tabs), the text that
 /// header values can portably hold and that [`HeaderValue::to_str`] reads back; others
-/// (control characters, non-ASCII text) are skipped.
+/// (control characters, non-ASCII text), names that are not header names, and new names once
+/// the map holds as many as it can (32,768) are skipped and counted.
 impl Injector for HeaderMap {
     fn set(&mut self, key: &str, value: String) {
-        if !value
+        let visible = value
             .bytes()
-            .all(|b| b == b'\t' || (b' '..=b'~').contains(&b))
-        {
-            return;
-        }
-        if let (Ok(name), Ok(value)) = (
-            HeaderName::from_bytes(key.as_bytes()),
-            HeaderValue::try_from(value),
-        ) {
-            self.insert(name, value);
+            .all(|b| b == b'\t' || (b' '..=b'~').contains(&b));
+        let inserted = visible
+            && match (
+                HeaderName::from_bytes(key.as_bytes()),
+                HeaderValue::try_from(value),
+            ) {
+                (Ok(name), Ok(value)) => self.try_insert(name, value).is_ok(),
+                _ => false,
+            };
+        if !inserted {
+            super::leave_out(1);
         }
     }
 }

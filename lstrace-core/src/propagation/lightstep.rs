@@ -2,8 +2,10 @@
 //!
 //! Injects `ot-tracer-traceid` (the low 64 bits of the trace id, 16 lower-case hex digits),
 //! `ot-tracer-spanid` (16 digits), `ot-tracer-sampled` (`true`/`false`) and one
-//! `ot-baggage-<key>` per baggage item (over HTTP, items whose key or value cannot be a
-//! header are left out; W3C `baggage` carries them, percent-encoded).
+//! `ot-baggage-<key>` per baggage item, its key in lower case (HTTP does not keep the case of
+//! header names). Baggage is written within the propagation bounds; an item whose key differs
+//! only in case from an item already written is left out, and over HTTP, so are items whose
+//! key or value cannot be a header (W3C `baggage` carries them, percent-encoded).
 //!
 //! Extracts leniently, as LightStep's tracers do: hex digits of either case, unpadded, a trace
 //! id of up to 32 digits (all 128 bits are kept), any case of header name, and a sampled flag
@@ -11,7 +13,7 @@
 //! mean sampled. Both ids are required and must not be zero. Baggage keys come back in lower
 //! case (HTTP does not keep their case).
 
-use super::{parse_hex, BaggageBudget, Extractor, Injector};
+use super::{baggage_to_inject, leave_out, parse_hex, BaggageBudget, Extractor, Injector};
 use crate::context::SpanContext;
 use crate::id::{SpanId, TraceId};
 
@@ -28,8 +30,16 @@ pub(super) fn inject(context: &SpanContext, carrier: &mut dyn Injector) {
     carrier.set(TRACE_ID, format!("{:016x}", context.trace_id().low()));
     carrier.set(SPAN_ID, format!("{:016x}", context.span_id().get()));
     carrier.set(SAMPLED, context.is_sampled().to_string());
-    for (key, value) in context.baggage() {
+    let mut written: Vec<String> = Vec::new();
+    for (key, value) in baggage_to_inject(context, |_, _| true) {
+        let key = key.to_ascii_lowercase();
+        // Extraction would make one item of both.
+        if written.contains(&key) {
+            leave_out(1);
+            continue;
+        }
         carrier.set(&format!("{BAGGAGE_PREFIX}{key}"), value.to_owned());
+        written.push(key);
     }
 }
 

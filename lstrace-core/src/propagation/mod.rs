@@ -36,6 +36,14 @@
 //! [`MAX_BAGGAGE_KEY_BYTES`], [`MAX_BAGGAGE_VALUE_BYTES`], [`MAX_BAGGAGE_BYTES`],
 //! [`MAX_TRACE_STATE_BYTES`] and [`binary::MAX_ENCODED_BYTES`]. Baggage items beyond the
 //! bounds are left out (whole items, never truncated); an oversized `tracestate` is left out.
+//!
+//! # What inject writes, extract reads back
+//! Injection applies the same bounds: each format writes the baggage items it can carry, in the
+//! context's order, as long as they fit the bounds above, and leaves out the others (whole
+//! items), so that extraction on the other side takes back every item that was written. A
+//! `tracestate` that extraction would leave out is not written. Injection never panics: a
+//! carrier that cannot hold a field (an HTTP header map that is full, or a value that is not
+//! visible ASCII) skips it. Whatever is left out is counted in [`fields_left_out`].
 
 pub mod b3;
 pub mod binary;
@@ -49,6 +57,7 @@ use crate::context::SpanContext;
 use crate::id::TraceId;
 use once_cell::sync::Lazy;
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 
 /// At most this many baggage items are taken from one carrier (the W3C baggage
@@ -291,6 +300,45 @@ pub fn inject<I: Injector + ?Sized>(context: &SpanContext, carrier: &mut I) {
 /// the request as its child: `lstrace::span("handle").child_of(&context)`.
 pub fn extract<E: Extractor + ?Sized>(carrier: &E) -> Option<SpanContext> {
     global_stack().extract(carrier)
+}
+
+static FIELDS_LEFT_OUT: AtomicU64 = AtomicU64::new(0);
+
+/// How many fields injection has left out of carriers since the process started, counted
+/// once per format and carrier: baggage items beyond the bounds (see the module's
+/// documentation) or that a format cannot write, a `tracestate` that extraction would refuse,
+/// and fields that a carrier could not hold.
+#[must_use]
+pub fn fields_left_out() -> u64 {
+    FIELDS_LEFT_OUT.load(Ordering::Relaxed)
+}
+
+/// Counts fields that injection left out.
+pub(crate) fn leave_out(fields: usize) {
+    if fields > 0 {
+        FIELDS_LEFT_OUT.fetch_add(fields as u64, Ordering::Relaxed);
+    }
+}
+
+/// The baggage items of `context` that a format writes: those it can carry (`writable`), in
+/// the context's order, as long as they fit the bounds that extraction applies. The others
+/// are counted as left out.
+pub(crate) fn baggage_to_inject(
+    context: &SpanContext,
+    writable: impl Fn(&str, &str) -> bool,
+) -> Vec<(&str, &str)> {
+    let mut budget = BaggageBudget::new();
+    let mut left_out = 0;
+    let items = context
+        .baggage()
+        .filter(|(key, value)| {
+            let written = writable(key, value) && budget.admit(key, value);
+            left_out += usize::from(!written);
+            written
+        })
+        .collect();
+    leave_out(left_out);
+    items
 }
 
 /// Counts what one carrier adds to a context's baggage, against the bounds above.

@@ -13,10 +13,15 @@
 //! ASCII and spaces is left out; the trace continues without it.
 //!
 //! `baggage: key=value,key2=value2;property`: written when the context has baggage (values
-//! percent-encoded, items whose key is not an HTTP token left out), read with the context
-//! (properties ignored, values percent-decoded, within the baggage bounds).
+//! percent-encoded, `+` included, since some peers decode a `+` as a space; items whose key
+//! is not an HTTP token left out, and items beyond the baggage bounds), read with the context
+//! (properties ignored, values percent-decoded, within the baggage bounds). A trace state
+//! that extraction would leave out is not written.
 
-use super::{parse_lower_hex, BaggageBudget, Extractor, Injector, MAX_TRACE_STATE_BYTES};
+use super::{
+    baggage_to_inject, leave_out, parse_lower_hex, BaggageBudget, Extractor, Injector,
+    MAX_TRACE_STATE_BYTES,
+};
 use crate::context::SpanContext;
 use crate::id::{SpanId, TraceId};
 use std::fmt::Write;
@@ -44,11 +49,19 @@ pub(super) fn inject(context: &SpanContext, carrier: &mut dyn Injector) {
             context.span_id().get()
         ),
     );
-    if let Some(state) = context.trace_state() {
-        carrier.set(TRACESTATE, state.to_owned());
+    let state = context
+        .trace_state()
+        .unwrap_or_default()
+        .trim_matches([' ', '\t']);
+    if state.len() <= MAX_TRACE_STATE_BYTES && is_trace_state_text(state) {
+        if !state.is_empty() {
+            carrier.set(TRACESTATE, state.to_owned());
+        }
+    } else {
+        leave_out(1);
     }
     let mut baggage = String::new();
-    for (key, value) in context.baggage().filter(|(key, _)| is_token(key)) {
+    for (key, value) in baggage_to_inject(context, |key, _| is_token(key)) {
         if !baggage.is_empty() {
             baggage.push(',');
         }
@@ -97,6 +110,12 @@ fn parse_traceparent(value: &str) -> Option<(TraceId, SpanId, u8)> {
     Some((TraceId(trace_id), span_id, flags))
 }
 
+/// Whether a `tracestate` value (without its surrounding blanks) is text that a trace state
+/// can hold: visible ASCII and spaces.
+fn is_trace_state_text(value: &str) -> bool {
+    value.bytes().all(|b| matches!(b, b' '..=b'~'))
+}
+
 /// Every `tracestate` header, joined; `None` when absent, empty, too long or not text.
 fn trace_state(carrier: &dyn Extractor) -> Option<String> {
     let mut joined = String::new();
@@ -108,7 +127,7 @@ fn trace_state(carrier: &dyn Extractor) -> Option<String> {
         }
         let separator = usize::from(!joined.is_empty());
         if joined.len() + separator + value.len() > MAX_TRACE_STATE_BYTES
-            || !value.bytes().all(|b| matches!(b, b' '..=b'~'))
+            || !is_trace_state_text(value)
         {
             valid = false;
             return;
@@ -158,11 +177,12 @@ fn is_token(text: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
-/// W3C baggage's `baggage-octet`s pass as they are; every other byte (and `%`) is encoded.
+/// W3C baggage's `baggage-octet`s pass as they are, but for `%` and `+` (which peers that
+/// decode form-style read as a space); every other byte is encoded.
 fn percent_encode(value: &str, out: &mut String) {
     for b in value.bytes() {
         let plain =
-            matches!(b, 0x21 | 0x23..=0x2b | 0x2d..=0x3a | 0x3c..=0x5b | 0x5d..=0x7e) && b != b'%';
+            matches!(b, 0x21 | 0x23..=0x2a | 0x2d..=0x3a | 0x3c..=0x5b | 0x5d..=0x7e) && b != b'%';
         if plain {
             out.push(char::from(b));
         } else {
@@ -368,6 +388,48 @@ mod tests {
                 ("p", "%zz%"),
             ]
         );
+    }
+
+    #[test]
+    fn plus_is_percent_encoded() {
+        let ctx = SpanContext::new(TraceId(1), SpanId::new(2).unwrap(), true)
+            .with_baggage_item("q", "a+b c");
+        let mut out = HashMap::new();
+        inject(&ctx, &mut out);
+        // Form-style decoders (OpenTelemetry Python) would read a literal `+` as a space.
+        assert_eq!(out["baggage"], "q=a%2Bb%20c");
+        let back = extract(&out).unwrap();
+        assert_eq!(back.baggage_item("q"), Some("a+b c"));
+        // A literal `+` that a peer sent stays a `+`.
+        let carrier = map(&[
+            (
+                "traceparent",
+                "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            ),
+            ("baggage", "q=a+b"),
+        ]);
+        assert_eq!(extract(&carrier).unwrap().baggage_item("q"), Some("a+b"));
+    }
+
+    #[test]
+    fn a_trace_state_that_extraction_would_refuse_is_not_written() {
+        let ctx = SpanContext::new(TraceId(1), SpanId::new(2).unwrap(), true);
+        for (state, written) in [
+            (" a=1\t".to_owned(), Some("a=1")),
+            ("a=\u{1}".to_owned(), None),
+            ("a=Zürich".to_owned(), None),
+            (format!("a={}", "b".repeat(MAX_TRACE_STATE_BYTES)), None),
+            ("  ".to_owned(), None),
+        ] {
+            let mut out = HashMap::new();
+            inject(&ctx.clone().with_trace_state(Some(state.clone())), &mut out);
+            assert_eq!(
+                out.get(TRACESTATE).map(String::as_str),
+                written,
+                "{state:?}"
+            );
+            assert_eq!(extract(&out).unwrap().trace_state(), written, "{state:?}");
+        }
     }
 
     #[test]
