@@ -34,6 +34,7 @@
 //!
 //! [`LocalSatellite::requests_seen`] counts every request, answered or not.
 
+pub mod fault;
 mod ingest;
 mod server;
 mod store;
