@@ -15,25 +15,10 @@ use lstrace_core::reporter::{
 };
 use lstrace_core::satellite::{Behaviour, LocalSatellite};
 use lstrace_core::testing::TestRecorder;
-use lstrace_core::{span, Event, Recorder, SpanRecord, Tracer};
+use lstrace_core::{span, Event, Recorder, Tracer};
 use std::collections::HashSet;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-use support::{count, dead_url, options, EventLog, PATIENCE, TOKEN};
-
-/// Traces `n` small spans inside a capture of their own, and returns them.
-fn small_spans(n: usize) -> Vec<SpanRecord> {
-    let capture = TestRecorder::install().capture();
-    capture.in_scope(|| {
-        for i in 0..n {
-            let _s = span("work").with_tag("i", i as i64).start();
-        }
-    });
-    capture.spans()
-}
-
-fn feed(tracer: &Tracer, spans: Vec<SpanRecord>) {
-    tracer.record(&mut spans.into_iter());
-}
+use support::{count, dead_url, feed, options, small_spans, EventLog, PATIENCE, TOKEN};
 
 fn string_tag<'a>(tags: &'a [protocol::KeyValue], key: &str) -> Option<&'a str> {
     tags.iter()
@@ -386,22 +371,20 @@ fn a_retry_that_succeeds_loses_nothing() {
 }
 
 #[test]
-fn garbage_and_rejections_are_failed_reports() {
+fn garbage_is_a_warning_and_rejections_are_failed_reports() {
     let satellite = LocalSatellite::start().unwrap();
     let events = EventLog::new();
     let tracer =
         Tracer::start(options(&[satellite.url()], &events).max_report_attempts(1)).unwrap();
 
+    // A 200 means the satellite has the report, whatever its body says.
     satellite.set_behaviour(Behaviour::Garbage);
     feed(&tracer, small_spans(1));
     let flushed = tracer.flush(PATIENCE);
-    assert_eq!((flushed.spans_sent, flushed.spans_dropped), (0, 1));
+    assert_eq!((flushed.spans_sent, flushed.spans_dropped), (1, 0));
     assert!(events.wait_for(|e| matches!(
         e,
-        Event::ReportFailed(ReportFailure {
-            error: ReportError::InvalidResponse(_),
-            ..
-        })
+        Event::Warning { message } if message.contains("not a ReportResponse")
     )));
 
     satellite.set_behaviour(Behaviour::Errors(vec!["quota exceeded".into()]));

@@ -18,7 +18,9 @@
 //! (at most as much again). Measured in `memory_per_span_is_its_encoding` for a span with a
 //! name, a parent and three tags (string, int, bool), no logs: 120 bytes encoded, 131 bytes
 //! of buffer capacity per span; the `SpanRecord` it came from is 256 bytes plus its heap.
-//! So the default 1000 buffered spans of that kind hold about 130 KB. Besides, up to
+//! So the default 50,000 buffered spans of that kind hold about 6.5 MB; bigger spans are
+//! bounded by the bytes held (64 MB by default, see `Options::max_buffered_bytes`, which
+//! counts encoded bytes: the slack can double it). Besides, up to
 //! [`MAX_SPARES`] chunks' memory waits for reuse: each at most a report's size (twice that
 //! for a chunk that grew by doubling), and only while spans keep coming fast enough to fill
 //! a good part of one between reports.
@@ -96,6 +98,15 @@ impl Chunk {
             };
         }
     }
+}
+
+/// A span written into the buffer.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Pushed {
+    /// How many of its logs were dropped on the way (the per-span limit).
+    pub(crate) logs_dropped: u64,
+    /// Its encoded size.
+    pub(crate) bytes: usize,
 }
 
 /// A span too big for any report: it is dropped and counted.
@@ -195,12 +206,13 @@ impl SpanBuffer {
     }
 
     /// Encodes a finished span into the buffer, straight from its record (see the `wire`
-    /// module). Returns how many of its logs were dropped on the way.
+    /// module). A span too large for a report comes back with how many of its logs were
+    /// dropped on the way.
     pub(crate) fn push_record(
         &mut self,
         record: &SpanRecord,
         limits: &Limits,
-    ) -> Result<u64, (TooLarge, u64)> {
+    ) -> Result<Pushed, (TooLarge, u64)> {
         // Written first, measured after: a span that does not fit is taken back out.
         let start = self.open.bytes.len();
         let logs_dropped = wire::write(&mut self.open.bytes, SPANS_FIELD as u8, record, limits);
@@ -219,12 +231,20 @@ impl SpanBuffer {
         }
         self.open.spans += 1;
         self.spans += 1;
-        Ok(logs_dropped)
+        Ok(Pushed {
+            logs_dropped,
+            bytes: len,
+        })
     }
 
     /// Spans in the buffer.
     pub(crate) fn len(&self) -> usize {
         self.spans
+    }
+
+    /// Whether a chunk is full: a report of the largest size is ready.
+    pub(crate) fn has_full_chunk(&self) -> bool {
+        !self.full.is_empty()
     }
 
     /// Takes every chunk, oldest first.
@@ -250,8 +270,7 @@ const SPARE_KEPT_BELOW: usize = 64 * 1024;
 
 /// The most spare chunks kept. At a million spans a second a report period seals three or
 /// four chunks of 4 MB at once, which come back one by one as their reports are delivered,
-/// while new chunks are filled: four spares let every chunk reuse memory. A buffer of the
-/// default size (1000 spans) never holds more than 130 KB of chunks.
+/// while new chunks are filled: four spares let every chunk reuse memory.
 pub(crate) const MAX_SPARES: usize = 4;
 
 /// Room in a new chunk beyond the last one's length: the span that did not fit in it, and
@@ -385,12 +404,25 @@ mod tests {
         let max = one * 3 + one / 2;
         let mut buffer = SpanBuffer::new(max);
         for _ in 0..7 {
-            assert_eq!(buffer.push_record(&record(100), &LIMITS), Ok(0));
+            let pushed = buffer.push_record(&record(100), &LIMITS).unwrap();
+            assert_eq!(
+                pushed,
+                Pushed {
+                    logs_dropped: 0,
+                    bytes: one
+                }
+            );
         }
         let (err, logs_dropped) = buffer.push_record(&record(max), &LIMITS).unwrap_err();
         assert!(err.bytes > max);
         assert_eq!(logs_dropped, 0);
-        assert_eq!(buffer.push_record(&record(100), &LIMITS), Ok(0));
+        assert_eq!(
+            buffer
+                .push_record(&record(100), &LIMITS)
+                .unwrap()
+                .logs_dropped,
+            0
+        );
         assert_eq!(buffer.len(), 8);
         // The chunk being filled got the room the last full one needed: it does not grow.
         assert!(buffer.last_chunk_len >= 3 * one);

@@ -12,7 +12,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 
 /// Receives events. Called on the reporter's thread (and on the caller's thread for `init`
-/// warnings); it should return quickly. A handler that panics is caught.
+/// warnings, and for drops that [`Tracer::stats`](super::Tracer::stats) counts after the
+/// tracer stopped); it should return quickly. A handler that panics is caught.
 pub type EventHandler = Arc<dyn Fn(&Event) + Send + Sync + 'static>;
 
 /// Something the reporter wants the program to know.
@@ -44,7 +45,8 @@ pub enum Event {
         /// Spans that were waiting and are not reported.
         discarded_spans: u64,
     },
-    /// A setting was defaulted in a way worth knowing (at `init`).
+    /// Something worth knowing that lost nothing: a setting defaulted at `init`, or a
+    /// collector that accepted a report with an answer that could not be read.
     Warning {
         /// What and why.
         message: String,
@@ -147,7 +149,8 @@ pub enum ReportError {
         /// The collector's messages.
         errors: Vec<String>,
     },
-    /// 200, but the body is not a `ReportResponse`.
+    /// An answer the protocol cannot use. (A 2xx answer whose body cannot be read is not
+    /// this: the report was received, and counts as accepted with a warning event.)
     InvalidResponse(String),
 }
 

@@ -36,6 +36,7 @@ mod encode;
 mod events;
 mod identity;
 mod options;
+mod protocol;
 mod retry;
 mod transport;
 mod wire;
@@ -48,8 +49,11 @@ pub use identity::{
     COMMAND_LINE, COMPONENT_NAME, HOSTNAME, TRACER_PLATFORM, TRACER_PLATFORM_VERSION,
     TRACER_VERSION,
 };
-pub use options::{InitError, Options, DEFAULT_COLLECTOR_URL, REPORT_PATH};
-pub use transport::ACCESS_TOKEN_HEADER;
+pub use options::{
+    InitError, Options, DEFAULT_COLLECTOR_URL, DEFAULT_MAX_BUFFERED_BYTES,
+    DEFAULT_MAX_BUFFERED_SPANS, DEFAULT_REPORT_TIMEOUT, REPORT_PATH,
+};
+pub use protocol::lightstep::ACCESS_TOKEN_HEADER;
 
 use crate::collector::{self, Recorder};
 use crate::record::SpanRecord;
@@ -64,10 +68,15 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc as async_mpsc, oneshot, Notify};
 use worker::{Command, Reply, Worker};
 
-/// Counts since the tracer started.
+/// Counts since the tracer started. They are read together, so that
+/// `spans_made == spans_sent + spans_dropped + spans_buffered` holds in every snapshot.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Stats {
-    /// Spans handed to the reporter.
+    /// Spans finished while the tracer ran and taken in by the reporter, or dropped before
+    /// it could take them in (a thread's full ring). Spans still waiting in a thread's ring
+    /// are not counted yet: a flush takes them in.
+    pub spans_made: u64,
+    /// Spans handed to the reporter (`spans_made` without the rings' drops).
     pub spans_received: u64,
     /// Spans in reports the collector accepted.
     pub spans_sent: u64,
@@ -87,7 +96,7 @@ pub struct Stats {
 }
 
 /// What a [`flush`](Tracer::flush) or [`close`](Tracer::close) did: the counts are what
-/// happened while it ran.
+/// happened while it ran, and [`FlushReport::stats`] the tracer's counts when it returned.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct FlushReport {
     /// Spans the collector accepted.
@@ -103,6 +112,9 @@ pub struct FlushReport {
     /// The tracer is not reporting any more: closed, disabled by the collector, or never
     /// initialised.
     pub stopped: bool,
+    /// The tracer's counts when the flush returned. After a `close`, nothing is buffered:
+    /// what could not be delivered in time is counted as dropped before `close` returns.
+    pub stats: Stats,
 }
 
 /// State shared by the tracer's handles, the recorder side and the reporter thread.
@@ -114,6 +126,8 @@ pub(crate) struct Shared {
     /// Wakes the reporter thread: early drains and sends, flushes.
     pub(crate) wake: Notify,
     wake_pending: AtomicBool,
+    /// Drops already told to the event handler, per [`DropReason`].
+    told_drops: Mutex<[u64; 5]>,
     /// True once installed as the process's recorder: only then does the reporter drain the
     /// rings (and stop the collector on close or disable).
     pub(crate) installed: AtomicBool,
@@ -127,33 +141,73 @@ pub(crate) struct Shared {
 /// The counters behind [`Stats`].
 #[derive(Default)]
 pub(crate) struct Counters {
-    pub(crate) received: AtomicU64,
-    pub(crate) sent: AtomicU64,
-    /// Per [`DropReason`], indexed by [`DropReason::index`].
-    pub(crate) dropped: [AtomicU64; 5],
-    pub(crate) held: AtomicU64,
+    /// Where every span is: one lock, so that a snapshot always adds up.
+    tally: Mutex<Tally>,
     pub(crate) reports_sent: AtomicU64,
     pub(crate) reports_failed: AtomicU64,
     pub(crate) logs_dropped: AtomicU64,
     pub(crate) encoding_errors: AtomicU64,
 }
 
-impl Counters {
-    pub(crate) fn drop_spans(&self, count: u64, reason: DropReason) {
-        self.dropped[reason.index()].fetch_add(count, Ordering::Relaxed);
+/// Span counts that change together: every span made is sent, dropped or held.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Tally {
+    pub(crate) made: u64,
+    pub(crate) received: u64,
+    pub(crate) sent: u64,
+    /// Per [`DropReason`], indexed by [`DropReason::index`].
+    pub(crate) dropped: [u64; 5],
+    /// Buffered, in a report being sent, or waiting for a retry.
+    pub(crate) held: u64,
+    /// The encoded size of the spans held.
+    pub(crate) held_bytes: u64,
+}
+
+impl Tally {
+    /// Spans dropped before the reporter held them.
+    pub(crate) fn drop_new(&mut self, count: u64, reason: DropReason) {
+        self.made += count;
+        self.dropped[reason.index()] += count;
+    }
+
+    /// Held spans dropped.
+    pub(crate) fn drop_held(&mut self, count: u64, bytes: u64, reason: DropReason) {
+        self.release(count, bytes);
+        self.dropped[reason.index()] += count;
+    }
+
+    /// Held spans that a collector accepted.
+    pub(crate) fn deliver(&mut self, count: u64, bytes: u64) {
+        self.release(count, bytes);
+        self.sent += count;
+    }
+
+    fn release(&mut self, count: u64, bytes: u64) {
+        debug_assert!(self.held >= count && self.held_bytes >= bytes);
+        self.held -= count;
+        self.held_bytes -= bytes;
     }
 
     pub(crate) fn dropped_total(&self) -> u64 {
-        self.dropped.iter().map(|d| d.load(Ordering::Relaxed)).sum()
+        self.dropped.iter().sum()
+    }
+}
+
+impl Counters {
+    pub(crate) fn tally(&self) -> MutexGuard<'_, Tally> {
+        // Counts are updated whole under the lock: they stay usable after a panic elsewhere.
+        self.tally.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     fn snapshot(&self) -> Stats {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        let tally = *self.tally();
         Stats {
-            spans_received: get(&self.received),
-            spans_sent: get(&self.sent),
-            spans_dropped: self.dropped_total(),
-            spans_buffered: get(&self.held),
+            spans_made: tally.made,
+            spans_received: tally.received,
+            spans_sent: tally.sent,
+            spans_dropped: tally.dropped_total(),
+            spans_buffered: tally.held,
             reports_sent: get(&self.reports_sent),
             reports_failed: get(&self.reports_failed),
             logs_dropped: get(&self.logs_dropped),
@@ -182,41 +236,94 @@ impl Shared {
 
     /// Encodes spans into the buffer, dropping (and counting) what does not fit.
     fn record(&self, spans: &mut dyn Iterator<Item = SpanRecord>) {
-        let counters = &self.counters;
-        let max = self.config.max_buffered_spans as u64;
+        let config = &self.config;
         let mut buffer = self.buffer();
         // Checked under the lock: the reporter sets it before it empties the buffer.
         if self.refusing.load(Ordering::Acquire) {
-            counters.drop_spans(spans.count() as u64, DropReason::Stopped);
+            let count = spans.count() as u64;
+            let mut tally = self.counters.tally();
+            tally.received += count;
+            tally.drop_new(count, DropReason::Stopped);
             return;
         }
+        // Only this (locked) path adds to what is held, so the bounds hold.
+        let (mut held, mut held_bytes) = {
+            let tally = self.counters.tally();
+            (tally.held, tally.held_bytes)
+        };
+        let (mut added, mut added_bytes, mut full, mut too_large, mut logs_dropped) =
+            (0, 0, 0, 0, 0);
         for record in spans {
-            counters.received.fetch_add(1, Ordering::Relaxed);
-            // Only this (locked) path adds to `held`, so the bound holds.
-            if counters.held.load(Ordering::Relaxed) >= max {
-                counters.drop_spans(1, DropReason::BufferFull);
+            if held >= config.max_buffered_spans as u64 || held_bytes >= config.max_buffered_bytes {
+                full += 1;
                 continue;
             }
-            match buffer.push_record(&record, &self.config.limits) {
-                Ok(logs_dropped) => {
-                    counters
-                        .logs_dropped
-                        .fetch_add(logs_dropped, Ordering::Relaxed);
-                    counters.held.fetch_add(1, Ordering::Relaxed);
+            match buffer.push_record(&record, &config.limits) {
+                Ok(pushed) => {
+                    logs_dropped += pushed.logs_dropped;
+                    held += 1;
+                    held_bytes += pushed.bytes as u64;
+                    added += 1;
+                    added_bytes += pushed.bytes as u64;
                 }
-                Err((_, logs_dropped)) => {
-                    counters
-                        .logs_dropped
-                        .fetch_add(logs_dropped, Ordering::Relaxed);
-                    counters.encoding_errors.fetch_add(1, Ordering::Relaxed);
-                    counters.drop_spans(1, DropReason::TooLarge);
+                Err((_, logs)) => {
+                    logs_dropped += logs;
+                    too_large += 1;
                 }
             }
         }
-        let half_full = buffer.len() as u64 >= (max / 2).max(1);
+        {
+            let mut tally = self.counters.tally();
+            tally.received += added + full + too_large;
+            tally.made += added;
+            tally.held += added;
+            tally.held_bytes += added_bytes;
+            tally.drop_new(full, DropReason::BufferFull);
+            tally.drop_new(too_large, DropReason::TooLarge);
+        }
+        let counters = &self.counters;
+        counters
+            .logs_dropped
+            .fetch_add(logs_dropped, Ordering::Relaxed);
+        counters
+            .encoding_errors
+            .fetch_add(too_large, Ordering::Relaxed);
+        let report_due = worker::report_due(&buffer, config);
         drop(buffer);
-        if half_full {
+        if report_due {
             self.wake();
+        }
+    }
+
+    /// Tells the event handler about drops counted since the last call: each drop once.
+    pub(crate) fn tell_new_drops(&self) {
+        let news: Vec<(DropReason, u64)> = {
+            let mut told = self
+                .told_drops
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            let dropped = self.counters.tally().dropped;
+            DropReason::ALL
+                .into_iter()
+                .filter_map(|reason| {
+                    let i = reason.index();
+                    let count = dropped[i] - told[i];
+                    told[i] = dropped[i];
+                    (count > 0).then_some((reason, count))
+                })
+                .collect()
+        };
+        // Told outside the lock: a handler may read the tracer's stats.
+        for (reason, count) in news {
+            if reason == DropReason::TooLarge {
+                self.events.emit(&Event::EncodingError {
+                    message: format!(
+                        "{count} spans are larger than a report may be ({} bytes)",
+                        self.config.max_report_bytes
+                    ),
+                });
+            }
+            self.events.emit(&Event::SpansDropped { count, reason });
         }
     }
 }
@@ -239,6 +346,10 @@ struct Handle {
 }
 
 static GLOBAL: OnceCell<Tracer> = OnceCell::new();
+
+/// How much earlier than a flush's timeout the reporter gives up (at most a tenth of the
+/// timeout): time for its answer to reach the waiting caller.
+const REPLY_MARGIN: Duration = Duration::from_millis(50);
 
 /// Starts the process's tracer: checks the options, starts the reporter thread, installs
 /// the tracer as the recorder of every span, and makes the options' propagators (if set)
@@ -320,8 +431,9 @@ impl Tracer {
     /// Checks the options and starts the reporter thread, which builds its own runtime.
     fn launch(options: Options) -> Result<(Tracer, Vec<Event>), InitError> {
         let (config, warnings) = options.validate()?;
-        let transport = transport::Transport::new(&config)?;
-        let chunk_bytes = worker::max_chunk_bytes(&config)?;
+        let protocol = protocol::lightstep::LightStep::new(&config);
+        let transport = transport::Transport::new(&config, &protocol)?;
+        let chunk_bytes = worker::max_chunk_bytes(&config, &protocol)?;
         let shared = Arc::new(Shared {
             buffer: Mutex::new(SpanBuffer::new(chunk_bytes)),
             events: Events::new(config.event_handler.clone()),
@@ -329,11 +441,12 @@ impl Tracer {
             counters: Counters::default(),
             wake: Notify::new(),
             wake_pending: AtomicBool::new(false),
+            told_drops: Mutex::new([0; 5]),
             installed: AtomicBool::new(false),
             stopped: AtomicBool::new(false),
             refusing: AtomicBool::new(false),
         });
-        let worker = Worker::new(Arc::clone(&shared), transport);
+        let worker = Worker::new(Arc::clone(&shared), transport, Box::new(protocol));
         let (commands, receiver) = async_mpsc::unbounded_channel();
         // The runtime is built on the reporter thread, and dropped there: building or
         // dropping one inside the caller's async code is not allowed.
@@ -372,13 +485,19 @@ impl Tracer {
 
     /// Counts since the tracer started. After `close`, spans that were still open when it
     /// closed count as dropped once they finish.
+    ///
+    /// Once the reporter has stopped, drops counted here (spans that arrive after the close)
+    /// are told to the event handler from the calling thread.
     #[must_use]
     pub fn stats(&self) -> Stats {
         let shared = self.shared();
         // Once the tracer refuses spans nothing drains the rings, where spans that finish
         // after the close land: draining them here counts them (as dropped, `Stopped`).
-        if shared.refusing.load(Ordering::Acquire) && shared.installed.load(Ordering::Acquire) {
-            collector::drain();
+        if shared.refusing.load(Ordering::Acquire) {
+            if shared.installed.load(Ordering::Acquire) {
+                collector::drain();
+            }
+            shared.tell_new_drops();
         }
         shared.counters.snapshot()
     }
@@ -422,7 +541,7 @@ impl Tracer {
         let deadline = retry::after(Instant::now(), timeout);
         let before = self.stats();
         let (reply, answer) = mpsc::sync_channel(1);
-        let completed = if self.send_request(deadline, close, Reply::Blocking(reply)) {
+        let completed = if self.send_request(timeout, close, Reply::Blocking(reply)) {
             match answer.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
                 Ok(completed) => completed,
                 Err(mpsc::RecvTimeoutError::Timeout) => false,
@@ -436,10 +555,9 @@ impl Tracer {
     }
 
     async fn request_async(&self, timeout: Duration, close: bool) -> FlushReport {
-        let deadline = retry::after(Instant::now(), timeout);
         let before = self.stats();
         let (reply, answer) = oneshot::channel();
-        let completed = if self.send_request(deadline, close, Reply::Async(reply)) {
+        let completed = if self.send_request(timeout, close, Reply::Async(reply)) {
             answer.await.unwrap_or(true)
         } else {
             true
@@ -447,8 +565,12 @@ impl Tracer {
         self.report_since(before, completed)
     }
 
-    /// Asks the reporter thread to flush (or close); false when it has already ended.
-    fn send_request(&self, deadline: Instant, close: bool, reply: Reply) -> bool {
+    /// Asks the reporter thread to flush (or close); false when it has already ended. The
+    /// reporter gives up a little before `timeout`, so that its answer (and, for a close,
+    /// the count of what it dropped) reaches the caller in time.
+    fn send_request(&self, timeout: Duration, close: bool, reply: Reply) -> bool {
+        let margin = (timeout / 10).min(REPLY_MARGIN);
+        let deadline = retry::after(Instant::now(), timeout - margin);
         if close {
             let shared = self.shared();
             shared.stopped.store(true, Ordering::Release);
@@ -476,6 +598,7 @@ impl Tracer {
             reports_failed: after.reports_failed - before.reports_failed,
             timed_out: !completed,
             stopped: self.is_stopped(),
+            stats: after,
         }
     }
 }
@@ -488,7 +611,8 @@ impl Recorder for Tracer {
     fn dropped(&self, count: u64) {
         self.shared()
             .counters
-            .drop_spans(count, DropReason::RingFull);
+            .tally()
+            .drop_new(count, DropReason::RingFull);
     }
 
     fn wake(&self) {

@@ -18,12 +18,22 @@ pub const DEFAULT_COLLECTOR_URL: &str = "https://collector.lightstep.com:443";
 /// The path of the HTTP report endpoint on a collector or satellite.
 pub const REPORT_PATH: &str = "/api/v2/reports";
 
+/// The default of [`Options::max_buffered_spans`].
+pub const DEFAULT_MAX_BUFFERED_SPANS: usize = 50_000;
+
+/// The default of [`Options::max_buffered_bytes`].
+pub const DEFAULT_MAX_BUFFERED_BYTES: u64 = 64 * 1024 * 1024;
+
+/// The default of [`Options::report_timeout`].
+pub const DEFAULT_REPORT_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// Reports stay under 4 MB (and so under 4 MiB too): collectors and satellites refuse
 /// bigger ones.
 pub(crate) const MAX_REPORT_BYTES: usize = 4_000_000;
 
 /// Tracer settings. Start from [`Options::new`] (or [`Options::from_env`]) and change what
-/// you need; every setting defaults like the LightStep Go tracer's.
+/// you need; most settings default like the LightStep Go tracer's, the buffer and the report
+/// timeout are sized for production loads (see [`Options::new`]).
 ///
 /// ```
 /// use std::time::Duration;
@@ -42,6 +52,7 @@ pub struct Options {
     pub(crate) collector_urls: Vec<String>,
     pub(crate) tags: Vec<Tag>,
     pub(crate) max_buffered_spans: usize,
+    pub(crate) max_buffered_bytes: u64,
     pub(crate) reporting_period: Duration,
     pub(crate) min_reporting_period: Duration,
     pub(crate) report_timeout: Duration,
@@ -63,14 +74,28 @@ impl Options {
     /// |---|---|
     /// | component name | the executable's file name (with a warning event) |
     /// | collector | [`DEFAULT_COLLECTOR_URL`] |
-    /// | max buffered spans | 1000 |
+    /// | max buffered spans | 50,000 |
+    /// | max buffered bytes | 64 MiB |
     /// | reporting period | 2.5 s |
     /// | min reporting period | 500 ms |
-    /// | report timeout | 30 s |
+    /// | report timeout | 5 s |
     /// | report attempts | 3 |
     /// | max log key / value length | 256 / 1024 bytes |
     /// | max logs per span | 500 |
     /// | drop span logs | false |
+    ///
+    /// The Go tracer holds 1000 spans and waits 30 s for an answer: a service making a few
+    /// thousand spans a second then drops most of them, and a hung satellite holds a report
+    /// for half a minute. Here a report leaves as soon as an eighth of the buffer is full
+    /// (several may be in flight), the buffer absorbs a second of 50,000 spans a second, and
+    /// a satellite that has not answered within 5 s (it normally answers within
+    /// milliseconds) is taken out of rotation while the report goes elsewhere.
+    ///
+    /// Memory, by default: spans held by the reporter are bounded by 50,000 spans and by
+    /// 64 MiB of encoded spans, whichever comes first (a typical span encodes to about
+    /// 120 bytes: 50,000 of them hold about 6.5 MB). The buffers' growth slack can at
+    /// worst double that, and up to four spare report buffers of at most 8 MB each are kept
+    /// while spans arrive fast. Each thread's ring of finished spans adds at most 2 MiB.
     #[must_use]
     pub fn new(access_token: impl Into<String>) -> Self {
         Options {
@@ -78,10 +103,11 @@ impl Options {
             component_name: None,
             collector_urls: Vec::new(),
             tags: Vec::new(),
-            max_buffered_spans: 1000,
+            max_buffered_spans: DEFAULT_MAX_BUFFERED_SPANS,
+            max_buffered_bytes: DEFAULT_MAX_BUFFERED_BYTES,
             reporting_period: Duration::from_millis(2500),
             min_reporting_period: Duration::from_millis(500),
-            report_timeout: Duration::from_secs(30),
+            report_timeout: DEFAULT_REPORT_TIMEOUT,
             max_report_attempts: 3,
             max_log_key_len: 256,
             max_log_value_len: 1024,
@@ -160,21 +186,33 @@ impl Options {
         self
     }
 
-    /// How often buffered spans are reported.
+    /// The most bytes of encoded spans the reporter holds, as [`Options::max_buffered_spans`]
+    /// counts spans: whichever bound is reached first drops the newest span.
+    #[must_use]
+    pub fn max_buffered_bytes(mut self, max: u64) -> Self {
+        self.max_buffered_bytes = max;
+        self
+    }
+
+    /// How often buffered spans are reported when they do not fill an eighth of the
+    /// buffer sooner.
     #[must_use]
     pub fn reporting_period(mut self, period: Duration) -> Self {
         self.reporting_period = period;
         self
     }
 
-    /// The shortest time between two reports sent early because the buffer was half full.
+    /// The first wait before a collector that failed is tried again; the wait doubles with
+    /// each failure, up to the reporting period.
     #[must_use]
     pub fn min_reporting_period(mut self, period: Duration) -> Self {
         self.min_reporting_period = period;
         self
     }
 
-    /// How long one report may take (connecting, sending, waiting for the answer).
+    /// How long one report may take (connecting, sending, reading the answer). A report that
+    /// times out is tried again (elsewhere, when there are several collectors) and its
+    /// collector is left alone for a while.
     #[must_use]
     pub fn report_timeout(mut self, timeout: Duration) -> Self {
         self.report_timeout = timeout;
@@ -182,8 +220,9 @@ impl Options {
     }
 
     /// How many times a report is tried before its spans are dropped and counted (at least
-    /// 1). Failed attempts back off from the min reporting period, doubling up to the
-    /// reporting period, and move on to another satellite when there are several.
+    /// 1). A failed report moves on to another satellite when there are several; a
+    /// satellite that failed is tried again after a backoff from the min reporting period,
+    /// doubling up to the reporting period.
     #[must_use]
     pub fn max_report_attempts(mut self, attempts: u32) -> Self {
         self.max_report_attempts = attempts;
@@ -274,10 +313,15 @@ impl Options {
             .map(|u| parse_collector_url(u, &token))
             .collect::<Result<Vec<_>, _>>()?;
         let reporter_tags = identity::reporter_tags(&component_name, &self.tags, &token)?;
-        let checks: [(&'static str, bool, &str); 5] = [
+        let checks: [(&'static str, bool, &str); 6] = [
             (
                 "max_buffered_spans",
                 self.max_buffered_spans == 0,
+                "must be at least 1",
+            ),
+            (
+                "max_buffered_bytes",
+                self.max_buffered_bytes == 0,
                 "must be at least 1",
             ),
             (
@@ -314,6 +358,7 @@ impl Options {
                 endpoints,
                 reporter_tags,
                 max_buffered_spans: self.max_buffered_spans,
+                max_buffered_bytes: self.max_buffered_bytes,
                 reporting_period: self.reporting_period,
                 min_reporting_period: self.min_reporting_period,
                 report_timeout: self.report_timeout,
@@ -356,6 +401,7 @@ impl fmt::Debug for ShowOptions<'_> {
             .field("collector_urls", &o.collector_urls)
             .field("tags", &o.tags)
             .field("max_buffered_spans", &o.max_buffered_spans)
+            .field("max_buffered_bytes", &o.max_buffered_bytes)
             .field("reporting_period", &o.reporting_period)
             .field("min_reporting_period", &o.min_reporting_period)
             .field("report_timeout", &o.report_timeout)
@@ -377,6 +423,7 @@ pub(crate) struct Config {
     pub(crate) endpoints: Vec<Url>,
     pub(crate) reporter_tags: Vec<KeyValue>,
     pub(crate) max_buffered_spans: usize,
+    pub(crate) max_buffered_bytes: u64,
     pub(crate) reporting_period: Duration,
     pub(crate) min_reporting_period: Duration,
     pub(crate) report_timeout: Duration,
@@ -495,17 +542,18 @@ mod tests {
     }
 
     #[test]
-    fn defaults_follow_the_go_tracer() {
+    fn defaults_follow_the_go_tracer_but_for_the_buffer_and_timeout() {
         let (config, warnings) = Options::new("t").validate().unwrap();
         assert_eq!(
             config.endpoints[0].as_str(),
             "https://collector.lightstep.com/api/v2/reports"
         );
         assert_eq!(config.endpoints[0].port_or_known_default(), Some(443));
-        assert_eq!(config.max_buffered_spans, 1000);
+        assert_eq!(config.max_buffered_spans, 50_000);
+        assert_eq!(config.max_buffered_bytes, 64 << 20);
         assert_eq!(config.reporting_period, Duration::from_millis(2500));
         assert_eq!(config.min_reporting_period, Duration::from_millis(500));
-        assert_eq!(config.report_timeout, Duration::from_secs(30));
+        assert_eq!(config.report_timeout, Duration::from_secs(5));
         assert_eq!(config.limits.max_key_len, 256);
         assert_eq!(config.limits.max_value_len, 1024);
         assert_eq!(config.limits.max_logs_per_span, 500);
@@ -523,6 +571,7 @@ mod tests {
             .collector_urls(["http://127.0.0.1:8360", "https://b.example:9000/custom"])
             .tag("deployment", "canary")
             .max_buffered_spans(7)
+            .max_buffered_bytes(1000)
             .reporting_period(Duration::from_secs(5))
             .min_reporting_period(Duration::from_secs(1))
             .report_timeout(Duration::from_secs(2))
@@ -548,6 +597,7 @@ mod tests {
             Some(&Value::StringValue("canary".into()))
         );
         assert_eq!(config.max_buffered_spans, 7);
+        assert_eq!(config.max_buffered_bytes, 1000);
         assert_eq!(config.reporting_period, Duration::from_secs(5));
         assert_eq!(config.min_reporting_period, Duration::from_secs(1));
         assert_eq!(config.report_timeout, Duration::from_secs(2));
@@ -616,6 +666,7 @@ mod tests {
         );
         for (options, name) in [
             (base().max_buffered_spans(0), "max_buffered_spans"),
+            (base().max_buffered_bytes(0), "max_buffered_bytes"),
             (base().reporting_period(Duration::ZERO), "reporting_period"),
             (
                 base().min_reporting_period(Duration::from_secs(10)),

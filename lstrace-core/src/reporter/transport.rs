@@ -1,28 +1,14 @@
-//! HTTP to the collector: `POST /api/v2/reports` with a binary `ReportRequest`, and what
-//! the answer means.
+//! HTTP to the collectors: one client, no redirects, a timeout per report, answers read up
+//! to a small cap. What the bytes mean is the protocol's (see the `protocol` module).
 
 use super::events::ReportError;
 use super::options::{redact, Config, InitError};
-use crate::protocol::ReportResponse;
-use prost::Message;
-use reqwest::header::{HeaderMap, HeaderValue, ACCEPT, CONTENT_TYPE};
+use super::protocol::{Answer, ReportProtocol, MAX_ANSWER_BYTES};
 use reqwest::Url;
 use std::error::Error as _;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
-
-/// The header that carries the access token.
-pub const ACCESS_TOKEN_HEADER: &str = "Lightstep-Access-Token";
-const OCTET_STREAM: &str = "application/octet-stream";
-
-/// The collector's answer to a report that went through.
-#[derive(Debug, PartialEq, Eq)]
-pub(crate) enum Answer {
-    Accepted,
-    /// The collector says: stop tracing.
-    Disable,
-}
 
 /// One HTTP client, reused for every report, and the collectors it reports to.
 #[derive(Clone)]
@@ -32,22 +18,21 @@ pub(crate) struct Transport {
     token: Arc<str>,
 }
 
+/// The raw answer to a report: its status and, for a 2xx, its body up to the cap.
+pub(crate) struct RawAnswer {
+    pub(crate) status: u16,
+    pub(crate) body: Result<Vec<u8>, String>,
+}
+
 impl Transport {
-    pub(crate) fn new(config: &Config) -> Result<Self, InitError> {
-        let mut headers = HeaderMap::new();
-        headers.insert(CONTENT_TYPE, HeaderValue::from_static(OCTET_STREAM));
-        headers.insert(ACCEPT, HeaderValue::from_static(OCTET_STREAM));
-        let mut token =
-            HeaderValue::from_str(&config.access_token).map_err(|_| InitError::InvalidOption {
-                option: "access_token",
-                reason: "contains characters an HTTP header cannot carry".into(),
-            })?;
-        // Keeps it out of the headers' Debug output.
-        token.set_sensitive(true);
-        headers.insert(ACCESS_TOKEN_HEADER, token);
+    pub(crate) fn new(config: &Config, protocol: &dyn ReportProtocol) -> Result<Self, InitError> {
         let client = reqwest::Client::builder()
-            .default_headers(headers)
+            .default_headers(protocol.headers()?)
             .user_agent(concat!("lstrace/", env!("CARGO_PKG_VERSION")))
+            // A redirect would take the access token (in a header and in the body) to
+            // another origin: a collector that redirects is misconfigured, and its report
+            // fails.
+            .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(config.report_timeout)
             .build()
             .map_err(|e| InitError::Start(format!("HTTP client: {e}")))?;
@@ -67,20 +52,21 @@ impl Transport {
         self.endpoints[endpoint].to_string()
     }
 
-    /// Sends a report body to an endpoint; the answer comes within `timeout`.
+    /// Sends a report body to an endpoint; the whole exchange (connecting, sending, reading
+    /// the answer) takes at most `timeout`.
     pub(crate) fn send(
         &self,
         endpoint: usize,
         body: bytes::Bytes,
         timeout: Duration,
-    ) -> impl Future<Output = Result<Answer, ReportError>> + 'static {
+    ) -> impl Future<Output = Result<RawAnswer, ReportError>> + Send + 'static {
         let request = self
             .client
             .post(self.endpoints[endpoint].clone())
-            .timeout(timeout)
             .body(body);
         let token = Arc::clone(&self.token);
         async move {
+            let deadline = tokio::time::Instant::now() + timeout;
             let fail = |e: reqwest::Error| {
                 if e.is_timeout() {
                     ReportError::Timeout
@@ -88,11 +74,45 @@ impl Transport {
                     ReportError::Connection(redact(&error_chain(&e), &token))
                 }
             };
-            let response = request.send().await.map_err(fail)?;
+            let mut response = tokio::time::timeout_at(deadline, request.send())
+                .await
+                .map_err(|_| ReportError::Timeout)?
+                .map_err(fail)?;
             let status = response.status().as_u16();
-            let body = response.bytes().await.map_err(fail)?;
-            answer(status, &body)
+            if !response.status().is_success() {
+                // Its body means nothing to the reporter: not read.
+                return Ok(RawAnswer {
+                    status,
+                    body: Ok(Vec::new()),
+                });
+            }
+            // The status says the report arrived: from here on, a failure to read the body
+            // is the answer's problem, not the report's.
+            let read_body = async {
+                let mut body = Vec::new();
+                loop {
+                    match response.chunk().await {
+                        Ok(Some(chunk)) if body.len() + chunk.len() > MAX_ANSWER_BYTES => {
+                            return Err(format!("longer than {MAX_ANSWER_BYTES} bytes"));
+                        }
+                        Ok(Some(chunk)) => body.extend_from_slice(&chunk),
+                        Ok(None) => return Ok(body),
+                        Err(e) => return Err(redact(&error_chain(&e), &token)),
+                    }
+                }
+            };
+            let body = tokio::time::timeout_at(deadline, read_body)
+                .await
+                .unwrap_or_else(|_| Err("not read within the report timeout".to_owned()));
+            Ok(RawAnswer { status, body })
         }
+    }
+}
+
+impl RawAnswer {
+    /// What the answer means to `protocol`.
+    pub(crate) fn read(&self, protocol: &dyn ReportProtocol) -> Result<Answer, ReportError> {
+        protocol.answer(self.status, self.body.as_deref().map_err(Clone::clone))
     }
 }
 
@@ -106,71 +126,4 @@ fn error_chain(error: &reqwest::Error) -> String {
         source = cause.source();
     }
     text
-}
-
-/// What an HTTP answer means: 200 with a `ReportResponse` and no errors is success; a
-/// `disable` command wins over everything else in the response.
-pub(crate) fn answer(status: u16, body: &[u8]) -> Result<Answer, ReportError> {
-    match status {
-        200 => {}
-        401 | 403 => return Err(ReportError::Unauthorized { status }),
-        _ => return Err(ReportError::Status { status }),
-    }
-    let response =
-        ReportResponse::decode(body).map_err(|e| ReportError::InvalidResponse(e.to_string()))?;
-    if response.commands.iter().any(|c| c.disable) {
-        Ok(Answer::Disable)
-    } else if response.errors.is_empty() {
-        Ok(Answer::Accepted)
-    } else {
-        Err(ReportError::Rejected {
-            errors: response.errors,
-        })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::protocol::Command;
-
-    fn body(response: ReportResponse) -> Vec<u8> {
-        response.encode_to_vec()
-    }
-
-    #[test]
-    fn reads_the_answer() {
-        assert_eq!(answer(200, &[]), Ok(Answer::Accepted));
-        let rejected = ReportResponse {
-            errors: vec!["missing or empty component".into()],
-            ..Default::default()
-        };
-        assert_eq!(
-            answer(200, &body(rejected.clone())),
-            Err(ReportError::Rejected {
-                errors: vec!["missing or empty component".into()]
-            })
-        );
-        let disable = ReportResponse {
-            commands: vec![Command {
-                disable: true,
-                dev_mode: false,
-            }],
-            ..rejected
-        };
-        assert_eq!(answer(200, &body(disable)), Ok(Answer::Disable));
-        assert_eq!(
-            answer(401, &[]),
-            Err(ReportError::Unauthorized { status: 401 })
-        );
-        assert_eq!(
-            answer(403, &[]),
-            Err(ReportError::Unauthorized { status: 403 })
-        );
-        assert_eq!(answer(500, &[]), Err(ReportError::Status { status: 500 }));
-        assert!(matches!(
-            answer(200, b"\xff\xff\xff garbage"),
-            Err(ReportError::InvalidResponse(_))
-        ));
-    }
 }

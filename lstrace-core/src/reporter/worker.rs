@@ -1,31 +1,42 @@
-//! The reporter thread: drains the rings, cuts reports, sends them one at a time, retries,
-//! answers flushes and closes, and tells the event handler what happened.
+//! The reporter thread: drains the rings, cuts reports, sends several at a time, retries
+//! elsewhere, answers flushes and closes, and tells the event handler what happened.
+//!
+//! Every span the reporter holds is in exactly one place: the buffer, a queued batch, or a
+//! batch in flight; the counts ([`Tally`](super::Tally)) move it to sent or dropped when
+//! it leaves. A report is sealed every reporting period, on a flush, and as soon as the
+//! buffer holds an eighth of its bound (or a full report): bursts leave at once instead of
+//! waiting for the clock. Up to [`MAX_IN_FLIGHT`] reports are sent at once, each to the
+//! healthy collector with the fewest in flight (see the `retry` module), so a hung one
+//! holds back only the reports it already has, for at most the report timeout.
 
-use super::buffer::Chunk;
-use super::events::{DropReason, Event, ReportFailure, StatusReport};
+use super::buffer::{Chunk, SpanBuffer};
+use super::events::{DropReason, Event, ReportError, ReportFailure, StatusReport};
 use super::options::{Config, InitError};
-use super::retry::{after, backoff, Endpoints};
-use super::transport::{Answer, Transport};
+use super::protocol::{Answer, Carried, ReportProtocol};
+use super::retry::{after, Endpoints};
+use super::transport::{RawAnswer, Transport};
 use super::Shared;
 use crate::clock;
 use crate::collector;
-use crate::protocol::{
-    metrics_sample, Auth, InternalMetrics, MetricsSample, ReportRequest, Reporter, Timestamp,
-};
-use crate::reporter::events::ReportError;
-use prost::Message;
-use std::collections::VecDeque;
-use std::future::Future;
-use std::pin::Pin;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 use tokio::sync::{mpsc, oneshot};
+use tokio::task::{self, JoinError, JoinSet};
 
-/// The internal metric of spans dropped since the last accepted report.
-pub(crate) const SPANS_DROPPED: &str = "spans.dropped";
-/// The internal metric of logs dropped by the per-span limit since the last accepted report.
-pub(crate) const LOGS_DROPPED: &str = "logs.dropped";
+/// The most reports in flight at once: enough to keep delivering at 50,000 spans a second
+/// while a satellite takes tens of milliseconds to answer or one satellite hangs, few
+/// enough that a broken network does not hold many reports' memory.
+pub(crate) const MAX_IN_FLIGHT: usize = 4;
+
+/// A report leaves early once the buffer holds this fraction of `max_buffered_spans`.
+const FILL_FRACTION: usize = 8;
+
+/// Whether the buffer holds enough for a report to leave before its period.
+pub(crate) fn report_due(buffer: &SpanBuffer, config: &Config) -> bool {
+    buffer.has_full_chunk() || buffer.len() >= (config.max_buffered_spans / FILL_FRACTION).max(1)
+}
 
 /// A request from a tracer handle.
 pub(crate) struct Command {
@@ -64,58 +75,34 @@ struct Waiter {
 struct Batch {
     id: u64,
     chunk: Chunk,
+    /// The encoded size of its spans.
+    bytes: u64,
     failed_attempts: u32,
     tried: Vec<usize>,
-    not_before: Instant,
-    /// The drop counts the current attempt carries: (spans, logs).
-    carried: (u64, u64),
+    /// The drop counts the current attempt carries.
+    carried: Carried,
 }
 
-type InFlight = Pin<Box<dyn Future<Output = (Batch, usize, Result<Answer, ReportError>)>>>;
+/// A batch whose report is in flight.
+struct Sending {
+    batch: Batch,
+    endpoint: usize,
+}
 
-/// The most bytes of spans one report may carry, after its header.
-pub(crate) fn max_chunk_bytes(config: &Config) -> Result<usize, InitError> {
-    // The largest header: reporter, token and metrics with the widest values.
-    let mut header = header(config);
-    header.internal_metrics = Some(metrics(u64::MAX, u64::MAX, u64::MAX, u64::MAX));
-    let header_len = header.encoded_len() + 64;
-    match config.max_report_bytes.checked_sub(header_len) {
+/// The most bytes of spans one report may carry, besides its envelope.
+pub(crate) fn max_chunk_bytes(
+    config: &Config,
+    protocol: &dyn ReportProtocol,
+) -> Result<usize, InitError> {
+    match config
+        .max_report_bytes
+        .checked_sub(protocol.max_envelope_bytes())
+    {
         Some(budget) if budget >= 1024 => Ok(budget),
         _ => Err(InitError::InvalidOption {
             option: "tag",
             reason: "the reporter tags leave no room for spans in a report".into(),
         }),
-    }
-}
-
-fn header(config: &Config) -> ReportRequest {
-    ReportRequest {
-        reporter: Some(Reporter {
-            reporter_id: crate::id::SpanId::random().get(),
-            tags: config.reporter_tags.clone(),
-        }),
-        auth: Some(Auth {
-            access_token: config.access_token.clone(),
-        }),
-        spans: Vec::new(),
-        timestamp_offset_micros: 0,
-        internal_metrics: None,
-    }
-}
-
-fn metrics(start_nanos: u64, now_nanos: u64, spans: u64, logs: u64) -> InternalMetrics {
-    let count = |name: &str, value: u64| MetricsSample {
-        name: name.to_owned(),
-        value: Some(metrics_sample::Value::IntValue(
-            i64::try_from(value).unwrap_or(i64::MAX),
-        )),
-    };
-    InternalMetrics {
-        start_timestamp: Some(Timestamp::from_unix_nanos(start_nanos)),
-        duration_micros: now_nanos.saturating_sub(start_nanos) / 1000,
-        logs: Vec::new(),
-        counts: vec![count(SPANS_DROPPED, spans), count(LOGS_DROPPED, logs)],
-        gauges: Vec::new(),
     }
 }
 
@@ -126,50 +113,55 @@ fn wall_clock_nanos() -> u64 {
 pub(crate) struct Worker {
     shared: Arc<Shared>,
     transport: Transport,
+    protocol: Box<dyn ReportProtocol>,
     endpoints: Endpoints,
-    /// Reporter and auth; the metrics are filled in per attempt.
-    header: ReportRequest,
-    /// Sealed batches, oldest first; a retried batch goes back to the front.
+    /// Sealed batches waiting for a collector, oldest (and retried) first.
     queue: VecDeque<Batch>,
-    /// The batch being sent (the attempt itself is a future owned by `run`).
-    in_flight_id: Option<u64>,
+    sending: HashMap<task::Id, Sending>,
+    attempts: JoinSet<Result<RawAnswer, ReportError>>,
     next_id: u64,
     waiters: Vec<Waiter>,
     next_report: Instant,
-    last_send: Option<Instant>,
     /// Drop counts that accepted reports have carried to the collector.
-    acked: (u64, u64),
+    acked: Carried,
+    /// Drop counts that reports in flight carry.
+    reserved: Carried,
     /// Start of the interval the next report's metrics cover.
     interval_start_nanos: u64,
-    /// Drops and encoding errors already told to the event handler.
-    emitted_drops: [u64; 5],
     closed: bool,
 }
 
 enum Step {
     Command(Option<Command>),
-    Answer(Batch, usize, Result<Answer, ReportError>),
+    Answer(Result<(task::Id, Result<RawAnswer, ReportError>), JoinError>),
     Woken,
     Timer,
 }
 
 impl Worker {
-    pub(crate) fn new(shared: Arc<Shared>, transport: Transport) -> Self {
+    pub(crate) fn new(
+        shared: Arc<Shared>,
+        transport: Transport,
+        protocol: Box<dyn ReportProtocol>,
+    ) -> Self {
         let config = &shared.config;
-        let now = Instant::now();
         Worker {
-            endpoints: Endpoints::new(transport.endpoint_count()),
-            header: header(config),
-            next_report: after(now, config.reporting_period),
+            endpoints: Endpoints::new(
+                transport.endpoint_count(),
+                config.min_reporting_period,
+                config.reporting_period,
+            ),
+            next_report: after(Instant::now(), config.reporting_period),
             transport,
+            protocol,
             queue: VecDeque::new(),
-            in_flight_id: None,
+            sending: HashMap::new(),
+            attempts: JoinSet::new(),
             next_id: 0,
             waiters: Vec::new(),
-            last_send: None,
-            acked: (0, 0),
+            acked: Carried::default(),
+            reserved: Carried::default(),
             interval_start_nanos: wall_clock_nanos(),
-            emitted_drops: [0; 5],
             closed: false,
             shared,
         }
@@ -177,25 +169,27 @@ impl Worker {
 
     pub(crate) async fn run(mut self, mut commands: mpsc::UnboundedReceiver<Command>) {
         let shared = Arc::clone(&self.shared);
-        let mut in_flight: Option<InFlight> = None;
         loop {
             let now = Instant::now();
             self.expire_waiters(now);
-            if in_flight.is_none() {
-                in_flight = self.start_next(now);
+            if !self.closed {
+                self.start_attempts(now);
+                // After start_attempts, which may have found a batch with nothing left to
+                // carry and let it go.
+                self.complete_waiters();
             }
-            // After start_next, which may have found a queued report with nothing left to
-            // carry and resolved it.
-            self.complete_waiters();
             if self.closed {
                 break;
             }
-            self.emit_new_drops();
-            let wake_at = tokio::time::Instant::from_std(self.next_wake(now, in_flight.is_some()));
+            shared.tell_new_drops();
+            let wake_at = tokio::time::Instant::from_std(self.next_wake(now));
+            let attempts = &mut self.attempts;
             let step = tokio::select! {
                 biased;
                 command = commands.recv() => Step::Command(command),
-                (batch, endpoint, result) = poll(&mut in_flight) => Step::Answer(batch, endpoint, result),
+                Some(joined) = attempts.join_next_with_id(), if !attempts.is_empty() => {
+                    Step::Answer(joined)
+                }
                 () = shared.wake.notified() => Step::Woken,
                 () = tokio::time::sleep_until(wake_at) => Step::Timer,
             };
@@ -203,23 +197,19 @@ impl Worker {
                 Step::Command(Some(command)) => self.on_command(command),
                 // Every handle is gone: nobody can flush or read counts any more.
                 Step::Command(None) => break,
-                Step::Answer(batch, endpoint, result) => {
-                    in_flight = None;
-                    self.on_answer(batch, endpoint, result);
-                }
+                Step::Answer(joined) => self.on_answer(joined),
                 Step::Woken => {
                     shared.woken();
                     self.drain();
-                    // Lets the runtime run the HTTP connection and poll the sockets: when
+                    // Lets the runtime run the HTTP connections and poll the sockets: when
                     // spans arrive faster than they are drained, a wake is always pending,
-                    // and without this the loop never waits, so the report in flight never
-                    // progresses (every span then waits for the final flush, or is dropped).
+                    // and without this the loop never waits, so no report in flight ever
+                    // progresses.
                     tokio::task::yield_now().await;
                 }
                 Step::Timer => self.on_timer(Instant::now()),
             }
         }
-        drop(in_flight);
         self.shut_down();
     }
 
@@ -233,7 +223,7 @@ impl Worker {
 
     fn on_command(&mut self, command: Command) {
         self.drain();
-        self.seal(Instant::now(), true);
+        self.seal(true);
         self.waiters.push(Waiter {
             upto: self.next_id,
             deadline: command.deadline,
@@ -245,162 +235,153 @@ impl Worker {
     fn on_timer(&mut self, now: Instant) {
         if now >= self.next_report {
             self.drain();
-            self.seal(now, true);
+            self.seal(true);
             self.next_report = after(now, self.shared.config.reporting_period);
         }
     }
 
-    /// Spans dropped (or logs dropped) that no accepted report has carried yet.
-    fn unreported_drops(&self) -> (u64, u64) {
-        let counters = &self.shared.counters;
-        (
-            counters.dropped_total() - self.acked.0,
-            counters.logs_dropped.load(Ordering::Relaxed) - self.acked.1,
-        )
+    /// Drop counts that no accepted report has carried and no report in flight carries.
+    fn unreported_drops(&self) -> Carried {
+        let carried = self.acked.plus(self.reserved);
+        Carried {
+            spans_dropped: self.shared.counters.tally().dropped_total() - carried.spans_dropped,
+            logs_dropped: self.shared.counters.logs_dropped.load(Ordering::Relaxed)
+                - carried.logs_dropped,
+        }
     }
 
     /// Turns the buffer into batches. With `report_drops`, drop counts that no queued batch
-    /// will carry get a report without spans (a batch in flight may have left before them).
-    fn seal(&mut self, now: Instant, report_drops: bool) {
+    /// will carry get a report without spans.
+    fn seal(&mut self, report_drops: bool) {
         let mut chunks = self.shared.buffer().take();
         if report_drops
             && chunks.is_empty()
             && self.queue.is_empty()
-            && self.unreported_drops() != (0, 0)
+            && self.unreported_drops() != Carried::default()
         {
             chunks.push(Chunk::default());
         }
         for chunk in chunks {
             self.queue.push_back(Batch {
                 id: self.next_id,
+                bytes: chunk.bytes.len() as u64,
                 chunk,
                 failed_attempts: 0,
                 tried: Vec::new(),
-                not_before: now,
-                carried: (0, 0),
+                carried: Carried::default(),
             });
             self.next_id += 1;
         }
     }
 
-    fn buffer_half_full(&self) -> bool {
-        self.shared.buffer().len() >= (self.shared.config.max_buffered_spans / 2).max(1)
-    }
-
-    /// The buffer is half full and the last report is at least the min period old.
-    fn early_send_due(&self, now: Instant) -> bool {
-        self.buffer_half_full()
-            && self
-                .last_send
-                .is_none_or(|t| now >= after(t, self.shared.config.min_reporting_period))
-    }
-
-    /// Starts the next attempt, if one is due.
-    fn start_next(&mut self, now: Instant) -> Option<InFlight> {
-        if self.queue.is_empty() && self.early_send_due(now) {
-            self.drain();
-            self.seal(now, false);
-        }
-        let mut batch = loop {
-            if self.queue.front()?.not_before > now {
-                return None;
+    /// Starts reports while fewer than [`MAX_IN_FLIGHT`] are out and a collector may take
+    /// one; seals the buffer early when it holds enough.
+    fn start_attempts(&mut self, now: Instant) {
+        while self.attempts.len() < MAX_IN_FLIGHT {
+            if self.queue.is_empty() {
+                if !report_due(&self.shared.buffer(), &self.shared.config) {
+                    return;
+                }
+                self.drain();
+                self.seal(false);
             }
-            let batch = self.queue.pop_front()?;
-            // A report for drop counts that an earlier report has carried meanwhile: done.
-            if batch.chunk.spans > 0 || self.unreported_drops() != (0, 0) {
-                break batch;
+            let Some(mut batch) = self.queue.pop_front() else {
+                return;
+            };
+            // A report for drop counts that another report has carried meanwhile: done.
+            if batch.chunk.spans == 0 && self.unreported_drops() == Carried::default() {
+                continue;
             }
-        };
-        let endpoint = self.endpoints.pick(now, &batch.tried);
-        batch.carried = self.unreported_drops();
-        let now_nanos = wall_clock_nanos();
-        self.header.internal_metrics = Some(metrics(
-            self.interval_start_nanos,
-            now_nanos,
-            batch.carried.0,
-            batch.carried.1,
-        ));
-        let body = batch.chunk.lend(&self.header);
-        self.in_flight_id = Some(batch.id);
-        self.last_send = Some(now);
-        let send = self
-            .transport
-            .send(endpoint, body, self.shared.config.report_timeout);
-        Some(Box::pin(async move {
-            let result = send.await;
-            (batch, endpoint, result)
-        }))
-    }
-
-    fn on_answer(
-        &mut self,
-        mut batch: Batch,
-        endpoint: usize,
-        result: Result<Answer, ReportError>,
-    ) {
-        self.in_flight_id = None;
-        let now = Instant::now();
-        let config = &self.shared.config;
-        let counters = &self.shared.counters;
-        let spans = batch.chunk.spans;
-        match result {
-            Ok(Answer::Accepted) => {
-                self.endpoints.succeeded(endpoint);
-                counters.reports_sent.fetch_add(1, Ordering::Relaxed);
-                counters.sent.fetch_add(spans as u64, Ordering::Relaxed);
-                counters.held.fetch_sub(spans as u64, Ordering::Relaxed);
-                self.acked.0 += batch.carried.0;
-                self.acked.1 += batch.carried.1;
-                self.interval_start_nanos = wall_clock_nanos();
-                self.shared.events.emit(&Event::ReportSent(StatusReport {
-                    endpoint: self.transport.endpoint_name(endpoint),
-                    spans_sent: spans,
-                    spans_dropped: batch.carried.0,
-                    logs_dropped: batch.carried.1,
-                }));
-                self.shared.buffer().recycle(batch.chunk);
-            }
-            Ok(Answer::Disable) => {
+            let Some(endpoint) = self.endpoints.pick(now, &batch.tried) else {
                 self.queue.push_front(batch);
+                return;
+            };
+            batch.carried = self.unreported_drops();
+            self.reserved = self.reserved.plus(batch.carried);
+            let body =
+                self.protocol
+                    .body(&mut batch.chunk, batch.carried, self.interval_start_nanos);
+            let send = self
+                .transport
+                .send(endpoint, body, self.shared.config.report_timeout);
+            let attempt = self.attempts.spawn(send);
+            self.sending
+                .insert(attempt.id(), Sending { batch, endpoint });
+        }
+    }
+
+    fn on_answer(&mut self, joined: Result<(task::Id, Result<RawAnswer, ReportError>), JoinError>) {
+        let (id, result) = match joined {
+            Ok((id, result)) => (id, result),
+            Err(e) => (
+                e.id(),
+                Err(ReportError::Connection(format!(
+                    "the report's task failed: {e}"
+                ))),
+            ),
+        };
+        let Some(Sending { batch, endpoint }) = self.sending.remove(&id) else {
+            return;
+        };
+        self.reserved = self.reserved.minus(batch.carried);
+        match result.and_then(|raw| raw.read(&*self.protocol)) {
+            Ok(Answer::Accepted { warning }) => self.delivered(batch, endpoint, warning),
+            Ok(Answer::Disable) => {
+                // The report that carried the command was received.
+                self.delivered(batch, endpoint, None);
                 self.disable(endpoint);
             }
-            Err(error) => {
-                counters.reports_failed.fetch_add(1, Ordering::Relaxed);
-                self.endpoints
-                    .failed(endpoint, after(now, config.reporting_period));
-                batch.failed_attempts += 1;
-                batch.tried.push(endpoint);
-                let will_retry =
-                    error.is_retryable() && batch.failed_attempts < config.max_report_attempts;
-                self.shared.events.emit(&Event::ReportFailed(ReportFailure {
-                    endpoint: self.transport.endpoint_name(endpoint),
-                    error,
-                    spans,
-                    attempt: batch.failed_attempts,
-                    will_retry,
-                }));
-                if will_retry {
-                    batch.not_before = if self.endpoints.has_fresh(now, &batch.tried) {
-                        now
-                    } else {
-                        after(
-                            now,
-                            backoff(
-                                batch.failed_attempts,
-                                config.min_reporting_period,
-                                config.reporting_period,
-                            ),
-                        )
-                    };
-                    // The attempt is over: the transport has let go of the body.
-                    batch.chunk.reclaim();
-                    self.queue.push_front(batch);
-                } else {
-                    counters.held.fetch_sub(spans as u64, Ordering::Relaxed);
-                    counters.drop_spans(spans as u64, DropReason::ReportFailed);
-                    self.shared.buffer().recycle(batch.chunk);
-                }
-            }
+            Err(error) => self.failed(batch, endpoint, error),
+        }
+    }
+
+    fn delivered(&mut self, batch: Batch, endpoint: usize, warning: Option<String>) {
+        self.endpoints.succeeded(endpoint);
+        let counters = &self.shared.counters;
+        let spans = batch.chunk.spans;
+        counters.tally().deliver(spans as u64, batch.bytes);
+        counters.reports_sent.fetch_add(1, Ordering::Relaxed);
+        self.acked = self.acked.plus(batch.carried);
+        self.interval_start_nanos = wall_clock_nanos();
+        let events = &self.shared.events;
+        let name = self.transport.endpoint_name(endpoint);
+        if let Some(warning) = warning {
+            events.emit(&Event::Warning {
+                message: format!("report of {spans} spans to {name}: {warning}"),
+            });
+        }
+        events.emit(&Event::ReportSent(StatusReport {
+            endpoint: name,
+            spans_sent: spans,
+            spans_dropped: batch.carried.spans_dropped,
+            logs_dropped: batch.carried.logs_dropped,
+        }));
+        self.shared.buffer().recycle(batch.chunk);
+    }
+
+    fn failed(&mut self, mut batch: Batch, endpoint: usize, error: ReportError) {
+        let counters = &self.shared.counters;
+        counters.reports_failed.fetch_add(1, Ordering::Relaxed);
+        self.endpoints.failed(endpoint, Instant::now());
+        batch.failed_attempts += 1;
+        batch.tried.push(endpoint);
+        let spans = batch.chunk.spans;
+        let will_retry =
+            error.is_retryable() && batch.failed_attempts < self.shared.config.max_report_attempts;
+        self.shared.events.emit(&Event::ReportFailed(ReportFailure {
+            endpoint: self.transport.endpoint_name(endpoint),
+            error,
+            spans,
+            attempt: batch.failed_attempts,
+            will_retry,
+        }));
+        if will_retry {
+            self.queue.push_front(batch);
+        } else {
+            counters
+                .tally()
+                .drop_held(spans as u64, batch.bytes, DropReason::ReportFailed);
+            self.shared.buffer().recycle(batch.chunk);
         }
     }
 
@@ -410,7 +391,8 @@ impl Worker {
         if self.shared.installed.load(Ordering::Acquire) {
             collector::stop();
         }
-        let discarded = self.discard();
+        let discarded = self.abandon();
+        self.shared.tell_new_drops();
         self.shared.events.emit(&Event::TracerDisabled {
             endpoint: self.transport.endpoint_name(endpoint),
             discarded_spans: discarded,
@@ -422,14 +404,25 @@ impl Worker {
         self.closed = true;
     }
 
-    /// Refuses spans from now on, and drops (and counts) every span held; returns how many.
-    fn discard(&mut self) -> u64 {
-        self.shared.refusing.store(true, Ordering::Release);
-        self.shared.buffer().take();
+    /// Refuses spans from now on, cancels the reports in flight (a collector's answer after
+    /// this is not heard: the spans count as dropped, never as both), and drops and counts
+    /// every span held; returns how many.
+    fn abandon(&mut self) -> u64 {
+        // Dropping the tasks' set aborts them; their bodies go with them.
+        drop(std::mem::take(&mut self.attempts));
+        for (_, sending) in self.sending.drain() {
+            self.endpoints.abandoned(sending.endpoint);
+        }
         self.queue.clear();
-        let counters = &self.shared.counters;
-        let held = counters.held.swap(0, Ordering::Relaxed);
-        counters.drop_spans(held, DropReason::Stopped);
+        self.reserved = Carried::default();
+        // Under the buffer's lock, which `record` checks `refusing` under: nothing is added
+        // after this.
+        let mut buffer = self.shared.buffer();
+        self.shared.refusing.store(true, Ordering::Release);
+        buffer.take();
+        let mut tally = self.shared.counters.tally();
+        let (held, held_bytes) = (tally.held, tally.held_bytes);
+        tally.drop_held(held, held_bytes, DropReason::Stopped);
         held
     }
 
@@ -437,7 +430,7 @@ impl Worker {
         self.queue
             .iter()
             .map(|b| b.id)
-            .chain(self.in_flight_id)
+            .chain(self.sending.values().map(|s| s.batch.id))
             .min()
     }
 
@@ -463,25 +456,22 @@ impl Worker {
     }
 
     fn answer(&mut self, waiter: Waiter, completed: bool) {
-        if waiter.close {
-            // Refuse spans before the closer hears back: what it sends afterwards is counted
-            // as dropped at once.
-            self.shared.refusing.store(true, Ordering::Release);
+        if waiter.close && !self.closed {
+            // Everything still held is dropped and counted before the closer hears back,
+            // and what arrives afterwards is counted as dropped at once.
+            self.abandon();
+            self.shared.tell_new_drops();
             self.closed = true;
         }
         waiter.reply.send(completed);
     }
 
     /// When the loop must look again even if nothing happens.
-    fn next_wake(&self, now: Instant, sending: bool) -> Instant {
+    fn next_wake(&self, now: Instant) -> Instant {
         let mut at = self.next_report;
-        if !sending {
-            if let Some(batch) = self.queue.front() {
-                at = at.min(batch.not_before);
-            } else if self.buffer_half_full() {
-                if let Some(last) = self.last_send {
-                    at = at.min(after(last, self.shared.config.min_reporting_period));
-                }
+        if !self.queue.is_empty() && self.attempts.len() < MAX_IN_FLIGHT {
+            if let Some(probe) = self.endpoints.next_probe() {
+                at = at.min(probe);
             }
         }
         for waiter in &self.waiters {
@@ -490,45 +480,14 @@ impl Worker {
         at.max(now)
     }
 
-    /// Tells the event handler about drops since the last call: once per drop.
-    fn emit_new_drops(&mut self) {
-        for reason in DropReason::ALL {
-            let total = self.shared.counters.dropped[reason.index()].load(Ordering::Relaxed);
-            let count = total - self.emitted_drops[reason.index()];
-            if count == 0 {
-                continue;
-            }
-            self.emitted_drops[reason.index()] = total;
-            if reason == DropReason::TooLarge {
-                self.shared.events.emit(&Event::EncodingError {
-                    message: format!(
-                        "{count} spans are larger than a report may be ({} bytes)",
-                        self.shared.config.max_report_bytes
-                    ),
-                });
-            }
-            self.shared
-                .events
-                .emit(&Event::SpansDropped { count, reason });
-        }
-    }
-
     /// The loop ended (closed, disabled, or every handle dropped): what is left is dropped
     /// and counted, and whoever still waits is answered.
     fn shut_down(&mut self) {
         self.shared.stopped.store(true, Ordering::Release);
-        self.discard();
-        self.emit_new_drops();
+        self.abandon();
+        self.shared.tell_new_drops();
         for waiter in self.waiters.drain(..) {
             waiter.reply.send(false);
         }
-    }
-}
-
-/// The in-flight attempt's answer, or never when there is none.
-async fn poll(in_flight: &mut Option<InFlight>) -> (Batch, usize, Result<Answer, ReportError>) {
-    match in_flight {
-        Some(attempt) => attempt.await,
-        None => std::future::pending().await,
     }
 }

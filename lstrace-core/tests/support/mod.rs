@@ -2,7 +2,8 @@
 #![allow(dead_code)] // Each test binary uses its own subset.
 
 use lstrace_core::protocol::{metrics_sample, ReportRequest};
-use lstrace_core::{Event, Options};
+use lstrace_core::testing::TestRecorder;
+use lstrace_core::{span, Event, Options, Recorder, SpanRecord, Tracer};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
@@ -84,4 +85,20 @@ pub fn dead_url() -> String {
     let url = format!("http://{}", listener.local_addr().unwrap());
     drop(listener);
     url
+}
+
+/// Traces `n` small spans inside a capture of their own, and returns them.
+pub fn small_spans(n: usize) -> Vec<SpanRecord> {
+    let capture = TestRecorder::install().capture();
+    capture.in_scope(|| {
+        for i in 0..n {
+            let _s = span("work").with_tag("i", i as i64).start();
+        }
+    });
+    capture.spans()
+}
+
+/// Hands spans to a tracer that is not the process's recorder.
+pub fn feed(tracer: &Tracer, spans: Vec<SpanRecord>) {
+    tracer.record(&mut spans.into_iter());
 }

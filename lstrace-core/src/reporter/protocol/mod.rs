@@ -1,0 +1,77 @@
+//! What differs between the wire protocols a reporter can speak: the body around the spans,
+//! the headers, and what an answer means. The worker, the transport, the buffer's chunks,
+//! retries and accounting are shared.
+
+pub(crate) mod lightstep;
+
+use super::buffer::Chunk;
+use super::events::ReportError;
+use super::options::InitError;
+use reqwest::header::HeaderMap;
+
+/// A collector's answer to a report that it accepted.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Answer {
+    /// Accepted; `warning` when the answer itself could not be read (a 2xx status means the
+    /// report was received: it is not sent again).
+    Accepted {
+        /// Why the answer could not be read.
+        warning: Option<String>,
+    },
+    /// Accepted, and the collector says: stop tracing.
+    Disable,
+}
+
+/// An answer body as the transport read it: at most [`MAX_ANSWER_BYTES`].
+pub(crate) type AnswerBody<'a> = Result<&'a [u8], String>;
+
+/// The most bytes of an answer that are read: answers are small, and a bigger one is not
+/// read further (it is a broken or hostile server).
+pub(crate) const MAX_ANSWER_BYTES: usize = 64 * 1024;
+
+/// The counts a report carries besides its spans.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Carried {
+    /// Spans dropped that no accepted report has carried yet.
+    pub(crate) spans_dropped: u64,
+    /// Logs dropped by the per-span limit, likewise.
+    pub(crate) logs_dropped: u64,
+}
+
+/// One wire protocol.
+pub(crate) trait ReportProtocol: Send {
+    /// The headers of every report (content type, access token: marked sensitive).
+    fn headers(&self) -> Result<HeaderMap, InitError>;
+
+    /// The most bytes a report's envelope (everything but the spans) takes.
+    fn max_envelope_bytes(&self) -> usize;
+
+    /// A report's body: the chunk's spans, lent (see [`Chunk::lend`]), in the protocol's
+    /// envelope, with the counts it carries. `interval_start_nanos` is the wall-clock time
+    /// the counts were first carried since.
+    fn body(
+        &mut self,
+        chunk: &mut Chunk,
+        carried: Carried,
+        interval_start_nanos: u64,
+    ) -> bytes::Bytes;
+
+    /// What an answer means. `body` is read only for a 2xx status.
+    fn answer(&self, status: u16, body: AnswerBody<'_>) -> Result<Answer, ReportError>;
+}
+
+impl Carried {
+    pub(crate) fn plus(self, other: Carried) -> Carried {
+        Carried {
+            spans_dropped: self.spans_dropped + other.spans_dropped,
+            logs_dropped: self.logs_dropped + other.logs_dropped,
+        }
+    }
+
+    pub(crate) fn minus(self, other: Carried) -> Carried {
+        Carried {
+            spans_dropped: self.spans_dropped - other.spans_dropped,
+            logs_dropped: self.logs_dropped - other.logs_dropped,
+        }
+    }
+}
