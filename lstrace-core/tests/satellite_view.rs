@@ -227,6 +227,11 @@ async fn the_api_assembles_a_trace_reported_by_two_services_in_any_order() {
     let receipt = &spans[6];
     assert_eq!(receipt["references"][0]["relationship"], "follows_from");
     assert_eq!(receipt["references"][0]["in_trace"], true);
+    let (status, summary_only) =
+        get_json(&satellite, "/api/traces/0000000000000abc?summary=true").await;
+    assert_eq!(status, 200);
+    assert_eq!(summary_only["span_count"], 8);
+    assert_eq!(summary_only.get("spans"), None);
     let lost = &spans[7];
     assert_eq!(lost["references"][0]["span_id"], "0000000000000099");
     assert_eq!(lost["references"][0]["in_trace"], false);

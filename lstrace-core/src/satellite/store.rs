@@ -328,6 +328,11 @@ impl TraceStore {
         }
     }
 
+    /// One trace's summary.
+    pub(crate) fn summary(&self, trace_id: u64) -> Option<TraceSummary> {
+        self.traces.get(&trace_id).map(|t| summarize(trace_id, t))
+    }
+
     /// One trace, assembled into waterfall rows.
     pub(crate) fn assemble(&self, trace_id: u64) -> Option<Assembled<'_>> {
         let trace = self.traces.get(&trace_id)?;

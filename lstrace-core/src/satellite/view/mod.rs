@@ -5,7 +5,7 @@
 //! |---|---|
 //! | `GET /`, `GET /trace/{trace_id}` | the page: the list of traces, or one trace's waterfall |
 //! | `GET /api/traces?service=&operation=&errors=true&min_duration_ms=&limit=` | the traces that match, most recent start first |
-//! | `GET /api/traces/{trace_id}` | one trace, its spans in waterfall order |
+//! | `GET /api/traces/{trace_id}` | one trace, its spans in waterfall order (`?summary=true`: without them) |
 //!
 //! Span text is the reporters', so untrusted: the page puts it in the document as text only,
 //! and a Content-Security-Policy allows no script but the page's own.
@@ -61,8 +61,13 @@ pub(super) fn answer(
         Route::Trace(id) => match parse_trace_id(id) {
             Some(trace_id) => {
                 let store = lock(store);
-                match store.assemble(trace_id) {
-                    Some(trace) => json_response(StatusCode::OK, &trace_json(&trace)),
+                let found = if summary_only(query.unwrap_or("")) {
+                    store.summary(trace_id).map(|s| summary_json(&s))
+                } else {
+                    store.assemble(trace_id).map(|trace| trace_json(&trace))
+                };
+                match found {
+                    Some(trace) => json_response(StatusCode::OK, &trace),
                     None => json_response(
                         StatusCode::NOT_FOUND,
                         &json!({
@@ -156,6 +161,11 @@ fn parse_filter(query: &str) -> Result<Filter, String> {
         }
     }
     Ok(filter)
+}
+
+/// `?summary=true`: the trace's summary without its spans (what the page polls).
+fn summary_only(query: &str) -> bool {
+    form_urlencoded::parse(query.as_bytes()).any(|(key, value)| key == "summary" && value == "true")
 }
 
 fn hex(id: u64) -> String {
