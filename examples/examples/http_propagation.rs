@@ -180,11 +180,13 @@ struct Checkout {
 /// `satellite`.
 async fn run(satellite: &LocalSatellite) -> Result<Checkout, Box<dyn Error>> {
     // The local satellite accepts any token.
+    // Closes the tracer however `run` ends (an early `?` included).
     let tracer = lstrace::init(
         Options::new("local-development-token")
             .collector_url(satellite.url())
             .component_name("http_propagation"),
-    )?;
+    )?
+    .shutdown_guard(Duration::from_secs(10));
 
     let backend = Service::start(
         "backend",

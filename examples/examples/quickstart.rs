@@ -103,7 +103,8 @@ async fn run(destination: Destination) -> Result<Option<String>, Box<dyn std::er
             .collector_url(satellite.url())
             .component_name("quickstart"),
     };
-    let tracer = lstrace::init(options)?;
+    // Closes the tracer however `run` ends (an early `?` included).
+    let tracer = lstrace::init(options)?.shutdown_guard(Duration::from_secs(10));
 
     match handle_checkout(42).await {
         Ok(total) => println!("checkout charged {total} cents"),

@@ -33,8 +33,8 @@ pub use future::{spawn, spawn_blocking, FutureExt, Instrumented};
 pub use id::{SpanId, TraceId};
 pub use record::{LogRecord, Relationship, SpanRecord};
 pub use reporter::{
-    close, flush, init, set_event_handler, tracer, Event, FlushReport, InitError, Options, Stats,
-    Tracer,
+    close, flush, init, set_event_handler, tracer, Event, FlushReport, InitError, Options,
+    ShutdownGuard, Stats, Tracer,
 };
 pub use span::{
     baggage_item, current, log, record_error, set_baggage_item, span, tag, Span, SpanBuilder,

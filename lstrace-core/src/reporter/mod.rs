@@ -34,6 +34,7 @@
 mod buffer;
 mod encode;
 mod events;
+mod exit;
 mod identity;
 mod options;
 mod protocol;
@@ -45,6 +46,7 @@ mod worker;
 pub use events::{
     set_event_handler, DropReason, Event, EventHandler, ReportError, ReportFailure, StatusReport,
 };
+pub use exit::EXIT_CLOSE_TIMEOUT;
 pub use identity::{
     COMMAND_LINE, COMPONENT_NAME, HOSTNAME, TRACER_PLATFORM, TRACER_PLATFORM_VERSION,
     TRACER_VERSION,
@@ -353,7 +355,10 @@ const REPLY_MARGIN: Duration = Duration::from_millis(50);
 
 /// Starts the process's tracer: checks the options, starts the reporter thread, installs
 /// the tracer as the recorder of every span, and makes the options' propagators (if set)
-/// the process's. Call it once, early in `main`.
+/// the process's. Call it once, early in `main`, and keep a
+/// [`shutdown_guard`](Tracer::shutdown_guard) until `main` ends, so that the last spans are
+/// delivered. A process that ends without closing its tracer still closes it at exit (on
+/// Unix, within [`EXIT_CLOSE_TIMEOUT`]) and says on stderr how many spans were lost.
 ///
 /// # Errors
 /// A clear [`InitError`] for a missing token, an empty component name, an unusable collector
@@ -376,6 +381,7 @@ pub fn init(options: Options) -> Result<Tracer, InitError> {
     }
     // Only the first successful install gets here.
     let _ = GLOBAL.set(tracer.clone());
+    exit::install_hook();
     for warning in &warnings {
         shared.events.emit(warning);
     }
@@ -402,6 +408,43 @@ pub fn close(timeout: Duration) -> FlushReport {
     GLOBAL
         .get()
         .map_or_else(FlushReport::not_running, |t| t.close(timeout))
+}
+
+/// Closes its tracer when dropped, waiting at most its timeout: at the end of `main`, on an
+/// early `return` or `?`, and when a panic unwinds through `main`. Dereferences to the
+/// [`Tracer`].
+///
+/// ```no_run
+/// use std::time::Duration;
+///
+/// let _tracer = lstrace_core::init(lstrace_core::Options::from_env().component_name("users"))?
+///     .shutdown_guard(Duration::from_secs(5));
+/// // ... the program; its spans are delivered (or counted as lost) when `_tracer` drops.
+/// # Ok::<(), lstrace_core::InitError>(())
+/// ```
+#[must_use = "dropping the guard closes the tracer at once: bind it, e.g. `let _tracer = ...`"]
+pub struct ShutdownGuard {
+    tracer: Tracer,
+    timeout: Duration,
+}
+
+impl std::ops::Deref for ShutdownGuard {
+    type Target = Tracer;
+
+    fn deref(&self) -> &Tracer {
+        &self.tracer
+    }
+}
+
+impl Drop for ShutdownGuard {
+    fn drop(&mut self) {
+        // Closed already (by `close`, or by the collector): nothing left to do.
+        if self.tracer.is_stopped() {
+            return;
+        }
+        let report = self.tracer.close(self.timeout);
+        exit::tell_loss(&report, "the tracer closed as its shutdown guard dropped");
+    }
 }
 
 impl FlushReport {
@@ -481,6 +524,15 @@ impl Tracer {
 
     fn shared(&self) -> &Shared {
         &self.handle.shared
+    }
+
+    /// A guard that closes this tracer, waiting at most `timeout`, when it drops: keep it in
+    /// `main` so that the last spans are delivered however `main` ends (a `?`, a panic).
+    pub fn shutdown_guard(&self, timeout: Duration) -> ShutdownGuard {
+        ShutdownGuard {
+            tracer: self.clone(),
+            timeout,
+        }
     }
 
     /// Counts since the tracer started. After `close`, spans that were still open when it

@@ -1,0 +1,55 @@
+//! What happens to spans when the process ends without closing the tracer.
+//!
+//! On Unix, `init` registers a C `atexit` hook: when `main` returns, `std::process::exit` is
+//! called, or a panic ends `main` (the runtime then exits with status 101), the hook closes
+//! the process's tracer if it is still running, within [`EXIT_CLOSE_TIMEOUT`], and says on
+//! stderr how many spans could not be delivered. A process killed by a signal or aborted runs
+//! no hook: use a [`ShutdownGuard`](super::ShutdownGuard) or `close` where it matters.
+
+use super::{FlushReport, GLOBAL};
+use std::time::Duration;
+
+/// How long the at-exit hook waits for the last reports: short, as the process is ending,
+/// and enough for a healthy satellite (which answers within milliseconds) and one retry.
+pub const EXIT_CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Registers the hook, once per process.
+pub(super) fn install_hook() {
+    #[cfg(unix)]
+    {
+        static REGISTERED: std::sync::Once = std::sync::Once::new();
+        REGISTERED.call_once(|| {
+            // SAFETY: `at_exit` is an `extern "C" fn()` that never unwinds.
+            unsafe {
+                libc::atexit(at_exit);
+            }
+        });
+    }
+}
+
+#[cfg(unix)]
+extern "C" fn at_exit() {
+    // Nothing may unwind into the C runtime.
+    let _ = std::panic::catch_unwind(|| {
+        let Some(tracer) = GLOBAL.get() else {
+            return;
+        };
+        if tracer.is_stopped() {
+            return;
+        }
+        let report = tracer.close(EXIT_CLOSE_TIMEOUT);
+        tell_loss(&report, "the process exited without closing the tracer");
+    });
+}
+
+/// Says on stderr how many spans a final close could not deliver, if any.
+pub(super) fn tell_loss(report: &FlushReport, when: &str) {
+    let lost = report.spans_dropped + report.stats.spans_buffered;
+    if lost > 0 {
+        eprintln!(
+            "lstrace: {when}: {lost} spans could not be delivered and are lost \
+             ({} delivered while closing)",
+            report.spans_sent
+        );
+    }
+}
