@@ -5,7 +5,7 @@ use lstrace_core::protocol::{
     Reference, Relationship, ReportRequest, ReportResponse, Reporter, Span, SpanContext, Timestamp,
 };
 use lstrace_core::satellite::{
-    Behaviour, LocalSatellite, MAX_BODY_BYTES, MISSING_COMPONENT_ERROR, REPORTS_PATH,
+    Behaviour, Limits, LocalSatellite, Stats, MAX_BODY_BYTES, MISSING_COMPONENT_ERROR, REPORTS_PATH,
 };
 use lstrace_core::tree::TreeStyle;
 use prost::Message;
@@ -525,4 +525,214 @@ async fn debug_output_hides_the_access_token() {
         assert!(!shown.contains(TOKEN), "{shown}");
     }
     assert!(format!("{report:?}").contains("<redacted>"));
+}
+
+/// The satellite's answers to what a hostile client sends; the limits are small here so that
+/// the tests are quick.
+fn start_with(limits: Limits) -> LocalSatellite {
+    LocalSatellite::start_with_limits(std::net::SocketAddr::from(([127, 0, 0, 1], 0)), limits)
+        .unwrap()
+}
+
+/// Longest wait for something the satellite is to do by itself (a timeout expiring).
+const PATIENT: Duration = Duration::from_secs(30);
+
+/// Waits until the satellite's stats say `done`, at most [`PATIENT`].
+fn wait_for_stats(satellite: &LocalSatellite, done: impl Fn(&Stats) -> bool) -> Stats {
+    let deadline = Instant::now() + PATIENT;
+    loop {
+        let stats = satellite.stats();
+        if done(&stats) || Instant::now() > deadline {
+            return stats;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// A connection that sends `sent` and then nothing more.
+fn stalled(satellite: &LocalSatellite, sent: &[u8]) -> std::net::TcpStream {
+    let mut stream = std::net::TcpStream::connect(satellite.addr()).unwrap();
+    stream.set_read_timeout(Some(PATIENT)).unwrap();
+    stream.write_all(sent).unwrap();
+    stream
+}
+
+/// What the satellite does with a connection: answers it (the status), or closes it
+/// (`None`); a connection left open fails the test after [`PATIENT`].
+fn outcome(mut stream: std::net::TcpStream) -> Option<u16> {
+    let mut answer = Vec::new();
+    match stream.read_to_end(&mut answer) {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+        Err(e) => panic!("the satellite kept the connection open: {e}"),
+    }
+    let head = String::from_utf8_lossy(&answer);
+    head.split(' ').nth(1).map(|status| status.parse().unwrap())
+}
+
+/// The head of a report upload that declares `len` bytes of body.
+fn upload_head(satellite: &LocalSatellite, len: usize) -> Vec<u8> {
+    format!(
+        "POST {REPORTS_PATH} HTTP/1.1\r\nHost: {}\r\nContent-Length: {len}\r\n\r\n",
+        satellite.addr()
+    )
+    .into_bytes()
+}
+
+/// A valid report with one more top-level field whose key (field number 2^29, wire type 0)
+/// is above `u32::MAX`: the schema walk took it (200, counted by `wait_for_spans`) but prost
+/// refuses it, so `spans()` returned nothing.
+#[tokio::test]
+async fn a_report_it_cannot_decode_is_refused_not_counted() {
+    let satellite = LocalSatellite::start().unwrap();
+    let mut body = report(vec![span(1, 1, None, "a", 0)]).encode_to_vec();
+    prost::encoding::encode_varint(1 << 32, &mut body);
+    body.push(1);
+    let refused = post(&satellite, body).await;
+    assert_eq!(refused.status(), 400);
+    let answer = ReportResponse::decode(refused.bytes().await.unwrap()).unwrap();
+    assert!(answer.errors[0].contains("invalid key"), "{answer:?}");
+    assert!(!satellite.wait_for_spans(1, Duration::ZERO));
+    assert!(satellite.reports().is_empty());
+    assert!(satellite.spans().is_empty());
+}
+
+/// 4 MB of empty spans: the satellite answered 200 and the first `spans()` call took 375 MB.
+#[tokio::test]
+async fn a_report_that_would_hold_too_much_decoded_is_refused_clearly() {
+    let satellite = LocalSatellite::start().unwrap();
+    let mut body = report(vec![]).encode_to_vec();
+    body.extend_from_slice(&b"\x1a\x00".repeat(2_000_000));
+    let refused = post(&satellite, body).await;
+    assert_eq!(refused.status(), 413);
+    let answer = ReportResponse::decode(refused.bytes().await.unwrap()).unwrap();
+    assert!(
+        answer.errors[0].contains("max_decoded_report_bytes"),
+        "{answer:?}"
+    );
+    assert_eq!(satellite.stats().oversized_reports, 1);
+    assert!(satellite.reports().is_empty());
+    assert!(satellite.spans().is_empty());
+    // A report of spans as a reporter sends them, nearly as large, is taken.
+    let spans = (1..=80_000)
+        .map(|id| span(1, id, Some(1), "an operation", id))
+        .collect();
+    let sent = report(spans);
+    assert!(sent.encoded_len() > 3_500_000);
+    assert!(send(&satellite, &sent).await.errors.is_empty());
+    assert_eq!(satellite.spans().len(), 80_000);
+}
+
+/// Slowloris: connections that never finish their headers were held for as long as the
+/// client liked.
+#[test]
+fn connections_whose_headers_do_not_arrive_are_closed() {
+    let mut limits = Limits::default();
+    limits.header_read_timeout = Duration::from_millis(200);
+    let satellite = start_with(limits);
+    let connections: Vec<_> = (0..20)
+        .map(|_| stalled(&satellite, b"POST /api/v2/reports HTTP/1.1\r\nHost: x\r\n"))
+        .collect();
+    // An idle connection too.
+    let idle = stalled(&satellite, b"");
+    for connection in connections {
+        assert_eq!(outcome(connection), None);
+    }
+    assert_eq!(outcome(idle), None);
+    let stats = wait_for_stats(&satellite, |s| s.open_connections == 0);
+    assert_eq!(stats.open_connections, 0);
+    assert_eq!(stats.timed_out_requests, 21);
+    // The satellite still answers.
+    let (status, _) = post_raw(&satellite, &report(vec![]).encode_to_vec());
+    assert_eq!(status, 200);
+}
+
+#[test]
+fn connections_beyond_the_cap_are_closed_at_once() {
+    let mut limits = Limits::default();
+    limits.max_connections = 4;
+    limits.header_read_timeout = Duration::from_secs(3600);
+    let satellite = start_with(limits);
+    let held: Vec<_> = (0..4).map(|_| stalled(&satellite, b"POST /")).collect();
+    let stats = wait_for_stats(&satellite, |s| s.open_connections == 4);
+    assert_eq!(stats.open_connections, 4);
+    let refused: Vec<_> = (0..6).map(|_| stalled(&satellite, b"")).collect();
+    for connection in refused {
+        assert_eq!(outcome(connection), None);
+    }
+    let stats = satellite.stats();
+    assert_eq!((stats.open_connections, stats.refused_connections), (4, 6));
+    // Once the held ones go, there is room again.
+    drop(held);
+    assert_eq!(
+        wait_for_stats(&satellite, |s| s.open_connections == 0).open_connections,
+        0
+    );
+    let (status, _) = post_raw(&satellite, &report(vec![]).encode_to_vec());
+    assert_eq!(status, 200);
+}
+
+/// 64 stalled 4 MiB uploads raised the satellite's memory by 240 MB, for as long as the
+/// clients liked: bodies are held within a limit, and stalled ones are given up.
+#[test]
+fn stalled_uploads_hold_no_more_than_the_limit_and_time_out() {
+    let mut limits = Limits::default();
+    limits.max_body_bytes_held = 2 * MAX_BODY_BYTES;
+    limits.body_read_timeout = Duration::from_millis(300);
+    let satellite = start_with(limits);
+    let chunk = vec![0u8; 1 << 20];
+    let uploads: Vec<_> = (0..4)
+        .map(|_| {
+            let mut upload = stalled(&satellite, &upload_head(&satellite, MAX_BODY_BYTES));
+            // Those beyond the limit are answered at once; writing to them may fail.
+            let _ = upload.write_all(&chunk);
+            upload
+        })
+        .collect();
+    let mut statuses: Vec<_> = uploads.into_iter().map(outcome).collect();
+    statuses.sort_unstable();
+    assert_eq!(statuses, [Some(408), Some(408), Some(503), Some(503)]);
+    let stats = wait_for_stats(&satellite, |s| s.body_bytes_held == 0);
+    assert_eq!(stats.body_bytes_held, 0);
+    assert_eq!(stats.peak_body_bytes_held, 2 * MAX_BODY_BYTES);
+    assert_eq!((stats.busy_requests, stats.timed_out_requests), (2, 2));
+    assert!(satellite.reports().is_empty());
+    let (status, _) = post_raw(&satellite, &report(vec![]).encode_to_vec());
+    assert_eq!(status, 200);
+}
+
+/// A body without a declared length is held as it grows.
+#[test]
+fn chunked_uploads_are_held_as_they_grow() {
+    let mut limits = Limits::default();
+    limits.max_body_bytes_held = 1 << 20;
+    let satellite = start_with(limits);
+    let mut upload = stalled(
+        &satellite,
+        format!("POST {REPORTS_PATH} HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n")
+            .as_bytes(),
+    );
+    let piece = vec![0u8; 256 << 10];
+    let mut sent = 0;
+    // The satellite answers once it would hold more than the limit.
+    while upload
+        .write_all(format!("{:x}\r\n", piece.len()).as_bytes())
+        .and_then(|()| upload.write_all(&piece))
+        .and_then(|()| upload.write_all(b"\r\n"))
+        .is_ok()
+        && sent < 64
+    {
+        sent += 1;
+        if satellite.stats().busy_requests == 1 {
+            break;
+        }
+    }
+    let stats = wait_for_stats(&satellite, |s| s.busy_requests == 1);
+    assert_eq!(stats.busy_requests, 1);
+    assert!(stats.peak_body_bytes_held <= 1 << 20);
+    assert!(matches!(outcome(upload), Some(503) | None));
+    assert_eq!(
+        wait_for_stats(&satellite, |s| s.body_bytes_held == 0).body_bytes_held,
+        0
+    );
 }

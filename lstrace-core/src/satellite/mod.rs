@@ -29,10 +29,22 @@
 //! | a path other than `/api/v2/reports` | 404 | no |
 //! | a method other than `POST` | 405, `Allow: POST` | no |
 //! | a body over [`MAX_BODY_BYTES`] | 413 | no |
+//! | a body that would hold more than [`Limits::max_body_bytes_held`] with the others being received | 503, `Retry-After` | no |
+//! | a body of which nothing arrives for [`Limits::body_read_timeout`] | 408 | no |
 //! | a body that is not a `ReportRequest` | 400, `ReportResponse.errors` says why | no |
+//! | a report that would hold more than [`Limits::max_decoded_report_bytes`] decoded | 413, `ReportResponse.errors` says why | no |
 //! | a report | as the [`Behaviour`] says | yes |
 //!
-//! [`LocalSatellite::requests_seen`] counts every request, answered or not.
+//! [`LocalSatellite::requests_seen`] counts every request, answered or not. A report answered
+//! 200 is one the satellite decodes: what [`LocalSatellite::wait_for_spans`] counts,
+//! [`LocalSatellite::spans`] returns (with a view, the view shows).
+//!
+//! # Hostile clients
+//! Whatever its clients do, the satellite holds a bounded amount of memory and connections
+//! ([`Limits`], the same for every route): connections beyond [`Limits::max_connections`]
+//! are closed as they are accepted, a connection whose request headers do not arrive within
+//! [`Limits::header_read_timeout`] is closed, and request bodies are bounded while they
+//! arrive and once decoded. [`LocalSatellite::stats`] counts what was refused.
 
 pub mod fault;
 mod ingest;
@@ -48,6 +60,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -65,6 +78,80 @@ pub const COMPONENT_NAME_TAG: &str = "lightstep.component_name";
 
 /// The error a report without a component name gets, word for word a satellite's.
 pub const MISSING_COMPONENT_ERROR: &str = "missing or empty component";
+
+/// What the satellite holds at most for its clients, and how long it waits for them (see
+/// [`LocalSatellite::start_with_limits`]). The defaults suit tests and development.
+///
+/// ```
+/// use lstrace_core::satellite::{Limits, LocalSatellite};
+/// use std::net::{Ipv4Addr, SocketAddr};
+/// use std::time::Duration;
+///
+/// let mut limits = Limits::default();
+/// limits.max_connections = 16;
+/// limits.header_read_timeout = Duration::from_secs(2);
+/// let satellite =
+///     LocalSatellite::start_with_limits(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)), limits)?;
+/// # Ok::<(), std::io::Error>(())
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Limits {
+    /// A connection is closed when a request's headers have not arrived this long after it
+    /// opened or after its previous answer (idle keep-alive connections too). Default: 10 s.
+    pub header_read_timeout: Duration,
+    /// A request body of which nothing arrives for this long is answered 408 and its
+    /// connection closed. Default: 10 s.
+    pub body_read_timeout: Duration,
+    /// Connections open at once; those accepted beyond it are closed at once (counted in
+    /// [`Stats::refused_connections`]). Default: 256.
+    pub max_connections: usize,
+    /// Bytes of request bodies being received, all connections together (a declared length
+    /// counts in full as soon as the headers arrive); a request that would hold more is
+    /// answered 503 with `Retry-After: 1`. Default: 32 MiB, eight reports of the largest size.
+    pub max_body_bytes_held: usize,
+    /// The memory a report may hold once decoded (worked out on arrival, without decoding
+    /// it: its values and strings, not the allocator's overheads); a report that would hold
+    /// more is answered 413. Default: 64 MiB, several times what the largest reports of real
+    /// spans hold (a 4 MB report of two million empty spans would hold 400 MB).
+    pub max_decoded_report_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            header_read_timeout: Duration::from_secs(10),
+            body_read_timeout: Duration::from_secs(10),
+            max_connections: 256,
+            max_body_bytes_held: 32 << 20,
+            max_decoded_report_bytes: 64 << 20,
+        }
+    }
+}
+
+/// What the satellite holds now and what it refused so far ([`LocalSatellite::stats`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Stats {
+    /// Connections open now.
+    pub open_connections: usize,
+    /// Connections closed as they were accepted, because [`Limits::max_connections`] were
+    /// open.
+    pub refused_connections: u64,
+    /// Connections closed because a request's headers did not arrive in time, and requests
+    /// answered 408 because their body stalled.
+    pub timed_out_requests: u64,
+    /// Requests answered 503 because their body would have held more than
+    /// [`Limits::max_body_bytes_held`].
+    pub busy_requests: u64,
+    /// Reports answered 413 because decoded they would hold more than
+    /// [`Limits::max_decoded_report_bytes`].
+    pub oversized_reports: u64,
+    /// Bytes of request bodies being received now.
+    pub body_bytes_held: usize,
+    /// The most bytes of request bodies held at once so far.
+    pub peak_body_bytes_held: usize,
+}
 
 /// How the satellite answers the reports it receives from now on (see
 /// [`LocalSatellite::set_behaviour`]).
@@ -174,7 +261,16 @@ impl LocalSatellite {
     /// When `addr` cannot be bound (in use, not local, no permission) or the server thread
     /// cannot start.
     pub fn start_on(addr: SocketAddr) -> io::Result<LocalSatellite> {
-        Self::start_with(addr, None)
+        Self::start_with(addr, None, Limits::default())
+    }
+
+    /// Starts a satellite on `addr` (as [`LocalSatellite::start_on`] does) with other
+    /// [`Limits`].
+    ///
+    /// # Errors
+    /// As [`LocalSatellite::start_on`].
+    pub fn start_with_limits(addr: SocketAddr, limits: Limits) -> io::Result<LocalSatellite> {
+        Self::start_with(addr, None, limits)
     }
 
     /// Starts a satellite on `addr` that also serves a web view of the traces it receives
@@ -189,10 +285,14 @@ impl LocalSatellite {
     /// # Errors
     /// As [`LocalSatellite::start_on`].
     pub fn start_with_view(addr: SocketAddr, limits: ViewLimits) -> io::Result<LocalSatellite> {
-        Self::start_with(addr, Some(limits))
+        Self::start_with(addr, Some(limits), Limits::default())
     }
 
-    fn start_with(addr: SocketAddr, view: Option<ViewLimits>) -> io::Result<LocalSatellite> {
+    fn start_with(
+        addr: SocketAddr,
+        view: Option<ViewLimits>,
+        limits: Limits,
+    ) -> io::Result<LocalSatellite> {
         // Bound here, not on the server thread, so that the caller gets bind errors and the
         // real address at once.
         let listener = std::net::TcpListener::bind(addr)?;
@@ -200,6 +300,7 @@ impl LocalSatellite {
         let addr = listener.local_addr()?;
         let shared = Arc::new(Shared {
             view: view.map(|limits| Mutex::new(store::TraceStore::new(limits))),
+            limits,
             ..Shared::default()
         });
         let (stop, stopped) = tokio::sync::oneshot::channel();
@@ -332,6 +433,21 @@ impl LocalSatellite {
         self.shared.lock().requests_seen
     }
 
+    /// What the satellite holds now and what it refused so far, under its [`Limits`].
+    #[must_use]
+    pub fn stats(&self) -> Stats {
+        let counters = &self.shared.counters;
+        Stats {
+            open_connections: counters.open_connections.load(Ordering::Acquire),
+            refused_connections: counters.refused_connections.load(Ordering::Relaxed),
+            timed_out_requests: counters.timed_out_requests.load(Ordering::Relaxed),
+            busy_requests: counters.busy_requests.load(Ordering::Relaxed),
+            oversized_reports: counters.oversized_reports.load(Ordering::Relaxed),
+            body_bytes_held: counters.body_bytes_held.load(Ordering::Acquire),
+            peak_body_bytes_held: counters.peak_body_bytes_held.load(Ordering::Acquire),
+        }
+    }
+
     /// Stops the server and waits for its thread (what dropping the satellite does).
     pub fn shutdown(self) {
         drop(self);
@@ -446,6 +562,21 @@ struct Shared {
     /// The traces of the web view, when there is one: accepted spans go there, decoded on
     /// arrival, instead of into `State::reports`.
     view: Option<Mutex<store::TraceStore>>,
+    limits: Limits,
+    /// What the connection layer holds and refused, counted outside the lock.
+    counters: Counters,
+}
+
+/// The counts behind [`Stats`].
+#[derive(Default)]
+struct Counters {
+    open_connections: AtomicUsize,
+    refused_connections: AtomicU64,
+    timed_out_requests: AtomicU64,
+    busy_requests: AtomicU64,
+    oversized_reports: AtomicU64,
+    body_bytes_held: AtomicUsize,
+    peak_body_bytes_held: AtomicUsize,
 }
 
 #[derive(Default)]

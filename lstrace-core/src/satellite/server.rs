@@ -1,15 +1,23 @@
 //! The satellite's HTTP/1 server: a current-thread tokio runtime on a thread of its own.
+//!
+//! The connection layer bounds what clients can make it hold, whatever the route (see
+//! [`Limits`](super::Limits)): connections beyond the cap are closed as they are accepted,
+//! headers must arrive in time, and request bodies are read through [`read_body`], which
+//! times out stalled bodies and counts the bytes they hold against a limit shared by all
+//! connections.
 
-use super::{ingest, view, Answer, ReceivedReport, Shared, Stored, MAX_BODY_BYTES, REPORTS_PATH};
+use super::ingest::{self, Refusal};
+use super::{view, Answer, ReceivedReport, Shared, Stored, MAX_BODY_BYTES, REPORTS_PATH};
 use crate::protocol::ReportResponse;
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
 use hyper::header::{self, HeaderMap, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use prost::Message;
 use std::convert::Infallible;
 use std::io;
+use std::sync::atomic::Ordering;
 use std::sync::{mpsc, Arc};
 use std::time::Duration;
 use tokio::sync::oneshot;
@@ -31,6 +39,10 @@ const DRAIN_LIMIT: usize = 64 * 1024 * 1024;
 const GARBAGE: &[u8] = b"<html><body>502 Bad Gateway</body></html>";
 
 const OCTET_STREAM: &str = "application/octet-stream";
+
+/// The most a connection buffers (request headers included, which are refused beyond it):
+/// with the connection cap, it bounds what idle and slow connections hold.
+const CONNECTION_BUFFER_BYTES: usize = 64 * 1024;
 
 /// The server thread: serves until `stop` fires (or its sender is dropped), then drops every
 /// connection.
@@ -76,7 +88,10 @@ async fn accept_until_stopped(
             _ = &mut stop => return,
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => {
-                    tokio::spawn(serve_connection(stream, Arc::clone(&shared)));
+                    if let Some(open) = OpenConnection::count(&shared) {
+                        tokio::spawn(serve_connection(stream, open));
+                    }
+                    // Else the stream is dropped: the connection is closed at once.
                 }
                 Err(_) => tokio::time::sleep(ACCEPT_RETRY).await,
             },
@@ -84,15 +99,60 @@ async fn accept_until_stopped(
     }
 }
 
-async fn serve_connection(stream: tokio::net::TcpStream, shared: Arc<Shared>) {
+/// An open connection, counted against [`Limits::max_connections`](super::Limits) until it
+/// is dropped.
+struct OpenConnection(Arc<Shared>);
+
+impl OpenConnection {
+    /// Counts a connection just accepted; `None` (and counted as refused) when as many as
+    /// the limit allows are open.
+    fn count(shared: &Arc<Shared>) -> Option<OpenConnection> {
+        let counters = &shared.counters;
+        let max = shared.limits.max_connections;
+        let counted =
+            counters
+                .open_connections
+                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |open| {
+                    (open < max).then_some(open + 1)
+                });
+        match counted {
+            Ok(_) => Some(OpenConnection(Arc::clone(shared))),
+            Err(_) => {
+                counters.refused_connections.fetch_add(1, Ordering::Relaxed);
+                None
+            }
+        }
+    }
+}
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.0
+            .counters
+            .open_connections
+            .fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+async fn serve_connection(stream: tokio::net::TcpStream, open: OpenConnection) {
+    let shared = Arc::clone(&open.0);
     let service = hyper::service::service_fn(move |request| {
         let shared = Arc::clone(&shared);
         async move { Ok::<_, Infallible>(answer(request, &shared).await) }
     });
-    // A connection error (the client hung up mid-request) concerns that client only.
-    let _ = hyper::server::conn::http1::Builder::new()
+    let served = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(open.0.limits.header_read_timeout)
+        .max_buf_size(CONNECTION_BUFFER_BYTES)
         .serve_connection(TokioIo::new(stream), service)
         .await;
+    // Other connection errors (the client hung up mid-request) concern that client only.
+    if served.is_err_and(|e| e.is_timeout()) {
+        open.0
+            .counters
+            .timed_out_requests
+            .fetch_add(1, Ordering::Relaxed);
+    }
 }
 
 async fn answer(request: Request<Incoming>, shared: &Shared) -> Response<Full<Bytes>> {
@@ -120,25 +180,15 @@ async fn answer(request: Request<Incoming>, shared: &Shared) -> Response<Full<By
         return response;
     }
     let (parts, body) = request.into_parts();
-    let body = match read_body(body, &parts.headers).await {
+    let (body, held) = match read_body(body, &parts.headers, shared).await {
         Ok(body) => body,
-        Err(BodyError::TooLarge) => {
-            return text(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                format!("a report body may not exceed {MAX_BODY_BYTES} bytes"),
-            )
-        }
-        Err(BodyError::Broken(e)) => {
-            return text(
-                StatusCode::BAD_REQUEST,
-                format!("could not read the request body: {e}"),
-            )
-        }
+        Err(refused) => return refused.answer(shared),
     };
     // Every field but the spans, which wait, undecoded, until someone asks for them.
-    let report = match ingest::ingest(&body) {
+    let max_decoded_bytes = shared.limits.max_decoded_report_bytes;
+    let report = match ingest::ingest(&body, max_decoded_bytes) {
         Ok(report) => report,
-        Err(e) => {
+        Err(Refusal::Invalid(e)) => {
             return protobuf(
                 StatusCode::BAD_REQUEST,
                 &ReportResponse {
@@ -146,6 +196,26 @@ async fn answer(request: Request<Incoming>, shared: &Shared) -> Response<Full<By
                     ..ReportResponse::default()
                 },
             )
+        }
+        Err(Refusal::TooLarge {
+            decoded_bytes,
+            limit,
+        }) => {
+            shared
+                .counters
+                .oversized_reports
+                .fetch_add(1, Ordering::Relaxed);
+            return protobuf(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                &ReportResponse {
+                    errors: vec![format!(
+                        "the report would hold more than {decoded_bytes} bytes of memory \
+                         decoded, over the local satellite's limit of {limit} \
+                         (Limits::max_decoded_report_bytes): send smaller reports"
+                    )],
+                    ..ReportResponse::default()
+                },
+            );
         }
     };
     if let super::Behaviour::Delay(delay) = behaviour {
@@ -174,6 +244,8 @@ async fn answer(request: Request<Incoming>, shared: &Shared) -> Response<Full<By
         body: (report.spans > 0).then_some(body),
         spans: report.spans,
     });
+    // The body is the satellite's now, no longer a request's.
+    drop(held);
     match reply {
         Answer::Response(response) => protobuf(StatusCode::OK, &response),
         Answer::Status(code) => {
@@ -192,14 +264,124 @@ async fn answer(request: Request<Incoming>, shared: &Shared) -> Response<Full<By
     }
 }
 
+/// Why a request body was not read.
 enum BodyError {
+    /// Longer than [`MAX_BODY_BYTES`].
     TooLarge,
+    /// Holding it would hold more than `Limits::max_body_bytes_held`, all requests together.
+    Busy,
+    /// No part of it arrived within `Limits::body_read_timeout`.
+    TimedOut,
     Broken(hyper::Error),
 }
 
-/// Reads a body of at most [`MAX_BODY_BYTES`]. A longer one is drained (up to
-/// [`DRAIN_LIMIT`]) before it is refused, so that the client gets to read the refusal.
-async fn read_body(mut body: Incoming, headers: &HeaderMap) -> Result<Vec<u8>, BodyError> {
+impl BodyError {
+    /// The answer, counted.
+    fn answer(self, shared: &Shared) -> Response<Full<Bytes>> {
+        let (counter, status, message) = match self {
+            BodyError::TooLarge => {
+                return text(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    format!("a report body may not exceed {MAX_BODY_BYTES} bytes"),
+                )
+            }
+            BodyError::Broken(e) => {
+                return text(
+                    StatusCode::BAD_REQUEST,
+                    format!("could not read the request body: {e}"),
+                )
+            }
+            BodyError::Busy => (
+                &shared.counters.busy_requests,
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!(
+                    "the local satellite holds as many request body bytes as it may ({}, \
+                     Limits::max_body_bytes_held): retry",
+                    shared.limits.max_body_bytes_held
+                ),
+            ),
+            BodyError::TimedOut => (
+                &shared.counters.timed_out_requests,
+                StatusCode::REQUEST_TIMEOUT,
+                format!(
+                    "no part of the request body arrived for {:?} \
+                     (Limits::body_read_timeout)",
+                    shared.limits.body_read_timeout
+                ),
+            ),
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        let mut response = text(status, message);
+        // The rest of the body is not read: the connection cannot carry another request.
+        let headers = response.headers_mut();
+        headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        response
+    }
+}
+
+/// Request body bytes counted against `Limits::max_body_bytes_held` (all requests
+/// together) until dropped.
+struct HeldBytes<'a> {
+    shared: &'a Shared,
+    bytes: usize,
+}
+
+impl<'a> HeldBytes<'a> {
+    fn none(shared: &'a Shared) -> Self {
+        HeldBytes { shared, bytes: 0 }
+    }
+
+    /// Holds `bytes` in all, if the limit lets it; false (and nothing more held) otherwise.
+    fn hold(&mut self, bytes: usize) -> bool {
+        let more = bytes.saturating_sub(self.bytes);
+        let limit = self.shared.limits.max_body_bytes_held;
+        let counters = &self.shared.counters;
+        let held =
+            counters
+                .body_bytes_held
+                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |held| {
+                    held.checked_add(more).filter(|&total| total <= limit)
+                });
+        match held {
+            Ok(before) => {
+                self.bytes += more;
+                counters
+                    .peak_body_bytes_held
+                    .fetch_max(before + more, Ordering::AcqRel);
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    fn release(&mut self) {
+        let bytes = std::mem::take(&mut self.bytes);
+        self.shared
+            .counters
+            .body_bytes_held
+            .fetch_sub(bytes, Ordering::AcqRel);
+    }
+}
+
+impl Drop for HeldBytes<'_> {
+    fn drop(&mut self) {
+        self.release();
+    }
+}
+
+/// Reads a body of at most [`MAX_BODY_BYTES`], within the limits: its bytes are held
+/// (against `Limits::max_body_bytes_held`) before they are read, a declared length at once,
+/// and a body that stalls for `Limits::body_read_timeout` is given up. A longer one is
+/// drained (up to [`DRAIN_LIMIT`], holding nothing) before it is refused, so that the client
+/// gets to read the refusal.
+async fn read_body<'a>(
+    mut body: Incoming,
+    headers: &HeaderMap,
+    shared: &'a Shared,
+) -> Result<(Vec<u8>, HeldBytes<'a>), BodyError> {
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
@@ -207,25 +389,46 @@ async fn read_body(mut body: Incoming, headers: &HeaderMap) -> Result<Vec<u8>, B
     if declared.is_some_and(|len| len > DRAIN_LIMIT) {
         return Err(BodyError::TooLarge);
     }
-    let mut data = Vec::with_capacity(declared.unwrap_or(0).min(MAX_BODY_BYTES));
+    let mut held = HeldBytes::none(shared);
+    let expected = declared.unwrap_or(0).min(MAX_BODY_BYTES);
+    if !held.hold(expected) {
+        return Err(BodyError::Busy);
+    }
+    let mut data = Vec::with_capacity(expected);
     let mut total = 0usize;
-    while let Some(frame) = body.frame().await {
-        let Ok(chunk) = frame.map_err(BodyError::Broken)?.into_data() else {
+    loop {
+        let frame = match tokio::time::timeout(shared.limits.body_read_timeout, body.frame()).await
+        {
+            Err(_) => return Err(BodyError::TimedOut),
+            Ok(None) => break,
+            Ok(Some(frame)) => frame.map_err(BodyError::Broken)?,
+        };
+        let Ok(chunk) = frame.into_data() else {
             continue; // Trailers.
         };
         total = total.saturating_add(chunk.len());
         if total <= MAX_BODY_BYTES {
+            let needed = data.len() + chunk.len();
+            if needed > data.capacity() {
+                // Grown as a `Vec` grows, held before it is allocated.
+                let capacity = needed.max(data.capacity() * 2).min(MAX_BODY_BYTES);
+                if !held.hold(capacity) {
+                    return Err(BodyError::Busy);
+                }
+                data.reserve_exact(capacity - data.len());
+            }
             data.extend_from_slice(&chunk);
         } else if total > DRAIN_LIMIT {
             return Err(BodyError::TooLarge);
         } else {
             data = Vec::new();
+            held.release();
         }
     }
     if total > MAX_BODY_BYTES {
         return Err(BodyError::TooLarge);
     }
-    Ok(data)
+    Ok((data, held))
 }
 
 fn protobuf(status: StatusCode, response: &ReportResponse) -> Response<Full<Bytes>> {
