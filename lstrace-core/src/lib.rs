@@ -2,6 +2,8 @@
 //! protocol. Users depend on the `lstrace` crate, which re-exports all of this together with
 //! the `#[traced]` macro.
 #![deny(missing_docs)]
+// docs.rs builds with `--cfg docsrs` on nightly: items say which feature they need.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 #[cfg(feature = "tracing")]
 mod bridge;
@@ -10,6 +12,7 @@ pub mod collector;
 mod context;
 mod future;
 #[cfg(any(feature = "reqwest", feature = "tower"))]
+#[cfg_attr(docsrs, doc(cfg(any(feature = "reqwest", feature = "tower"))))]
 pub mod http;
 mod id;
 mod local;
@@ -19,6 +22,7 @@ mod record;
 pub mod reporter;
 mod ring;
 #[cfg(feature = "satellite")]
+#[cfg_attr(docsrs, doc(cfg(feature = "satellite")))]
 pub mod satellite;
 mod span;
 mod tag;

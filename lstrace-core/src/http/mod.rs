@@ -12,8 +12,10 @@ mod client;
 mod server;
 
 #[cfg(feature = "reqwest")]
+#[cfg_attr(docsrs, doc(cfg(feature = "reqwest")))]
 pub use client::{execute_traced, TracedRequestBuilder};
 #[cfg(feature = "tower")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tower")))]
 pub use server::{ResponseFuture, TraceLayer, TraceService};
 
 use crate::TagValue;
