@@ -1,8 +1,9 @@
 //! What the reporter tells the program: failed reports, dropped spans, status, disabling.
 //!
 //! Events go to the tracer's own handler ([`Options::event_handler`]), else to the
-//! process-wide one ([`set_event_handler`]). Without either, the first error is printed to
-//! stderr once, and nothing after it. No event carries the access token.
+//! process-wide one ([`set_event_handler`]). Without either, warnings (which come only when a
+//! tracer starts, such as a defaulted component name) are printed to stderr, and so is the
+//! first error, once, and no error after it. No event carries the access token.
 //!
 //! [`Options::event_handler`]: super::Options::event_handler
 
@@ -269,13 +270,27 @@ impl Events {
             // A panicking handler must not take the reporter down with it.
             Some(handler) => drop(catch_unwind(AssertUnwindSafe(|| handler(event)))),
             None => {
-                if event.is_error() && !self.printed_error.swap(true, Ordering::Relaxed) {
-                    eprintln!(
-                        "lstrace: {event} (later errors are not printed: see \
-                         lstrace::set_event_handler)"
-                    );
+                if let Some(line) = self.unhandled_line(event) {
+                    eprintln!("{line}");
                 }
             }
+        }
+    }
+
+    /// What is printed to stderr for an event nobody handles, if anything: every warning, and
+    /// the first error only, so a dead collector does not fill the program's stderr.
+    fn unhandled_line(&self, event: &Event) -> Option<String> {
+        if matches!(event, Event::Warning { .. }) {
+            Some(format!(
+                "lstrace: {event} (see lstrace::set_event_handler to handle events)"
+            ))
+        } else if event.is_error() && !self.printed_error.swap(true, Ordering::Relaxed) {
+            Some(format!(
+                "lstrace: {event} (later errors are not printed: see \
+                 lstrace::set_event_handler)"
+            ))
+        } else {
+            None
         }
     }
 }
@@ -303,19 +318,31 @@ mod tests {
     }
 
     #[test]
-    fn without_a_handler_only_the_first_error_is_printed() {
-        // No global handler is set in this test binary.
+    fn without_a_handler_warnings_and_the_first_error_are_printed() {
         let events = Events::new(None);
-        events.emit(&Event::Warning {
-            message: "not an error".into(),
-        });
-        assert!(!events.printed_error.load(Ordering::Relaxed));
+        let warning = Event::Warning {
+            message: "no component name set".into(),
+        };
+        let printed = events
+            .unhandled_line(&warning)
+            .expect("warnings are printed");
+        assert!(
+            printed.contains("warning: no component name set"),
+            "{printed}"
+        );
+        assert!(events.unhandled_line(&warning).is_some());
         let error = Event::EncodingError {
             message: "printed once, to stderr".into(),
         };
-        events.emit(&error);
-        assert!(events.printed_error.load(Ordering::Relaxed));
-        events.emit(&error);
+        assert!(events.unhandled_line(&error).is_some());
+        assert_eq!(events.unhandled_line(&error), None);
+        let sent = Event::ReportSent(StatusReport {
+            endpoint: "http://127.0.0.1:1/".into(),
+            spans_sent: 1,
+            spans_dropped: 0,
+            logs_dropped: 0,
+        });
+        assert_eq!(events.unhandled_line(&sent), None);
     }
 
     #[test]

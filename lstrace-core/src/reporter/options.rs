@@ -72,7 +72,7 @@ impl Options {
     ///
     /// | setting | default |
     /// |---|---|
-    /// | component name | the executable's file name (with a warning event) |
+    /// | component name | the executable's file name, with an [`Event::Warning`] (printed to stderr when no event handler is set) |
     /// | collector | [`DEFAULT_COLLECTOR_URL`] |
     /// | max buffered spans | 50,000 |
     /// | max buffered bytes | 64 MiB |
@@ -142,6 +142,21 @@ impl Options {
             );
         }
         options
+    }
+
+    /// The access token, replacing the one given to [`Options::new`] or read from
+    /// `LS_ACCESS_TOKEN` by [`Options::from_env`]: `Options::from_env().access_token(token)`
+    /// keeps every other setting from the environment.
+    ///
+    /// ```
+    /// let options = lstrace_core::Options::from_env().access_token("test-token");
+    /// // Like every way in, it never shows in Debug output.
+    /// assert!(!format!("{options:?}").contains("test-token"));
+    /// ```
+    #[must_use]
+    pub fn access_token(mut self, token: impl Into<String>) -> Self {
+        self.access_token = token.into();
+        self
     }
 
     /// The service name, reported as `lightstep.component_name`.
@@ -633,6 +648,21 @@ mod tests {
 
         let empty = Options::from_vars(|_| None);
         assert_eq!(empty.validate().err(), Some(InitError::MissingAccessToken));
+
+        // A token set after reading the environment replaces the environment's, and keeps
+        // the rest of it; with LS_ACCESS_TOKEN unset, it is the only token.
+        let options = Options::from_vars(|k| vars.get(k).map(|v| (*v).to_owned()));
+        let (config, _) = options.access_token("set-token").validate().unwrap();
+        assert_eq!(config.access_token, "set-token");
+        assert_eq!(config.component_name, "env-svc");
+        assert_eq!(config.endpoints.len(), 2);
+        let without_token = Options::from_vars(|k| {
+            (k != "LS_ACCESS_TOKEN")
+                .then(|| vars.get(k).map(|v| (*v).to_owned()))
+                .flatten()
+        });
+        let (config, _) = without_token.access_token("set-token").validate().unwrap();
+        assert_eq!(config.access_token, "set-token");
     }
 
     #[test]
