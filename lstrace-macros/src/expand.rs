@@ -498,7 +498,7 @@ fn record_error(err: &Outcome) -> TokenStream {
             ::lstrace::record_error(&::core::format_args!("{:?}", __lstrace_error));
         },
         Format::Typed | Format::Display => quote_spanned! {span=>
-            ::lstrace::record_error(__lstrace_error);
+            ::lstrace::record_error(::lstrace::__private::ErrorText::text(__lstrace_error));
         },
     }
 }

@@ -251,7 +251,9 @@ pub mod __private {
     /// The two sides of a function's `Result`, for `err`.
     #[diagnostic::on_unimplemented(
         message = "`#[traced(err)]` needs a function that returns a `Result`, not `{Self}`",
-        label = "the function's value is not a `Result`"
+        label = "the function's value is not a `Result`",
+        note = "`err` records the `Err` of a `Result`; for any other value, call \
+                `lstrace::record_error` in the function where it fails"
     )]
     pub trait TracedResult {
         /// The `Ok` type.
@@ -265,11 +267,32 @@ pub mod __private {
         fn as_result(&self) -> Result<&Self::Value, &Self::Error>;
     }
 
+    // Not recommended: the error says what `err` needs instead of pointing at this impl.
+    #[diagnostic::do_not_recommend]
     impl<T, E> TracedResult for Result<T, E> {
         type Value = T;
         type Error = E;
         fn as_result(&self) -> Result<&T, &E> {
             self.as_ref()
+        }
+    }
+
+    /// An error as `err` records it: its `Display` text.
+    #[diagnostic::on_unimplemented(
+        message = "`#[traced(err)]` records the error's `Display` text, and `{Self}` does not \
+                   implement `Display`",
+        label = "`{Self}` is not `Display`",
+        note = "write `err(?)` to record its `Debug` text"
+    )]
+    pub trait ErrorText {
+        /// The error, to format.
+        fn text(&self) -> &dyn Display;
+    }
+
+    #[diagnostic::do_not_recommend]
+    impl<E: Display> ErrorText for E {
+        fn text(&self) -> &dyn Display {
+            self
         }
     }
 
