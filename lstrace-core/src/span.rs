@@ -402,8 +402,30 @@ impl fmt::Debug for SpanBuilder {
 /// [`SpanGuard::finish`] or on drop. If the code inside panics, the span is marked
 /// `error = true` as the panic goes by.
 ///
-/// A guard stays on the thread that entered it (it is not `Send`). To hold a span across an
-/// `.await`, hold the guard inside a traced or instrumented future: the frame travels with it.
+/// A guard stays on the thread that entered it (it is not `Send`), so a future that holds one
+/// across an `.await` is not `Send` either: axum rejects such a handler and `tokio::spawn` such
+/// a task. Around async work, start the span with [`SpanBuilder::start_detached`] and run the
+/// work inside it with [`FutureExt::instrument`](crate::FutureExt::instrument): the span is
+/// current whenever the work runs, on any thread, and finishes when it completes.
+///
+/// ```
+/// use lstrace_core::FutureExt as _;
+///
+/// async fn handler(sku: String) -> usize {
+///     let span = lstrace_core::span("handle").with_tag("width", 640).start_detached();
+///     async move {
+///         lstrace_core::tag("sku", sku.clone()); // tags `handle`, the current span here
+///         sku.len()
+///     }
+///     .instrument(span)
+///     .await
+/// }
+/// # fn require_send<F: std::future::Future + Send>(future: F) -> F { future }
+/// # let capture = lstrace_core::testing::TestRecorder::install().capture();
+/// # let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+/// # assert_eq!(runtime.block_on(capture.scope(require_send(handler("tea".into())))), 3);
+/// # assert_eq!(capture.tree(), "handle [sku=tea, width=640]\n");
+/// ```
 #[must_use = "a span finishes when its guard is dropped"]
 pub struct SpanGuard {
     key: Option<u64>,
