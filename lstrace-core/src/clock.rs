@@ -1,45 +1,259 @@
-//! Time: raw ticks of a monotonic counter on the hot path, anchored once to the wall clock.
+//! Time: raw ticks of a monotonic counter on the hot path; their conversion to wall-clock time
+//! off it, on a time line that is re-anchored to the wall clock as spans are drained.
 //!
 //! A span reads the clock twice, so the reading must be as cheap as the machine allows: where
-//! quanta found an invariant time-stamp counter a reading is one `rdtsc` (about 10 ns, where
-//! `clock_gettime` costs 20-40 ns); elsewhere it is quanta's monotonic clock in nanoseconds.
-//! Readings are raw ticks; they become nanoseconds when a span finishes, through quanta's
-//! calibration. (`quanta::Instant::now` would scale every reading and look up a thread-local
-//! clock override first: twice the cost.)
+//! quanta found an invariant time-stamp counter a reading is one `rdtsc`; elsewhere it is
+//! quanta's monotonic clock in nanoseconds. Readings stay raw ticks until the span is drained.
+//!
+//! The [`Timeline`] turns ticks into nanoseconds since the Unix epoch. It is a list of anchors,
+//! readings of the counter and of the wall clock taken together; between two anchors a tick
+//! is placed by interpolation, after the last one by extrapolation at the last measured rate.
+//! A counter's rate is only known to a few hundred ppm from a short calibration, so one
+//! anchor taken at start drifts from the wall clock by up to a millisecond a few seconds
+//! later; anchors taken at every drain (at most every [`ANCHOR_INTERVAL_NANOS`]) keep every
+//! tick within a few microseconds of the wall clock, at any uptime, and measure the rate
+//! over whole intervals.
+//!
+//! All the readings of one span (start, logs, end) are converted with one segment of the
+//! line, that of its first reading: its duration is then measured at one rate, and its logs
+//! are never placed before its start, even when the span straddles an anchor.
 
 use once_cell::sync::Lazy;
 use quanta::Clock;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{PoisonError, RwLock, RwLockReadGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// A raw reading of the monotonic clock; only differences of readings mean anything.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) struct Ticks(pub(crate) u64);
 
-/// The clock, and one reading of it with the wall-clock time it corresponds to. Every span of
-/// a process is placed on this one time line, so durations and start times always agree.
-struct Anchor {
-    clock: Clock,
-    ticks: u64,
-    unix_nanos: u64,
+/// Nanoseconds per tick, as a 32.32 fixed-point number.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Rate(u64);
+
+impl Rate {
+    /// The rate of `ticks` ticks lasting `nanos` nanoseconds (`None` if either is zero).
+    pub(crate) fn measured(ticks: u64, nanos: u64) -> Option<Rate> {
+        if ticks == 0 || nanos == 0 {
+            return None;
+        }
+        let q = (u128::from(nanos) << 32) / u128::from(ticks);
+        u64::try_from(q).ok().filter(|&q| q > 0).map(Rate)
+    }
+
+    /// Nanoseconds in `ticks` ticks.
+    #[inline]
+    pub(crate) fn nanos(self, ticks: u64) -> u64 {
+        let n = (u128::from(ticks) * u128::from(self.0)) >> 32;
+        u64::try_from(n).unwrap_or(u64::MAX)
+    }
+
+    /// How far `self` is from `other`, in parts per million of `other`.
+    fn ppm_from(self, other: Rate) -> u64 {
+        let diff = u128::from(self.0.abs_diff(other.0));
+        u64::try_from(diff * 1_000_000 / u128::from(other.0.max(1))).unwrap_or(u64::MAX)
+    }
 }
 
-static ANCHOR: Lazy<Anchor> = Lazy::new(|| {
+/// A reading of the counter and of the wall clock, taken together.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Anchor {
+    pub(crate) ticks: u64,
+    pub(crate) unix_nanos: u64,
+}
+
+/// A stretch of the time line: from `anchor` on, at `rate`.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Segment {
+    anchor: Anchor,
+    rate: Rate,
+}
+
+impl Segment {
+    /// Nanoseconds since the Unix epoch of a tick, on this segment's line (extended both ways).
+    #[inline]
+    pub(crate) fn unix_nanos(&self, at: Ticks) -> u64 {
+        let Anchor { ticks, unix_nanos } = self.anchor;
+        if at.0 >= ticks {
+            unix_nanos.saturating_add(self.rate.nanos(at.0 - ticks))
+        } else {
+            unix_nanos.saturating_sub(self.rate.nanos(ticks - at.0))
+        }
+    }
+}
+
+/// A wall clock that moves at a rate this far from the counter's last measured rate has been
+/// stepped (set by hand, or stepped by NTP), not slewed: NTP slews by at most 500 ppm.
+const STEP_PPM: u64 = 1000;
+
+/// The most anchors kept. When full, every other one of the older half goes: old ticks are
+/// then interpolated over longer intervals, still between exact readings of the wall clock.
+const MAX_ANCHORS: usize = 4096;
+
+/// Anchors are at least this far apart (100 ms): the rate between two anchors is measured
+/// over at least this long, so that the error of one reading weighs little.
+pub(crate) const ANCHOR_INTERVAL_NANOS: u64 = 100_000_000;
+
+/// The rate of the counter against the wall clock from one anchor to a later one (`None` if
+/// either clock did not move forward).
+fn stretch_rate(from: Anchor, to: Anchor) -> Option<Rate> {
+    let nanos = to.unix_nanos.checked_sub(from.unix_nanos)?;
+    Rate::measured(to.ticks.checked_sub(from.ticks)?, nanos)
+}
+
+/// The map from ticks to wall-clock time: anchors, and the rate of each stretch between two.
+pub(crate) struct Timeline {
+    /// Ordered by ticks; never empty. `segments[i].rate` runs from anchor `i` to anchor
+    /// `i + 1` (for the last one: the rate measured last, extrapolated).
+    segments: Vec<Segment>,
+    /// The rate of the last stretch, when it was too far from the rate before to be taken.
+    doubted: Option<Rate>,
+}
+
+impl Timeline {
+    /// A time line that starts at `anchor` with a calibrated `rate`.
+    pub(crate) fn new(anchor: Anchor, rate: Rate) -> Timeline {
+        Timeline {
+            segments: vec![Segment { anchor, rate }],
+            doubted: None,
+        }
+    }
+
+    /// A time line that starts at `first`, at the rate measured from `first` to `second`
+    /// (`fallback` if the wall clock did not move forward between them).
+    pub(crate) fn calibrated(first: Anchor, second: Anchor, fallback: Rate) -> Timeline {
+        let rate = stretch_rate(first, second).unwrap_or(fallback);
+        let mut timeline = Timeline::new(first, rate);
+        timeline.anchor(second);
+        timeline
+    }
+
+    fn last(&self) -> &Segment {
+        &self.segments[self.segments.len() - 1]
+    }
+
+    /// The rate measured last.
+    pub(crate) fn rate(&self) -> Rate {
+        self.last().rate
+    }
+
+    /// Ticks since the last anchor (zero for a reading older than it).
+    pub(crate) fn ticks_since_anchor(&self, now: Ticks) -> u64 {
+        now.0.saturating_sub(self.last().anchor.ticks)
+    }
+
+    /// Adds an anchor: the stretch from the last one gets the rate measured across it, and
+    /// ticks from `anchor` on are extrapolated at that rate until the next anchor. A reading
+    /// that is not later than the last one on both clocks is ignored, and so is the rate of a
+    /// stretch across which the wall clock stepped (the stretch keeps the rate before it).
+    pub(crate) fn anchor(&mut self, anchor: Anchor) {
+        let last = *self.last();
+        if anchor.ticks <= last.anchor.ticks {
+            return;
+        }
+        let rate = match stretch_rate(last.anchor, anchor) {
+            Some(measured) if measured.ppm_from(last.rate) <= STEP_PPM => {
+                self.doubted = None;
+                measured
+            }
+            // Two stretches in a row at one rate far from the one before: the counter's rate
+            // was wrong (a poor first calibration), the wall clock did not step twice.
+            Some(measured)
+                if self
+                    .doubted
+                    .is_some_and(|d| measured.ppm_from(d) <= STEP_PPM / 10) =>
+            {
+                self.doubted = None;
+                measured
+            }
+            measured => {
+                self.doubted = measured;
+                last.rate
+            }
+        };
+        let end = self.segments.len() - 1;
+        self.segments[end].rate = rate;
+        self.segments.push(Segment { anchor, rate });
+        if self.segments.len() > MAX_ANCHORS {
+            self.thin();
+        }
+    }
+
+    /// Removes every other anchor of the older half (never the first), and re-measures the
+    /// rate across the stretches that merged.
+    fn thin(&mut self) {
+        let half = self.segments.len() / 2;
+        let mut kept: Vec<Segment> = Vec::with_capacity(self.segments.len());
+        for (i, segment) in self.segments.iter().enumerate() {
+            if i >= half || i % 2 == 0 {
+                kept.push(*segment);
+            }
+        }
+        let merged = half.div_ceil(2).min(kept.len() - 1);
+        for i in 0..merged {
+            let (from, to) = (kept[i], kept[i + 1]);
+            // A stretch with a step keeps the rate its first part had.
+            if let Some(rate) = stretch_rate(from.anchor, to.anchor)
+                .filter(|rate| rate.ppm_from(from.rate) <= STEP_PPM)
+            {
+                kept[i].rate = rate;
+            }
+        }
+        self.segments = kept;
+    }
+
+    /// The segment that places `at`: the last one anchored at or before it (the first one for
+    /// a tick older than every anchor).
+    #[inline]
+    pub(crate) fn segment(&self, at: Ticks) -> &Segment {
+        let last = self.last();
+        if at.0 >= last.anchor.ticks {
+            return last;
+        }
+        let after = self.segments.partition_point(|s| s.anchor.ticks <= at.0);
+        &self.segments[after.saturating_sub(1)]
+    }
+
+    /// Nanoseconds since the Unix epoch of a tick.
+    pub(crate) fn unix_nanos(&self, at: Ticks) -> u64 {
+        self.segment(at).unix_nanos(at)
+    }
+}
+
+/// quanta's clock: its calibration gives the first rate, and its raw readings are the ticks
+/// where the time-stamp counter is not used.
+static CLOCK: Lazy<Clock> = Lazy::new(|| {
     let clock = Clock::new();
     READ_TSC.store(
         quanta_reads_the_tsc() && reads_agree(&clock),
         Ordering::Relaxed,
     );
-    Anchor {
-        ticks: clock.raw(),
-        unix_nanos: system_time_to_unix_nanos(SystemTime::now()),
-        clock,
-    }
+    clock
 });
 
+static TIMELINE: Lazy<RwLock<Timeline>> = Lazy::new(|| {
+    let clock = &*CLOCK;
+    let first = read_anchor();
+    // The first rate is measured over a short stretch (quanta's calibration, a few hundred
+    // ppm off, only if that fails); the anchors taken at drains measure it over longer ones.
+    let quanta_rate =
+        Rate::measured(1 << 32, clock.delta_as_nanos(0, 1 << 32)).unwrap_or(Rate(1 << 32));
+    std::thread::sleep(Duration::from_millis(CALIBRATION_MILLIS));
+    let timeline = Timeline::calibrated(first, read_anchor(), quanta_rate);
+    LATEST_RATE.store(timeline.rate().0, Ordering::Relaxed);
+    RwLock::new(timeline)
+});
+
+/// How long the first measurement of the counter's rate takes, at the first span.
+const CALIBRATION_MILLIS: u64 = 20;
+
+/// The rate measured last, for coarse intervals measured on the instrumented thread.
+static LATEST_RATE: AtomicU64 = AtomicU64::new(0);
+
 /// Whether quanta's raw readings are the time-stamp counter, which `now` then reads itself:
-/// inline, without a call into quanta or a look at the lazy anchor. False until the anchor
-/// is taken, so the first reading takes it.
+/// inline, without a call into quanta. False until the clock is set up, so the first reading
+/// sets it up.
 static READ_TSC: AtomicBool = AtomicBool::new(false);
 
 /// Quanta's own test for using the counter (`has_counter_support`): an invariant TSC, and
@@ -86,31 +300,69 @@ pub(crate) fn now() -> Ticks {
         // SAFETY: RDTSC exists on every x86_64 CPU.
         return Ticks(unsafe { std::arch::x86_64::_rdtsc() });
     }
-    Ticks(ANCHOR.clock.raw())
+    Ticks(CLOCK.raw())
 }
 
-/// Nanoseconds from `start` to `end` (zero if `end` is not later).
-#[inline]
-pub(crate) fn nanos_between(start: Ticks, end: Ticks) -> u64 {
-    ANCHOR.clock.delta_as_nanos(start.0, end.0)
+/// Reads the counter and the wall clock together: of a few tries, the one whose wall-clock
+/// reading sits between the closest pair of counter readings, placed at their midpoint.
+fn read_anchor() -> Anchor {
+    let mut best: Option<(u64, Anchor)> = None;
+    for _ in 0..5 {
+        let before = now().0;
+        let wall = system_time_to_unix_nanos(SystemTime::now());
+        let after = now().0;
+        let width = after.wrapping_sub(before);
+        if after < before || best.is_some_and(|(w, _)| w <= width) {
+            continue;
+        }
+        let anchor = Anchor {
+            ticks: before + width / 2,
+            unix_nanos: wall,
+        };
+        best = Some((width, anchor));
+    }
+    best.map_or_else(
+        || Anchor {
+            ticks: now().0,
+            unix_nanos: system_time_to_unix_nanos(SystemTime::now()),
+        },
+        |(_, anchor)| anchor,
+    )
 }
 
-/// Wall-clock nanoseconds since the Unix epoch of a monotonic reading.
-#[inline]
-pub(crate) fn unix_nanos(at: Ticks) -> u64 {
-    let anchor = &*ANCHOR;
-    if at.0 >= anchor.ticks {
-        anchor.unix_nanos + anchor.clock.delta_as_nanos(anchor.ticks, at.0)
-    } else {
-        anchor
-            .unix_nanos
-            .saturating_sub(anchor.clock.delta_as_nanos(at.0, anchor.ticks))
+/// The time line, for converting readings (the drain holds it while it converts a batch).
+pub(crate) fn timeline() -> RwLockReadGuard<'static, Timeline> {
+    // A panic while anchoring cannot leave the line inconsistent: pushes are whole.
+    TIMELINE.read().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Anchors the time line to the wall clock again, if the last anchor is old enough. Called
+/// where spans are drained, before their readings are converted.
+pub(crate) fn reanchor() {
+    let now = now();
+    let due = {
+        let timeline = timeline();
+        timeline.rate().nanos(timeline.ticks_since_anchor(now)) >= ANCHOR_INTERVAL_NANOS
+    };
+    if due {
+        let anchor = read_anchor();
+        let mut timeline = TIMELINE.write().unwrap_or_else(PoisonError::into_inner);
+        timeline.anchor(anchor);
+        LATEST_RATE.store(timeline.rate().0, Ordering::Relaxed);
     }
 }
 
-/// Calibrates the clock and takes the anchor, so that the first span does not pay for it.
+/// Nanoseconds from `start` to `end` at the rate measured last (zero if `end` is not later):
+/// for coarse intervals on the instrumented thread, without a lock.
+#[inline]
+pub(crate) fn nanos_between(start: Ticks, end: Ticks) -> u64 {
+    Rate(LATEST_RATE.load(Ordering::Relaxed)).nanos(end.0.saturating_sub(start.0))
+}
+
+/// Calibrates the clock and takes the first anchors, so that the first span does not pay for
+/// it.
 pub(crate) fn init() {
-    Lazy::force(&ANCHOR);
+    Lazy::force(&TIMELINE);
 }
 
 /// Nanoseconds since the Unix epoch of a wall-clock time (zero before 1970).
@@ -127,9 +379,10 @@ fn duration_nanos(d: Duration) -> u64 {
     u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
 
-/// Nanoseconds since the Unix epoch, now.
+/// Nanoseconds since the Unix epoch, now, on the time line.
 pub(crate) fn unix_nanos_now() -> u64 {
-    unix_nanos(now())
+    let now = now();
+    timeline().unix_nanos(now)
 }
 
 #[cfg(test)]
@@ -138,10 +391,11 @@ mod tests {
 
     #[test]
     fn monotonic_readings_map_onto_the_wall_clock() {
+        init();
         let before = system_time_to_unix_nanos(SystemTime::now());
         let t = unix_nanos_now();
         let after = system_time_to_unix_nanos(SystemTime::now());
-        // The anchor is read once; allow generous slack for a slow machine.
+        // Generous slack: this checks the mapping, not its precision (see the simulation).
         assert!(
             t + 50_000_000 >= before && t <= after + 50_000_000,
             "{before} {t} {after}"
@@ -150,6 +404,7 @@ mod tests {
 
     #[test]
     fn ticks_measure_nanoseconds() {
+        init();
         let start = now();
         let wall = std::time::Instant::now();
         std::thread::sleep(Duration::from_millis(20));
@@ -170,5 +425,187 @@ mod tests {
     fn round_trips_system_time() {
         let t = UNIX_EPOCH + Duration::from_nanos(1_700_000_000_123_456_789);
         assert_eq!(unix_nanos_to_system_time(system_time_to_unix_nanos(t)), t);
+    }
+
+    /// A simulated host: a counter at `hz` ticks a second, and a wall clock that runs
+    /// `wall_ppm` fast of true time (a clock that NTP slews), read with a little jitter.
+    struct Host {
+        hz: f64,
+        wall_ppm: f64,
+        /// True nanoseconds since the start.
+        true_nanos: f64,
+        epoch: u64,
+        /// Nanoseconds the wall clock was stepped by.
+        stepped: i64,
+        jitter_state: u64,
+    }
+
+    impl Host {
+        fn new(hz: f64, wall_ppm: f64) -> Host {
+            Host {
+                hz,
+                wall_ppm,
+                true_nanos: 0.0,
+                epoch: 1_700_000_000_000_000_000,
+                stepped: 0,
+                jitter_state: 0x9e37_79b9_7f4a_7c15,
+            }
+        }
+
+        fn ticks(&self) -> Ticks {
+            Ticks(1_000_000 + (self.true_nanos * self.hz / 1e9) as u64)
+        }
+
+        /// The wall clock now, exactly.
+        fn wall(&self) -> u64 {
+            let drifted = self.true_nanos * (1.0 + self.wall_ppm / 1e6);
+            (self.epoch as i64 + drifted as i64 + self.stepped) as u64
+        }
+
+        /// An anchor as `read_anchor` takes it: up to 200 ns of error.
+        fn anchor(&mut self) -> Anchor {
+            self.jitter_state ^= self.jitter_state << 13;
+            self.jitter_state ^= self.jitter_state >> 7;
+            self.jitter_state ^= self.jitter_state << 17;
+            let jitter = (self.jitter_state % 400) as i64 - 200;
+            Anchor {
+                ticks: self.ticks().0,
+                unix_nanos: (self.wall() as i64 + jitter) as u64,
+            }
+        }
+
+        fn advance(&mut self, nanos: f64) {
+            self.true_nanos += nanos;
+        }
+    }
+
+    /// A day of a process on a simulated host whose counter quanta calibrated 600 ppm off
+    /// and whose wall clock is slewed: spans of every length, some straddling anchors, drained
+    /// (and the line re-anchored) every 2.5 s. Every start is within 100 µs of the wall clock,
+    /// every duration within 50 ppm of the wall clock's, and logs are never before starts.
+    #[test]
+    fn a_simulated_day_stays_on_the_wall_clock() {
+        let mut host = Host::new(2_999_999_000.0, 35.0);
+        let first = host.anchor();
+        host.advance(CALIBRATION_MILLIS as f64 * 1e6);
+        let quanta = Rate::measured(3_000_000_000, 1_000_000_000 - 600_000).unwrap();
+        let mut timeline = Timeline::calibrated(first, host.anchor(), quanta);
+        let mut worst_offset = 0u64;
+        let mut worst_ppm = 0.0f64;
+        let mut long_span: Option<(Ticks, u64)> = None;
+        let drains = 24 * 3600 * 10 / 25;
+        for drain in 0..drains {
+            // Spans made since the last drain: (start ticks, start wall, end ticks, end wall).
+            let mut spans = Vec::new();
+            for _ in 0..5 {
+                let start = (host.ticks(), host.wall());
+                host.advance(100_000_000.0);
+                spans.push((start, (host.ticks(), host.wall())));
+                host.advance(400_000_000.0);
+            }
+            if drain % 1000 == 0 {
+                if let Some((ticks, wall)) = long_span.take() {
+                    spans.push(((ticks, wall), (host.ticks(), host.wall())));
+                }
+                long_span = Some((host.ticks(), host.wall()));
+            }
+            // Anchored at the drain, as `reanchor` does, then converted.
+            if timeline
+                .rate()
+                .nanos(timeline.ticks_since_anchor(host.ticks()))
+                >= ANCHOR_INTERVAL_NANOS
+            {
+                timeline.anchor(host.anchor());
+            }
+            for ((start, start_wall), (end, end_wall)) in spans {
+                let segment = timeline.segment(start);
+                let (s, e) = (segment.unix_nanos(start), segment.unix_nanos(end));
+                worst_offset = worst_offset.max(s.abs_diff(start_wall));
+                let wall_duration = (end_wall - start_wall) as f64;
+                let ppm = ((e - s) as f64 - wall_duration).abs() / wall_duration * 1e6;
+                worst_ppm = worst_ppm.max(ppm);
+                assert!(e >= s);
+            }
+        }
+        assert!(
+            worst_offset <= 100_000,
+            "{worst_offset} ns off the wall clock"
+        );
+        assert!(worst_ppm <= 50.0, "durations {worst_ppm} ppm off");
+        // A day of anchors every 2.5 s is more than the line keeps: it was thinned, and still
+        // places the first ticks of the day.
+        assert!(timeline.segments.len() <= MAX_ANCHORS);
+        assert_eq!(timeline.segments[0].anchor.ticks, 1_000_000);
+    }
+
+    #[test]
+    fn one_anchor_at_start_drifts_off_the_wall_clock() {
+        // What the line corrects: without re-anchoring, a 600 ppm calibration error puts a
+        // span 2.5 s after the start 1.5 ms off.
+        let mut host = Host::new(3e9, 0.0);
+        let calibrated = Rate::measured(3_000_000_000, 1_000_000_000 - 600_000).unwrap();
+        let timeline = Timeline::new(host.anchor(), calibrated);
+        host.advance(2.5e9);
+        let offset = timeline.unix_nanos(host.ticks()).abs_diff(host.wall());
+        assert!(offset > 1_000_000, "{offset}");
+    }
+
+    #[test]
+    fn a_stepped_wall_clock_is_followed_without_a_wild_rate() {
+        let mut host = Host::new(3e9, 0.0);
+        let mut timeline = Timeline::new(host.anchor(), Rate::measured(3, 1).unwrap());
+        host.advance(1e9);
+        timeline.anchor(host.anchor());
+        let rate = timeline.rate();
+        host.advance(1e9);
+        host.stepped = 3_600_000_000_000;
+        timeline.anchor(host.anchor());
+        assert_eq!(timeline.rate(), rate, "the step is not a rate");
+        host.advance(5e8);
+        let offset = timeline.unix_nanos(host.ticks()).abs_diff(host.wall());
+        assert!(offset < 1_000, "{offset}");
+        // And back: a wall clock set back an hour.
+        host.advance(1e9);
+        host.stepped = 0;
+        timeline.anchor(host.anchor());
+        assert_eq!(timeline.rate(), rate);
+        let offset = timeline.unix_nanos(host.ticks()).abs_diff(host.wall());
+        assert!(offset < 1_000, "{offset}");
+    }
+
+    #[test]
+    fn a_first_rate_far_off_is_replaced_once_two_stretches_agree() {
+        let mut host = Host::new(3e9, 0.0);
+        // 2,000 ppm off: past what a step check lets through.
+        let mut timeline =
+            Timeline::new(host.anchor(), Rate::measured(3_000_000, 1_002_000).unwrap());
+        for _ in 0..3 {
+            host.advance(1e9);
+            timeline.anchor(host.anchor());
+        }
+        let true_rate = Rate::measured(3, 1).unwrap();
+        assert!(
+            timeline.rate().ppm_from(true_rate) < 1,
+            "{:?}",
+            timeline.rate()
+        );
+    }
+
+    #[test]
+    fn every_tick_between_two_anchors_is_placed_by_interpolation() {
+        let mut host = Host::new(3e9, 0.0);
+        let mut timeline = Timeline::new(host.anchor(), Rate::measured(3, 1).unwrap());
+        let mut ticks = Vec::new();
+        for _ in 0..10 {
+            host.advance(7e8);
+            ticks.push((host.ticks(), host.wall()));
+            host.advance(7e8);
+            timeline.anchor(host.anchor());
+        }
+        // Stretches of the line are picked by the tick, old or new.
+        for (tick, wall) in ticks {
+            let offset = timeline.unix_nanos(tick).abs_diff(wall);
+            assert!(offset < 1_000, "{offset}");
+        }
     }
 }

@@ -48,6 +48,19 @@ const STOPPED: u8 = 2;
 static STATE: AtomicU8 = AtomicU8::new(UNINITIALISED);
 static RECORDER: OnceCell<Box<dyn Recorder>> = OnceCell::new();
 static MAX_LOGS_PER_SPAN: AtomicUsize = AtomicUsize::new(500);
+static MAX_TAGS_PER_SPAN: AtomicUsize = AtomicUsize::new(DEFAULT_MAX_TAGS_PER_SPAN);
+static MAX_BAGGAGE_ITEMS: AtomicUsize = AtomicUsize::new(DEFAULT_MAX_BAGGAGE_ITEMS);
+static MAX_OPERATION_NAME_LEN: AtomicUsize = AtomicUsize::new(DEFAULT_MAX_OPERATION_NAME_LEN);
+
+/// The most tags a span keeps unless configured otherwise.
+pub const DEFAULT_MAX_TAGS_PER_SPAN: usize = 1024;
+
+/// The most baggage items a context carries unless configured otherwise: W3C Baggage's
+/// limit of list members in one header.
+pub const DEFAULT_MAX_BAGGAGE_ITEMS: usize = 180;
+
+/// The longest operation name, in bytes, unless configured otherwise.
+pub const DEFAULT_MAX_OPERATION_NAME_LEN: usize = 1024;
 
 /// True while a recorder is installed and recording. This is the one check a traced call
 /// makes when no tracer is initialised: a load and a branch.
@@ -114,6 +127,38 @@ pub(crate) fn max_logs_per_span() -> usize {
     MAX_LOGS_PER_SPAN.load(Ordering::Relaxed)
 }
 
+/// Sets the most tags a span keeps; tags with new keys after that are dropped and counted on
+/// the span ([`SpanRecord::dropped_tags`]). A tag whose key the span has replaces its value.
+pub fn set_max_tags_per_span(max: usize) {
+    MAX_TAGS_PER_SPAN.store(max, Ordering::Relaxed);
+}
+
+#[inline]
+pub(crate) fn max_tags_per_span() -> usize {
+    MAX_TAGS_PER_SPAN.load(Ordering::Relaxed)
+}
+
+/// Sets the most baggage items a context carries; items with new keys after that are
+/// dropped and counted on the context
+/// ([`SpanContext::dropped_baggage_items`](crate::SpanContext::dropped_baggage_items)).
+pub fn set_max_baggage_items(max: usize) {
+    MAX_BAGGAGE_ITEMS.store(max, Ordering::Relaxed);
+}
+
+pub(crate) fn max_baggage_items() -> usize {
+    MAX_BAGGAGE_ITEMS.load(Ordering::Relaxed)
+}
+
+/// Sets the longest operation name, in bytes: longer names are cut on a character boundary
+/// as their spans reach the recorder.
+pub fn set_max_operation_name_len(max: usize) {
+    MAX_OPERATION_NAME_LEN.store(max, Ordering::Relaxed);
+}
+
+pub(crate) fn max_operation_name_len() -> usize {
+    MAX_OPERATION_NAME_LEN.load(Ordering::Relaxed)
+}
+
 struct Entry {
     ring: Arc<Ring<SpanRecord>>,
     dropped_seen: u64,
@@ -145,6 +190,9 @@ pub fn drain() -> usize {
     let mut moved = 0;
     let mut dropped = 0;
     let mut entries = lock(&RINGS);
+    // The spans' readings become wall-clock times on the line as anchored now.
+    clock::reanchor();
+    let timeline = clock::timeline();
     if NEW_RINGS_WAITING.swap(false, Ordering::Acquire) {
         entries.append(&mut lock(&NEW_RINGS));
     }
@@ -155,7 +203,9 @@ pub fn drain() -> usize {
         // Straight out of the ring: each span is copied once, into the recorder's hands, and
         // its raw times converted on the way. Whatever the recorder leaves unread stays in
         // the ring for the next drain.
-        let mut spans = entry.ring.drain_iter(SpanRecord::settle_times);
+        let mut spans = entry
+            .ring
+            .drain_iter(|span: &mut SpanRecord| span.settle(&timeline));
         let count = spans.len();
         if count == 0 {
             continue;
@@ -163,6 +213,7 @@ pub fn drain() -> usize {
         recorder.record(&mut spans);
         moved += count - spans.len();
     }
+    drop(timeline);
     // A thread that has exited produces no more: forget its ring once it is empty and its
     // drops are counted.
     entries.retain(|e| {
@@ -304,7 +355,7 @@ mod tests {
     use super::*;
     use crate::context::SpanContext;
     use crate::id::{SpanId, TraceId};
-    use crate::local::{Frame, Start};
+    use crate::local::{Frame, Stamp};
     use crate::tag::TagList;
 
     fn record() -> SpanRecord {
@@ -314,7 +365,7 @@ mod tests {
             None,
             "ring-growth".into(),
             TagList::new(),
-            Start::At(clock::now()),
+            Stamp::At(clock::now()),
         );
         frame
             .into_record(clock::now(), crate::local::Ending::Normal)

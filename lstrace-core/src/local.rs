@@ -12,29 +12,30 @@
 use crate::clock::{self, Ticks};
 use crate::collector::{self, Producer};
 use crate::context::SpanContext;
-use crate::record::{LogRecord, Relationship, SpanRecord, EXPLICIT_START};
+use crate::record::{LogRecord, Relationship, SpanRecord, EXPLICIT_TIME};
 use crate::tag::{Str, Tag, TagList, TagValue};
 use std::cell::RefCell;
 use std::mem;
 use std::ptr;
 
-/// When a recording span started.
+/// When something on a recording span happened (its start, a log).
 #[derive(Clone, Copy)]
-pub(crate) enum Start {
+pub(crate) enum Stamp {
     /// Now, as far as the span is concerned: a clock reading.
     At(Ticks),
-    /// An explicit wall-clock time (`SpanBuilder::start_time`), in nanoseconds since the epoch.
+    /// An explicit wall-clock time (`SpanBuilder::start_time`, `Span::log_at`), in
+    /// nanoseconds since the epoch.
     UnixNanos(u64),
 }
 
-impl Start {
-    /// The start as a raw record holds it (see [`SpanRecord::settle_times`]).
+impl Stamp {
+    /// The time as a raw record holds it (see [`SpanRecord::settle`]).
     #[inline]
     fn raw(self) -> u64 {
         match self {
-            Start::At(ticks) => ticks.0,
+            Stamp::At(ticks) => ticks.0,
             // Times past 2262 do not fit the marked form; they are clamped.
-            Start::UnixNanos(nanos) => nanos.min(!EXPLICIT_START) | EXPLICIT_START,
+            Stamp::UnixNanos(nanos) => nanos.min(!EXPLICIT_TIME) | EXPLICIT_TIME,
         }
     }
 }
@@ -68,7 +69,7 @@ impl Frame {
         parent: Option<(Relationship, u64)>,
         name: Str,
         tags: TagList,
-        start: Start,
+        start: Stamp,
     ) -> Frame {
         Frame {
             key: context.span_id().get(),
@@ -124,17 +125,23 @@ impl Frame {
 
     pub(crate) fn set_tag(&mut self, key: Str, value: TagValue) {
         if self.recording {
-            self.record.tags.set(key, value);
+            self.record
+                .tags
+                .set_within(key, value, collector::max_tags_per_span());
         }
     }
 
-    pub(crate) fn log(&mut self, unix_nanos: u64, fields: Vec<Tag>) {
+    pub(crate) fn log(&mut self, at: Stamp, fields: Vec<Tag>) {
         if !self.recording {
             return;
         }
         let logs = self.record.logs.get_or_insert_with(Box::default);
         if logs.records.len() < collector::max_logs_per_span() {
-            logs.records.push(LogRecord { unix_nanos, fields });
+            // Raw, like the start: converted with the span's other readings when drained.
+            logs.records.push(LogRecord {
+                unix_nanos: at.raw(),
+                fields,
+            });
         } else {
             logs.dropped = logs.dropped.saturating_add(1);
         }
@@ -252,7 +259,7 @@ impl Local {
         parent: Option<(Relationship, u64)>,
         name: Str,
         tags: *const TagList,
-        start: Start,
+        start: Stamp,
     ) -> u64 {
         self.stack.reserve(1);
         let len = self.stack.len();

@@ -1,8 +1,9 @@
 //! Finished spans, as recorders receive them.
 
-use crate::clock::{self, Ticks};
+use crate::clock::{self, Ticks, Timeline};
+use crate::collector;
 use crate::context::SpanContext;
-use crate::tag::{Str, Tag, TagList, TagValue};
+use crate::tag::{truncate_str, Str, Tag, TagList, TagValue};
 use std::time::{Duration, SystemTime};
 
 /// How a span relates to the span it references.
@@ -66,27 +67,51 @@ pub struct SpanRecord {
     pub(crate) logs: Option<Box<Logs>>,
 }
 
-/// Marks an explicit start time in a raw record (see [`SpanRecord::settle_times`]).
-pub(crate) const EXPLICIT_START: u64 = 1 << 63;
+/// Marks an explicit time (a start or log time given by the caller) in a raw record (see
+/// [`SpanRecord::settle`]).
+pub(crate) const EXPLICIT_TIME: u64 = 1 << 63;
 
 impl SpanRecord {
-    /// Converts the times of a record taken out of a ring into nanoseconds.
+    /// Converts the times of a record taken out of a ring into nanoseconds since the epoch,
+    /// on `timeline`.
     ///
     /// While a span waits in its thread's ring its times are raw, so that the instrumented
-    /// thread never scales a clock reading: `start_unix_nanos` holds the start's clock reading
-    /// (or, with [`EXPLICIT_START`] set, an explicit start time in nanoseconds since the
-    /// epoch) and `duration_nanos` holds the end's clock reading. The collector converts them
-    /// as it hands the span to the recorder.
+    /// thread never scales a clock reading: `start_unix_nanos` and each log's time hold a
+    /// clock reading (or, with [`EXPLICIT_TIME`] set, an explicit time in nanoseconds since
+    /// the epoch) and `duration_nanos` holds the end's clock reading. The collector converts
+    /// them as it hands the span to the recorder.
+    ///
+    /// Every reading of the span is placed with one segment of the line, that of its start
+    /// (of its end, for an explicit start): the duration is measured at one rate, and a log
+    /// is never placed before the start. An operation name over the per-span limit is cut
+    /// here too, off the instrumented thread.
     #[inline]
-    pub(crate) fn settle_times(&mut self) {
+    pub(crate) fn settle(&mut self, timeline: &Timeline) {
+        let max_name = collector::max_operation_name_len();
+        if self.name.len() > max_name {
+            truncate_str(&mut self.name, max_name);
+        }
         let end = Ticks(self.duration_nanos);
-        if self.start_unix_nanos & EXPLICIT_START == 0 {
-            let start = Ticks(self.start_unix_nanos);
-            self.start_unix_nanos = clock::unix_nanos(start);
-            self.duration_nanos = clock::nanos_between(start, end);
+        let raw_start = self.start_unix_nanos;
+        let segment = timeline.segment(if raw_start & EXPLICIT_TIME == 0 {
+            Ticks(raw_start)
         } else {
-            self.start_unix_nanos &= !EXPLICIT_START;
-            self.duration_nanos = clock::unix_nanos(end).saturating_sub(self.start_unix_nanos);
+            end
+        });
+        let place = |raw: u64| {
+            if raw & EXPLICIT_TIME == 0 {
+                segment.unix_nanos(Ticks(raw))
+            } else {
+                raw & !EXPLICIT_TIME
+            }
+        };
+        let start = place(raw_start);
+        self.start_unix_nanos = start;
+        self.duration_nanos = segment.unix_nanos(end).saturating_sub(start);
+        if let Some(logs) = &mut self.logs {
+            for log in &mut logs.records {
+                log.unix_nanos = place(log.unix_nanos).max(start);
+            }
         }
     }
 }
@@ -157,6 +182,13 @@ impl SpanRecord {
     #[must_use]
     pub fn logs(&self) -> &[LogRecord] {
         self.logs.as_deref().map_or(&[], |logs| &logs.records)
+    }
+
+    /// How many tags were dropped because the span had reached the per-span limit (a tag
+    /// whose key the span already had replaces its value: it is never dropped).
+    #[must_use]
+    pub fn dropped_tags(&self) -> u32 {
+        self.tags.dropped()
     }
 
     /// How many logs were dropped because the span had reached the per-span limit.

@@ -4,7 +4,7 @@ use crate::clock;
 use crate::collector;
 use crate::context::SpanContext;
 use crate::id::{random_u64, SpanId, TraceId};
-use crate::local::{self, with_local, Ending, Frame, Local, Start};
+use crate::local::{self, with_local, Ending, Frame, Local, Stamp};
 use crate::record::{LogRecord, Relationship};
 use crate::tag::{Str, Tag, TagList, TagValue};
 use std::fmt;
@@ -104,7 +104,9 @@ enum Started {
 impl SpanBuilder {
     /// Sets a tag; a later tag with the same key replaces the value.
     pub fn with_tag(mut self, key: impl Into<Str>, value: impl Into<TagValue>) -> Self {
-        self.spec.tags.set(key.into(), value.into());
+        self.spec
+            .tags
+            .set_within(key.into(), value.into(), collector::max_tags_per_span());
         self
     }
 
@@ -344,10 +346,10 @@ const _: () = assert!(
 impl Spec {
     /// When a span that starts now starts: now, or at its explicit start time.
     #[inline]
-    fn start(&self) -> Start {
+    fn start(&self) -> Stamp {
         match self.start_time {
-            None => Start::At(clock::now()),
-            Some(t) => Start::UnixNanos(clock::system_time_to_unix_nanos(t)),
+            None => Stamp::At(clock::now()),
+            Some(t) => Stamp::UnixNanos(clock::system_time_to_unix_nanos(t)),
         }
     }
 
@@ -477,7 +479,7 @@ impl SpanGuard {
         fields: impl IntoIterator<Item = (K, V)>,
     ) {
         let fields = collect_fields(fields);
-        let now = clock::unix_nanos_now();
+        let now = Stamp::At(clock::now());
         self.with_frame(|f| f.log(now, fields));
     }
 
@@ -557,7 +559,9 @@ impl Span {
         &mut self,
         fields: impl IntoIterator<Item = (K, V)>,
     ) {
-        self.log_at(SystemTime::now(), fields);
+        if let Some(f) = &mut self.frame {
+            f.log(Stamp::At(clock::now()), collect_fields(fields));
+        }
     }
 
     /// Adds a log with the given fields and time.
@@ -568,7 +572,7 @@ impl Span {
     ) {
         if let Some(f) = &mut self.frame {
             f.log(
-                clock::system_time_to_unix_nanos(time),
+                Stamp::UnixNanos(clock::system_time_to_unix_nanos(time)),
                 collect_fields(fields),
             );
         }
@@ -726,7 +730,7 @@ pub fn log<K: Into<Str>, V: Into<TagValue>>(fields: impl IntoIterator<Item = (K,
         return;
     }
     let fields = collect_fields(fields);
-    let now = clock::unix_nanos_now();
+    let now = Stamp::At(clock::now());
     with_local(|local| {
         if let Some(f) = local.top_mut() {
             f.log(now, fields);
@@ -741,7 +745,7 @@ pub fn record_error(error: &(dyn fmt::Display + '_)) {
         return;
     }
     let message = error.to_string();
-    let now = clock::unix_nanos_now();
+    let now = Stamp::At(clock::now());
     with_local(|local| {
         if let Some(f) = local.top_mut() {
             f.set_tag("error".into(), TagValue::Bool(true));

@@ -58,7 +58,7 @@
 use crate::clock;
 use crate::collector;
 use crate::context::SpanContext;
-use crate::local::{self, with_local, Ending, Frame};
+use crate::local::{self, with_local, Ending, Frame, Stamp};
 use crate::record::Relationship;
 use crate::span::SpanKind;
 use crate::tag::{Str, Tag, TagValue};
@@ -182,7 +182,7 @@ impl Drop for Bridged {
 enum Change {
     Tag(Str, TagValue),
     Name(Str),
-    Log(u64, Vec<Tag>),
+    Log(Stamp, Vec<Tag>),
 }
 
 impl Change {
@@ -194,7 +194,7 @@ impl Change {
                     record.name = name;
                 }
             }
-            Change::Log(unix_nanos, fields) => frame.log(unix_nanos, fields),
+            Change::Log(at, fields) => frame.log(at, fields),
         }
     }
 }
@@ -303,7 +303,7 @@ where
             }
         }
         bridged.apply(Change::Log(
-            clock::unix_nanos_now(),
+            Stamp::At(clock::now()),
             vec![
                 Tag::new("event", "follows_from"),
                 Tag::new("trace_id", cause.trace_id().to_string()),
@@ -344,7 +344,7 @@ where
         if level == Level::ERROR && self.error_events {
             changes.push(Change::Tag("error".into(), TagValue::Bool(true)));
         }
-        changes.push(Change::Log(clock::unix_nanos_now(), fields));
+        changes.push(Change::Log(Stamp::At(clock::now()), fields));
         if explicit.is_none() {
             // The innermost span of either kind, when it records on this thread's stack.
             let mut left = Some(changes);

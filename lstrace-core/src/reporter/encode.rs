@@ -33,17 +33,7 @@ impl Limits {
     };
 }
 
-/// The longest prefix of `s` that fits in `max` bytes and ends on a character boundary.
-pub(crate) fn truncate(s: &str, max: usize) -> &str {
-    if s.len() <= max {
-        return s;
-    }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    &s[..end]
-}
+pub(crate) use crate::tag::truncate;
 
 /// A tag or log field as a typed `KeyValue`, key and string value truncated to the limits.
 pub(crate) fn key_value(key: &str, value: &TagValue, limits: &Limits) -> KeyValue {

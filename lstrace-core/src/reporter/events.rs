@@ -69,8 +69,8 @@ impl fmt::Display for Event {
             Event::ReportSent(s) => write!(
                 f,
                 "report of {} spans accepted by {} (spans dropped since the last report: {}, \
-                 logs dropped: {})",
-                s.spans_sent, s.endpoint, s.spans_dropped, s.logs_dropped
+                 logs dropped: {}, tags dropped: {})",
+                s.spans_sent, s.endpoint, s.spans_dropped, s.logs_dropped, s.tags_dropped
             ),
             Event::ReportFailed(r) => {
                 write!(
@@ -110,6 +110,8 @@ pub struct StatusReport {
     pub spans_dropped: u64,
     /// The `logs.dropped` count the report carried.
     pub logs_dropped: u64,
+    /// The `tags.dropped` count the report carried.
+    pub tags_dropped: u64,
 }
 
 /// A report that failed.

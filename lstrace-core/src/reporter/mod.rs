@@ -93,6 +93,8 @@ pub struct Stats {
     pub reports_failed: u64,
     /// Logs dropped by the per-span limit.
     pub logs_dropped: u64,
+    /// Tags dropped by the per-span limit.
+    pub tags_dropped: u64,
     /// Spans that could not be encoded into a report (too large).
     pub encoding_errors: u64,
 }
@@ -148,6 +150,7 @@ pub(crate) struct Counters {
     pub(crate) reports_sent: AtomicU64,
     pub(crate) reports_failed: AtomicU64,
     pub(crate) logs_dropped: AtomicU64,
+    pub(crate) tags_dropped: AtomicU64,
     pub(crate) encoding_errors: AtomicU64,
 }
 
@@ -213,6 +216,7 @@ impl Counters {
             reports_sent: get(&self.reports_sent),
             reports_failed: get(&self.reports_failed),
             logs_dropped: get(&self.logs_dropped),
+            tags_dropped: get(&self.tags_dropped),
             encoding_errors: get(&self.encoding_errors),
         }
     }
@@ -255,7 +259,10 @@ impl Shared {
         };
         let (mut added, mut added_bytes, mut full, mut too_large, mut logs_dropped) =
             (0, 0, 0, 0, 0);
+        let mut tags_dropped = 0;
         for record in spans {
+            // Counted whatever becomes of the span: the tags were dropped when it was made.
+            tags_dropped += u64::from(record.dropped_tags());
             if held >= config.max_buffered_spans as u64 || held_bytes >= config.max_buffered_bytes {
                 full += 1;
                 continue;
@@ -287,6 +294,9 @@ impl Shared {
         counters
             .logs_dropped
             .fetch_add(logs_dropped, Ordering::Relaxed);
+        counters
+            .tags_dropped
+            .fetch_add(tags_dropped, Ordering::Relaxed);
         counters
             .encoding_errors
             .fetch_add(too_large, Ordering::Relaxed);
@@ -376,6 +386,7 @@ pub fn init(options: Options) -> Result<Tracer, InitError> {
     let shared = tracer.shared();
     shared.installed.store(true, Ordering::Release);
     collector::set_max_logs_per_span(shared.config.limits.max_logs_per_span);
+    shared.config.span_caps.apply();
     if let Some(stack) = &shared.config.propagators {
         crate::propagation::set_global_stack(stack.clone());
     }

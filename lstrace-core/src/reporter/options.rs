@@ -4,6 +4,7 @@
 use super::encode::Limits;
 use super::events::{Event, EventHandler};
 use super::identity;
+use crate::collector;
 use crate::propagation::PropagatorStack;
 use crate::protocol::KeyValue;
 use crate::tag::{Str, Tag, TagValue};
@@ -60,6 +61,7 @@ pub struct Options {
     pub(crate) max_log_key_len: usize,
     pub(crate) max_log_value_len: usize,
     pub(crate) max_logs_per_span: usize,
+    pub(crate) span_caps: SpanCaps,
     pub(crate) drop_span_logs: bool,
     pub(crate) event_handler: Option<EventHandler>,
     pub(crate) propagators: Option<PropagatorStack>,
@@ -82,6 +84,9 @@ impl Options {
     /// | report attempts | 3 |
     /// | max log key / value length | 256 / 1024 bytes |
     /// | max logs per span | 500 |
+    /// | max tags per span | 1024 |
+    /// | max baggage items | 180 |
+    /// | max operation name length | 1024 bytes |
     /// | drop span logs | false |
     ///
     /// The Go tracer holds 1000 spans and waits 30 s for an answer: a service making a few
@@ -112,6 +117,7 @@ impl Options {
             max_log_key_len: 256,
             max_log_value_len: 1024,
             max_logs_per_span: 500,
+            span_caps: SpanCaps::DEFAULT,
             drop_span_logs: false,
             event_handler: None,
             propagators: None,
@@ -267,6 +273,31 @@ impl Options {
         self
     }
 
+    /// The most tags a span keeps; tags with new keys after that are dropped and counted
+    /// (`tags.dropped`, and [`SpanRecord::dropped_tags`](crate::SpanRecord::dropped_tags)).
+    /// A tag whose key the span has replaces its value.
+    #[must_use]
+    pub fn max_tags_per_span(mut self, max: usize) -> Self {
+        self.span_caps.max_tags = max;
+        self
+    }
+
+    /// The most baggage items a span context carries; items with new keys after that are
+    /// dropped and counted on the context
+    /// ([`SpanContext::dropped_baggage_items`](crate::SpanContext::dropped_baggage_items)).
+    #[must_use]
+    pub fn max_baggage_items(mut self, max: usize) -> Self {
+        self.span_caps.max_baggage_items = max;
+        self
+    }
+
+    /// The longest operation name, in bytes; longer names are cut on a character boundary.
+    #[must_use]
+    pub fn max_operation_name_len(mut self, max: usize) -> Self {
+        self.span_caps.max_name_len = max;
+        self
+    }
+
     /// Reports spans without their logs.
     #[must_use]
     pub fn drop_span_logs(mut self, drop: bool) -> Self {
@@ -384,6 +415,7 @@ impl Options {
                     max_logs_per_span: self.max_logs_per_span,
                     drop_logs: self.drop_span_logs,
                 },
+                span_caps: self.span_caps,
                 event_handler: self.event_handler,
                 propagators: self.propagators,
                 max_report_bytes: self.max_report_bytes,
@@ -424,10 +456,34 @@ impl fmt::Debug for ShowOptions<'_> {
             .field("max_log_key_len", &o.max_log_key_len)
             .field("max_log_value_len", &o.max_log_value_len)
             .field("max_logs_per_span", &o.max_logs_per_span)
+            .field("span_caps", &o.span_caps)
             .field("drop_span_logs", &o.drop_span_logs)
             .field("event_handler", &o.event_handler.is_some())
             .field("propagators", &o.propagators)
             .finish_non_exhaustive()
+    }
+}
+
+/// The per-span caps that apply as spans are made (the recorder's, set by `init`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct SpanCaps {
+    pub(crate) max_tags: usize,
+    pub(crate) max_baggage_items: usize,
+    pub(crate) max_name_len: usize,
+}
+
+impl SpanCaps {
+    const DEFAULT: SpanCaps = SpanCaps {
+        max_tags: collector::DEFAULT_MAX_TAGS_PER_SPAN,
+        max_baggage_items: collector::DEFAULT_MAX_BAGGAGE_ITEMS,
+        max_name_len: collector::DEFAULT_MAX_OPERATION_NAME_LEN,
+    };
+
+    /// Makes these the caps of every span from now on.
+    pub(crate) fn apply(&self) {
+        collector::set_max_tags_per_span(self.max_tags);
+        collector::set_max_baggage_items(self.max_baggage_items);
+        collector::set_max_operation_name_len(self.max_name_len);
     }
 }
 
@@ -444,6 +500,7 @@ pub(crate) struct Config {
     pub(crate) report_timeout: Duration,
     pub(crate) max_report_attempts: u32,
     pub(crate) limits: Limits,
+    pub(crate) span_caps: SpanCaps,
     pub(crate) event_handler: Option<EventHandler>,
     pub(crate) propagators: Option<PropagatorStack>,
     pub(crate) max_report_bytes: usize,
@@ -573,6 +630,14 @@ mod tests {
         assert_eq!(config.limits.max_value_len, 1024);
         assert_eq!(config.limits.max_logs_per_span, 500);
         assert!(!config.limits.drop_logs);
+        assert_eq!(
+            config.span_caps,
+            SpanCaps {
+                max_tags: 1024,
+                max_baggage_items: 180,
+                max_name_len: 1024
+            }
+        );
         // The component name defaults to the executable's name, with a warning.
         let exe = identity::executable_name().unwrap();
         assert_eq!(config.component_name, exe);
@@ -594,6 +659,9 @@ mod tests {
             .max_log_key_len(10)
             .max_log_value_len(20)
             .max_logs_per_span(3)
+            .max_tags_per_span(4)
+            .max_baggage_items(5)
+            .max_operation_name_len(6)
             .drop_span_logs(true)
             .validate()
             .unwrap();
@@ -625,6 +693,14 @@ mod tests {
                 config.limits.drop_logs
             ),
             (10, 20, 3, true)
+        );
+        assert_eq!(
+            config.span_caps,
+            SpanCaps {
+                max_tags: 4,
+                max_baggage_items: 5,
+                max_name_len: 6
+            }
         );
     }
 

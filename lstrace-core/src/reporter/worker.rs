@@ -247,6 +247,8 @@ impl Worker {
             spans_dropped: self.shared.counters.tally().dropped_total() - carried.spans_dropped,
             logs_dropped: self.shared.counters.logs_dropped.load(Ordering::Relaxed)
                 - carried.logs_dropped,
+            tags_dropped: self.shared.counters.tags_dropped.load(Ordering::Relaxed)
+                - carried.tags_dropped,
         }
     }
 
@@ -355,6 +357,7 @@ impl Worker {
             spans_sent: spans,
             spans_dropped: batch.carried.spans_dropped,
             logs_dropped: batch.carried.logs_dropped,
+            tags_dropped: batch.carried.tags_dropped,
         }));
         self.shared.buffer().recycle(batch.chunk);
     }

@@ -23,6 +23,8 @@ const OCTET_STREAM: &str = "application/octet-stream";
 pub(crate) const SPANS_DROPPED: &str = "spans.dropped";
 /// The internal metric of logs dropped by the per-span limit since the last accepted report.
 pub(crate) const LOGS_DROPPED: &str = "logs.dropped";
+/// The internal metric of tags dropped by the per-span limit since the last accepted report.
+pub(crate) const TAGS_DROPPED: &str = "tags.dropped";
 
 /// LightStep reports for one tracer.
 pub(crate) struct LightStep {
@@ -72,7 +74,12 @@ impl ReportProtocol for LightStep {
     fn max_envelope_bytes(&self) -> usize {
         // The header with the widest metrics values, and room for protobuf's framing.
         let mut header = self.header.clone();
-        header.internal_metrics = Some(metrics(u64::MAX, u64::MAX, u64::MAX, u64::MAX));
+        let widest = Carried {
+            spans_dropped: u64::MAX,
+            logs_dropped: u64::MAX,
+            tags_dropped: u64::MAX,
+        };
+        header.internal_metrics = Some(metrics(u64::MAX, u64::MAX, widest));
         header.encoded_len() + 64
     }
 
@@ -83,12 +90,7 @@ impl ReportProtocol for LightStep {
         interval_start_nanos: u64,
     ) -> bytes::Bytes {
         let now = clock::system_time_to_unix_nanos(SystemTime::now());
-        self.header.internal_metrics = Some(metrics(
-            interval_start_nanos,
-            now,
-            carried.spans_dropped,
-            carried.logs_dropped,
-        ));
+        self.header.internal_metrics = Some(metrics(interval_start_nanos, now, carried));
         chunk.lend(&self.header)
     }
 
@@ -97,7 +99,7 @@ impl ReportProtocol for LightStep {
     }
 }
 
-fn metrics(start_nanos: u64, now_nanos: u64, spans: u64, logs: u64) -> InternalMetrics {
+fn metrics(start_nanos: u64, now_nanos: u64, carried: Carried) -> InternalMetrics {
     let count = |name: &str, value: u64| MetricsSample {
         name: name.to_owned(),
         value: Some(metrics_sample::Value::IntValue(
@@ -108,7 +110,11 @@ fn metrics(start_nanos: u64, now_nanos: u64, spans: u64, logs: u64) -> InternalM
         start_timestamp: Some(Timestamp::from_unix_nanos(start_nanos)),
         duration_micros: now_nanos.saturating_sub(start_nanos) / 1000,
         logs: Vec::new(),
-        counts: vec![count(SPANS_DROPPED, spans), count(LOGS_DROPPED, logs)],
+        counts: vec![
+            count(SPANS_DROPPED, carried.spans_dropped),
+            count(LOGS_DROPPED, carried.logs_dropped),
+            count(TAGS_DROPPED, carried.tags_dropped),
+        ],
         gauges: Vec::new(),
     }
 }

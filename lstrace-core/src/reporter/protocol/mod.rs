@@ -36,6 +36,8 @@ pub(crate) struct Carried {
     pub(crate) spans_dropped: u64,
     /// Logs dropped by the per-span limit, likewise.
     pub(crate) logs_dropped: u64,
+    /// Tags dropped by the per-span limit, likewise.
+    pub(crate) tags_dropped: u64,
 }
 
 /// One wire protocol.
@@ -65,6 +67,7 @@ impl Carried {
         Carried {
             spans_dropped: self.spans_dropped + other.spans_dropped,
             logs_dropped: self.logs_dropped + other.logs_dropped,
+            tags_dropped: self.tags_dropped + other.tags_dropped,
         }
     }
 
@@ -72,6 +75,7 @@ impl Carried {
         Carried {
             spans_dropped: self.spans_dropped - other.spans_dropped,
             logs_dropped: self.logs_dropped - other.logs_dropped,
+            tags_dropped: self.tags_dropped - other.tags_dropped,
         }
     }
 }

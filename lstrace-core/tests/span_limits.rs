@@ -1,0 +1,75 @@
+//! Per-span caps set in `Options` apply to every span made after `init`: what a cap drops is
+//! counted on the span and reported (`tags.dropped` alongside `logs.dropped`).
+#![cfg(feature = "satellite")]
+
+mod support;
+
+use lstrace_core::protocol::key_value::Value;
+use lstrace_core::satellite::LocalSatellite;
+use lstrace_core::span;
+use support::{count, options, EventLog, PATIENCE};
+
+#[test]
+fn caps_set_in_options_apply_to_every_span_and_what_they_drop_is_counted() {
+    let satellite = LocalSatellite::start().unwrap();
+    let events = EventLog::new();
+    let tracer = lstrace_core::init(
+        options(&[satellite.url()], &events)
+            .max_tags_per_span(4)
+            .max_baggage_items(3)
+            .max_operation_name_len(11)
+            .max_logs_per_span(2),
+    )
+    .unwrap();
+
+    let mut context = None;
+    {
+        // 3 tags from the builder, 7 more set on the span: 4 kept, 6 dropped.
+        let mut s = span("tagged")
+            .with_tag("b0", 0)
+            .with_tag("b1", 1)
+            .with_tag("b2", 2)
+            .start();
+        for i in 0..7 {
+            s.set_tag(format!("s{i}"), i);
+        }
+        // A key the span has replaces its value: never dropped.
+        s.set_tag("b0", "replaced");
+        for i in 0..5 {
+            s.set_baggage_item(format!("item{i}"), "v");
+            s.log([("n", i)]);
+        }
+        context = context.or(s.context());
+        // A name cut on a character boundary: "é" takes bytes 10 and 11, past the cap of 11.
+        span("operation-é-long-name").start().finish();
+    }
+    let context = context.unwrap();
+    assert_eq!(context.baggage().count(), 3);
+    assert_eq!(context.dropped_baggage_items(), 2);
+
+    assert!(!tracer.flush(PATIENCE).timed_out);
+    let spans = satellite.spans();
+    let tagged = spans.iter().find(|s| s.operation_name == "tagged").unwrap();
+    let keys: Vec<&str> = tagged.tags.iter().map(|t| t.key.as_str()).collect();
+    assert_eq!(keys, ["b0", "b1", "b2", "s0"]);
+    assert_eq!(
+        tagged.tags[0].value,
+        Some(Value::StringValue("replaced".into()))
+    );
+    assert_eq!(tagged.logs.len(), 2);
+    assert_eq!(tagged.span_context.as_ref().unwrap().baggage.len(), 3);
+    assert!(
+        spans.iter().any(|s| s.operation_name == "operation-"),
+        "{:?}",
+        spans.iter().map(|s| &s.operation_name).collect::<Vec<_>>()
+    );
+
+    let reports = satellite.reports();
+    let total =
+        |name: &str| -> i64 { reports.iter().filter_map(|r| count(&r.request, name)).sum() };
+    assert_eq!(total("tags.dropped"), 6);
+    assert_eq!(total("logs.dropped"), 3);
+    let stats = tracer.stats();
+    assert_eq!((stats.tags_dropped, stats.logs_dropped), (6, 3));
+    tracer.close(PATIENCE);
+}
