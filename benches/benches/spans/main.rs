@@ -12,12 +12,15 @@
 //! word selects the cases whose name contains it (`wide`, `async/100`, ...).
 //! `--child LIB CASE --profile N` runs N iterations of one case untimed, for a profiler
 //! (`valgrind --tool=callgrind`).
+//! `--drift SECONDS` measures how far span times drift from the wall clock over a run of that
+//! length; `--per-span` what many tags, baggage items and logs on one span cost.
 //! `cargo test` runs this binary without `--bench`: that is the smoke run.
 
 mod baseline;
 mod cases;
 mod e2e;
 mod harness;
+mod span_data;
 mod with_fastrace;
 mod with_lstrace;
 mod with_tracing;
@@ -91,6 +94,10 @@ struct Options {
     rounds: usize,
     /// Iterations to run untimed, for a profiler, instead of measuring.
     profile: Option<u64>,
+    /// Measure the drift of span times from the wall clock over this many seconds.
+    drift: Option<u64>,
+    /// Measure the cost of many tags, baggage items and logs on one span.
+    per_span: bool,
 }
 
 fn parse_options() -> Result<Options, String> {
@@ -108,6 +115,8 @@ fn parse_options() -> Result<Options, String> {
     let mut e2e_child = None;
     let mut rate = e2e::PACED_RATES[0];
     let mut profile = None;
+    let mut drift = None;
+    let mut per_span = false;
     let mut rounds = 1;
     let library = |id: &str| {
         LIBRARIES
@@ -139,6 +148,8 @@ fn parse_options() -> Result<Options, String> {
             "--rounds" => rounds = number(&mut args, "--rounds")?.max(1) as usize,
             "--rate" => rate = number(&mut args, "--rate")?,
             "--profile" => profile = Some(number(&mut args, "--profile")?),
+            "--drift" => drift = Some(number(&mut args, "--drift")?),
+            "--per-span" => per_span = true,
             "--libs" => {
                 let ids = args.next().ok_or("--libs needs a list")?;
                 libraries = ids.split(',').map(library).collect::<Result<_, _>>()?;
@@ -171,6 +182,8 @@ fn parse_options() -> Result<Options, String> {
         rate,
         rounds,
         profile,
+        drift,
+        per_span,
     })
 }
 
@@ -184,6 +197,23 @@ fn main() -> ExitCode {
     };
     if let Some(measurement) = options.e2e_child {
         return run_e2e_child(measurement, options.rate, options.quick);
+    }
+    let span_data = match (options.drift, options.per_span) {
+        (Some(seconds), _) => Some(span_data::drift(seconds)),
+        (None, true) => Some(span_data::per_span(options.quick)),
+        (None, false) => None,
+    };
+    if let Some(result) = span_data {
+        return match result {
+            Ok(report) => {
+                print!("{report}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("lstrace-benches: {e}");
+                ExitCode::FAILURE
+            }
+        };
     }
     match options.child {
         Some((entry, case)) => run_child(entry, case, &options),
@@ -415,6 +445,20 @@ fn run_all(options: &Options) -> ExitCode {
             }
             None => {
                 eprintln!("{name:<20} FAILED ({output:?})");
+                failures += 1;
+            }
+        }
+    }
+    if options.quick {
+        // The span-data measurements, once each, in processes of their own.
+        for args in [&["--drift", "0"][..], &["--per-span"][..]] {
+            let status = Command::new(&exe)
+                .args(args)
+                .arg("--quick")
+                .stdout(Stdio::null())
+                .status();
+            if !status.as_ref().is_ok_and(|s| s.success()) {
+                eprintln!("{args:?} FAILED ({status:?})");
                 failures += 1;
             }
         }
