@@ -343,6 +343,7 @@ mod tests {
             spans_sent: 1,
             spans_dropped: 0,
             logs_dropped: 0,
+            tags_dropped: 0,
         });
         assert_eq!(events.unhandled_line(&sent), None);
     }
