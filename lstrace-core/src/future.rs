@@ -234,29 +234,72 @@ impl<F> fmt::Debug for Instrumented<F> {
 }
 
 /// Carries spans across `.await`s and into other tasks.
+///
+/// Its method names differ from `tracing::Instrument`'s (`instrument`, `in_current_span`),
+/// so both traits can be in scope at once.
 pub trait FutureExt: Future + Sized {
     /// Runs this future inside `span`, which finishes when the future completes.
-    fn instrument(self, span: Span) -> Instrumented<Self> {
+    fn in_span(self, span: Span) -> Instrumented<Self> {
         Instrumented::new(span, self)
     }
 
-    /// Runs this future inside the span that is current now. Use it for work handed to
-    /// another task: `tokio::spawn` does not carry task-local state (or see [`spawn`]).
+    /// Runs this future inside the context that is current now: the innermost span (a
+    /// `#[traced]` one or, with the `tracing` bridge, a `tracing` one) and, with the feature
+    /// `tracing`, the current `tracing` span too. Use it for work handed to another task:
+    /// `tokio::spawn` does not carry task-local state (or see [`spawn`]).
     ///
     /// [`spawn`]: crate::spawn
-    fn in_current_span(self) -> Instrumented<Self> {
-        Instrumented::with_scope(span::current(), self)
+    fn in_current_context(self) -> InCurrentContext<Self> {
+        InCurrentContext {
+            inner: Instrumented::with_scope(span::current(), self),
+            #[cfg(feature = "tracing")]
+            tracing: ::tracing::Span::current(),
+        }
     }
 
     /// Runs this future inside `context` (a context received from elsewhere).
-    fn with_context(self, context: &SpanContext) -> Instrumented<Self> {
+    fn in_context(self, context: &SpanContext) -> Instrumented<Self> {
         Instrumented::with_scope(Some(context.clone()), self)
+    }
+}
+
+/// A future that runs in the context current where it was made; see
+/// [`FutureExt::in_current_context`].
+#[must_use = "futures do nothing unless polled"]
+pub struct InCurrentContext<F> {
+    inner: Instrumented<F>,
+    /// Entered around each poll, under the lstrace context: `tracing`'s own view (its
+    /// current span, what `fmt` prints) travels with the task too.
+    #[cfg(feature = "tracing")]
+    tracing: ::tracing::Span,
+}
+
+impl<F: Future> Future for InCurrentContext<F> {
+    type Output = F::Output;
+
+    #[inline]
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        // SAFETY: `inner` is never moved out of the pinned future (it has no `Drop` impl and
+        // no manual `Unpin` impl); the `tracing` span is not structurally pinned.
+        let this = unsafe { self.get_unchecked_mut() };
+        #[cfg(feature = "tracing")]
+        let _entered = this.tracing.enter();
+        unsafe { Pin::new_unchecked(&mut this.inner) }.poll(cx)
+    }
+}
+
+impl<F> fmt::Debug for InCurrentContext<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("InCurrentContext")
+            .field("inner", &self.inner)
+            .finish_non_exhaustive()
     }
 }
 
 impl<F: Future> FutureExt for F {}
 
-/// Spawns a task on the current Tokio runtime that keeps the current span as its parent.
+/// Spawns a task on the current Tokio runtime that keeps the current context (see
+/// [`FutureExt::in_current_context`]): spans in the task are children of the current span.
 ///
 /// # Panics
 /// Like `tokio::spawn`, when called outside a Tokio runtime.
@@ -265,10 +308,11 @@ where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
 {
-    tokio::spawn(future.in_current_span())
+    tokio::spawn(future.in_current_context())
 }
 
-/// Runs blocking work on Tokio's blocking pool with the current span as its parent.
+/// Runs blocking work on Tokio's blocking pool in the current context (see
+/// [`FutureExt::in_current_context`]).
 ///
 /// # Panics
 /// Like `tokio::task::spawn_blocking`, when called outside a Tokio runtime.
@@ -278,9 +322,15 @@ where
     R: Send + 'static,
 {
     let context = span::current();
-    tokio::task::spawn_blocking(move || match context {
-        Some(context) => context.in_scope(f),
-        None => f(),
+    #[cfg(feature = "tracing")]
+    let tracing_span = ::tracing::Span::current();
+    tokio::task::spawn_blocking(move || {
+        #[cfg(feature = "tracing")]
+        let _entered = tracing_span.enter();
+        match context {
+            Some(context) => context.in_scope(f),
+            None => f(),
+        }
     })
 }
 

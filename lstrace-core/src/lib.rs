@@ -5,7 +5,7 @@
 // docs.rs builds with `--cfg docsrs` on nightly: items say which feature they need.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
-#[cfg(feature = "tracing")]
+#[cfg(any(feature = "tracing", feature = "log"))]
 mod bridge;
 mod clock;
 pub mod collector;
@@ -29,11 +29,13 @@ mod tag;
 pub mod testing;
 pub mod tree;
 
+#[cfg(feature = "log")]
+pub use bridge::log;
 #[cfg(feature = "tracing")]
 pub use bridge::tracing;
 pub use collector::Recorder;
 pub use context::SpanContext;
-pub use future::{spawn, spawn_blocking, FutureExt, Instrumented};
+pub use future::{spawn, spawn_blocking, FutureExt, InCurrentContext, Instrumented};
 pub use id::{SpanId, TraceId};
 pub use record::{LogRecord, Relationship, SpanRecord};
 pub use reporter::{

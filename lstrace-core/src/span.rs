@@ -407,7 +407,7 @@ impl fmt::Debug for SpanBuilder {
 /// A guard stays on the thread that entered it (it is not `Send`), so a future that holds one
 /// across an `.await` is not `Send` either: axum rejects such a handler and `tokio::spawn` such
 /// a task. Around async work, start the span with [`SpanBuilder::start_detached`] and run the
-/// work inside it with [`FutureExt::instrument`](crate::FutureExt::instrument): the span is
+/// work inside it with [`FutureExt::in_span`](crate::FutureExt::in_span): the span is
 /// current whenever the work runs, on any thread, and finishes when it completes.
 ///
 /// ```
@@ -419,7 +419,7 @@ impl fmt::Debug for SpanBuilder {
 ///         lstrace_core::tag("sku", sku.clone()); // tags `handle`, the current span here
 ///         sku.len()
 ///     }
-///     .instrument(span)
+///     .in_span(span)
 ///     .await
 /// }
 /// # fn require_send<F: std::future::Future + Send>(future: F) -> F { future }

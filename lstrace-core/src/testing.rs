@@ -150,7 +150,7 @@ impl Capture {
 
     /// Runs a future inside the capture.
     pub fn scope<F: Future>(&self, future: F) -> Instrumented<F> {
-        future.with_context(&self.context)
+        future.in_context(&self.context)
     }
 
     /// The captured spans that have finished, in the order they finished.

@@ -10,7 +10,7 @@ async fn child(name: &'static str) {
         tokio::task::yield_now().await;
         let _leaf = span("leaf").start();
     }
-    .instrument(s)
+    .in_span(s)
     .await;
 }
 
@@ -23,7 +23,7 @@ fn async_children_nest_across_awaits() {
             child("a").await;
             child("b").await;
         }
-        .instrument(root)
+        .in_span(root)
         .await;
     }));
     assert_eq!(capture.tree(), "root\n  a\n    leaf\n  b\n    leaf\n");
@@ -43,7 +43,7 @@ fn interleaved_tasks_on_one_thread_never_share_spans() {
                 tokio::time::sleep(Duration::from_millis(u64::from(i % 7))).await;
                 let _inner = span("inner").with_tag("task", i).start();
             }
-            .instrument(span("task").with_tag("task", i).start_detached());
+            .in_span(span("task").with_tag("task", i).start_detached());
             handles.push(lstrace_core::spawn(task));
         }
         for h in handles {
@@ -80,7 +80,7 @@ fn tasks_keep_their_spans_when_they_migrate() {
                             let _step = span("step").with_tag("task", i).start();
                         }
                     }
-                    .instrument(span("task").with_tag("task", i).start_detached()),
+                    .in_span(span("task").with_tag("task", i).start_detached()),
                 )
             })
             .collect();
@@ -103,7 +103,7 @@ fn tasks_keep_their_spans_when_they_migrate() {
 fn dropped_future_finishes_its_span_as_cancelled() {
     let capture = TestRecorder::install().capture();
     capture.in_scope(|| {
-        let fut = std::future::pending::<()>().instrument(span("never").start_detached());
+        let fut = std::future::pending::<()>().in_span(span("never").start_detached());
         drop(fut);
     });
     assert_eq!(capture.tree(), "never [cancelled=true]\n");
@@ -126,14 +126,14 @@ fn guard_held_across_await_stays_with_its_task() {
                     tokio::task::yield_now().await;
                     let _inner = span("under-held").start();
                 }
-                .in_current_span(),
+                .in_current_context(),
             );
             let b = tokio::task::spawn_local(
                 async {
                     tokio::task::yield_now().await;
                     let _other = span("other").start();
                 }
-                .in_current_span(),
+                .in_current_context(),
             );
             a.await.unwrap();
             b.await.unwrap();

@@ -213,7 +213,7 @@ fn spawn_and_spawn_blocking_carry_the_current_span() {
                 .await
                 .unwrap();
         }
-        .instrument(parent)
+        .in_span(parent)
         .await;
     }));
     assert_eq!(capture.tree(), "parent\n  spawned\n  blocking\n");

@@ -33,7 +33,7 @@
 //! Async functions work the same way. The current span belongs to the task: inside a traced
 //! `async fn`, spans nest under it across every `.await`, whichever thread polls it, and tasks
 //! sharing a thread never see each other's spans. `tokio::spawn` does not carry task-local
-//! state, so use [`spawn`], [`spawn_blocking`] or [`FutureExt::in_current_span`], or move
+//! state, so use [`spawn`], [`spawn_blocking`] or [`FutureExt::in_current_context`], or move
 //! [`current()`] to another thread and [`enter`](SpanContext::enter) it there.
 //!
 //! # Reporting
@@ -76,6 +76,8 @@
 //! - `tracing`: `lstrace::tracing::layer()`, a `tracing_subscriber::Layer` that records
 //!   `tracing` spans as lstrace spans and events as span logs, in the same traces as
 //!   `#[traced]` spans (libraries such as hyper, tower-http, sqlx and reqwest-tracing emit them).
+//! - `log`: `lstrace::log::logger()`, a `log::Log` that records `log` records as logs on the
+//!   current span.
 //! - `satellite`: `lstrace::satellite::LocalSatellite`, a local LightStep satellite that
 //!   receives real reports, for tests and development, and can show them in a browser.
 #![deny(missing_docs)]

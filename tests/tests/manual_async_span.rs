@@ -30,12 +30,12 @@ async fn handler(sku: String) -> u32 {
         lstrace::log([("event", "resized")]);
         half
     }
-    .instrument(span)
+    .in_span(span)
     .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_detached_span_instruments_a_send_future_across_awaits() {
+async fn a_detached_span_runs_a_send_future_across_awaits() {
     let capture = TestRecorder::install().capture();
     let task = tokio::spawn(require_send(capture.scope(handler("tea".to_owned()))));
     assert_eq!(task.await.unwrap(), 320);

@@ -5,6 +5,7 @@
 
 use lstrace::testing::{Capture, TestRecorder};
 use lstrace::tree::TreeStyle;
+use lstrace::FutureExt as _;
 use lstrace::{traced, Relationship, TagValue};
 use std::io::Write;
 use std::sync::{Arc, Mutex, Once, PoisonError};
@@ -368,4 +369,66 @@ async fn async_spans_nest_both_ways_across_awaits_tasks_and_threads() {
     for capture in &captures {
         assert_eq!(capture.tree(), expected);
     }
+}
+
+fn current_tracing_span() -> Option<&'static str> {
+    tracing::Span::current()
+        .metadata()
+        .map(tracing::Metadata::name)
+}
+
+#[traced]
+async fn traced_spawner() {
+    // lstrace's adapters carry the innermost span (this one) and the current `tracing` span.
+    tokio::spawn(
+        async {
+            yield_now().await;
+            assert_eq!(current_tracing_span(), Some("request"));
+            tracing::info_span!(target: "app", "in_task").in_scope(|| {});
+            traced_async_leaf().await;
+        }
+        .in_current_context(),
+    )
+    .await
+    .expect("task");
+    lstrace::spawn_blocking(|| {
+        assert_eq!(current_tracing_span(), Some("request"));
+        tracing::info_span!(target: "app", "blocking").in_scope(|| {});
+    })
+    .await
+    .expect("task");
+    lstrace::spawn(async {
+        yield_now().await;
+        assert_eq!(current_tracing_span(), Some("request"));
+    })
+    .await
+    .expect("task");
+    // tracing's adapter, with both traits in scope: a span made here is this one's child.
+    tokio::spawn(
+        traced_async_leaf().instrument(tracing::info_span!(target: "app", "tracing_adapter")),
+    )
+    .await
+    .expect("task");
+    async { yield_now().await }.in_current_span().await;
+    async { traced_async_leaf().await }
+        .in_span(lstrace::span("manual").start_detached())
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn both_adapters_work_with_both_traits_in_scope_and_carry_both_contexts() {
+    let capture = capture();
+    capture
+        .scope(async {
+            traced_spawner()
+                .instrument(tracing::info_span!(target: "app", "request"))
+                .await;
+        })
+        .await;
+    assert_eq!(
+        capture.tree(),
+        "request [target=app]\n  traced_spawner\n    in_task [target=app]\n    traced_async_leaf\n    \
+         blocking [target=app]\n    tracing_adapter [target=app]\n      traced_async_leaf\n    \
+         manual\n      traced_async_leaf\n"
+    );
 }

@@ -67,7 +67,7 @@ pub fn execute_traced(
         }
         result
     }
-    .instrument(span)
+    .in_span(span)
 }
 
 /// The URL as a tag: credentials in it are secrets, and spans are not the place for them.

@@ -32,6 +32,11 @@ type OperationName = Arc<dyn Fn(&request::Parts) -> String + Send + Sync>;
 /// A caller's "not sampled" decision is kept: nothing is recorded, and calls made while
 /// handling the request pass the decision on.
 ///
+/// With other layers that open spans, such as tower-http's `TraceLayer` (whose `tracing`
+/// spans the `tracing` bridge records), put this layer outside them (in axum, the later
+/// `.layer(..)` call): it must read the caller's headers before their spans start, or those
+/// spans start a trace of their own. The `tracing_bridge` example runs that stack.
+///
 /// ```
 /// use lstrace_core::http::TraceLayer;
 ///
@@ -132,7 +137,7 @@ where
                     inner,
                     recording: false,
                 }
-                .with_context(parent),
+                .in_context(parent),
             };
         }
         let (parts, body) = request.into_parts();
