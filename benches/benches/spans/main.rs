@@ -8,7 +8,8 @@
 //! Options (after `--`): `--quick` runs each case once (a smoke test: checks that every span
 //! reached its sink, measures nothing); `--samples N`, `--sample-ms N`, `--warmup-ms N`;
 //! `--rounds N` runs everything N times, interleaved, and keeps each lowest median;
-//! `--libs a,b` (ids: lstrace, lstrace-inline, fastrace, tracing, tracing-otel, baseline); any other
+//! `--libs a,b` (ids: lstrace, lstrace-inline, fastrace, tracing, tracing-otel, tracing-bridge,
+//! tracing-bridge-idle, baseline); any other
 //! word selects the cases whose name contains it (`wide`, `async/100`, ...).
 //! `--child LIB CASE --profile N` runs N iterations of one case untimed, for a profiler
 //! (`valgrind --tool=callgrind`).
@@ -68,6 +69,16 @@ const LIBRARIES: &[Entry] = &[
         id: "tracing-otel",
         title: "tracing + OpenTelemetry",
         library: &Tracing(Pipeline::OpenTelemetry),
+    },
+    Entry {
+        id: "tracing-bridge",
+        title: "tracing + lstrace bridge",
+        library: &Tracing(Pipeline::Bridge),
+    },
+    Entry {
+        id: "tracing-bridge-idle",
+        title: "tracing + bridge, no lstrace tracer",
+        library: &Tracing(Pipeline::BridgeIdle),
     },
     Entry {
         id: "baseline",

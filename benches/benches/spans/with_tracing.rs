@@ -1,8 +1,10 @@
-//! tokio `tracing` 0.1 with `#[instrument]`: on `tracing-subscriber`'s registry alone, or with
+//! tokio `tracing` 0.1 with `#[instrument]`: on `tracing-subscriber`'s registry alone, with
 //! `tracing-opentelemetry` and an OpenTelemetry SDK tracer provider whose batch span processor
-//! exports to an exporter that discards (the way tracing users export spans).
+//! exports to an exporter that discards (the way tracing users export spans), or with lstrace's
+//! bridge layer (recording into lstrace's discarding recorder, or with no lstrace tracer).
 
 use crate::cases::{Case, Library};
+use crate::with_lstrace::{Drain, Lstrace};
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::trace::{
@@ -23,7 +25,15 @@ pub enum Pipeline {
     Registry,
     /// The registry with the OpenTelemetry layer and an SDK tracer provider.
     OpenTelemetry,
+    /// The registry with lstrace's bridge layer, recording as the `lstrace` library does.
+    Bridge,
+    /// The registry with lstrace's bridge layer and no lstrace tracer: what the layer costs
+    /// while lstrace records nothing (compare with `Registry`).
+    BridgeIdle,
 }
+
+/// How the bridge pipeline's lstrace records: as the `lstrace` library's measurements do.
+const BRIDGE_RECORDER: Lstrace = Lstrace(Drain::Background);
 
 /// tracing with the given pipeline.
 pub struct Tracing(pub Pipeline);
@@ -98,7 +108,8 @@ async fn wide_async(n: usize) {
 impl Library for Tracing {
     fn supports(&self, case: Case) -> bool {
         match case {
-            // The registry has no sampling, and without a subscriber both pipelines are one.
+            // The registry has no sampling (nor has a `tracing` root span through the bridge),
+            // and without a subscriber every pipeline is one.
             Case::Unsampled(_) => self.0 == Pipeline::OpenTelemetry,
             Case::NoTracer(_) => self.0 == Pipeline::Registry,
             _ => true,
@@ -110,7 +121,7 @@ impl Library for Tracing {
             return;
         }
         COUNTING.store(
-            verify || self.0 == Pipeline::OpenTelemetry,
+            (verify && self.0 != Pipeline::Bridge) || self.0 == Pipeline::OpenTelemetry,
             Ordering::Relaxed,
         );
         let installed = match self.0 {
@@ -118,6 +129,20 @@ impl Library for Tracing {
                 tracing::subscriber::set_global_default(Registry::default().with(CountClosed))
             }
             Pipeline::Registry => tracing::subscriber::set_global_default(Registry::default()),
+            Pipeline::Bridge => {
+                BRIDGE_RECORDER.init(case, verify);
+                tracing::subscriber::set_global_default(
+                    Registry::default().with(lstrace::tracing::layer()),
+                )
+            }
+            Pipeline::BridgeIdle if verify => tracing::subscriber::set_global_default(
+                Registry::default()
+                    .with(CountClosed)
+                    .with(lstrace::tracing::layer()),
+            ),
+            Pipeline::BridgeIdle => tracing::subscriber::set_global_default(
+                Registry::default().with(lstrace::tracing::layer()),
+            ),
             Pipeline::OpenTelemetry => {
                 let processor = BatchSpanProcessor::builder(Discard)
                     // Large enough that the queue does not overflow between two samples'
@@ -161,6 +186,9 @@ impl Library for Tracing {
     }
 
     fn settle(&self) {
+        if self.0 == Pipeline::Bridge {
+            BRIDGE_RECORDER.settle();
+        }
         if let Some(provider) = PROVIDER.get() {
             provider
                 .force_flush()
@@ -169,12 +197,18 @@ impl Library for Tracing {
     }
 
     fn delivered(&self) -> Option<u64> {
+        if self.0 == Pipeline::Bridge {
+            return BRIDGE_RECORDER.delivered();
+        }
         COUNTING
             .load(Ordering::Relaxed)
             .then(|| DELIVERED.load(Ordering::Relaxed))
     }
 
     fn dropped(&self) -> u64 {
+        if self.0 == Pipeline::Bridge {
+            return BRIDGE_RECORDER.dropped();
+        }
         0
     }
 }

@@ -419,12 +419,8 @@ where
         }
     }
 
-    fn on_close(&self, id: Id, ctx: Context<'_, S>) {
-        if let Some(span) = ctx.span(&id) {
-            // Dropping it finishes the span.
-            drop(span.extensions_mut().remove::<Bridged>());
-        }
-    }
+    // No `on_close`: the registry drops a closed span's extensions, and dropping `Bridged`
+    // finishes the span, with or without a tracer.
 }
 
 /// A field's value as a tag value: typed where lstrace has the type, else its text.
