@@ -18,8 +18,9 @@
 //! `LogTracer`, which `tracing_subscriber`'s `init` installs) needs no other logger: the
 //! `tracing` bridge records those events.
 
+use crate::clock;
 use crate::collector;
-use crate::local::with_local;
+use crate::local::{with_local, Stamp};
 use crate::tag::{Tag, TagValue};
 use ::log::{LevelFilter, Log, Metadata, Record, SetLoggerError};
 use std::fmt;
@@ -94,7 +95,7 @@ impl Log for SpanLogger {
                 Tag::new("message", record.args().to_string()),
                 Tag::new("target", record.target().to_owned()),
             ];
-            let now = crate::clock::unix_nanos_now();
+            let now = Stamp::At(clock::now());
             with_local(|local| {
                 if let Some(frame) = local.top_mut() {
                     frame.log(now, fields);
