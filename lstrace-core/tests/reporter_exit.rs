@@ -15,6 +15,8 @@ use support::{dead_url, PATIENCE, TOKEN};
 
 const MODE: &str = "LSTRACE_EXIT_TEST_MODE";
 const URL: &str = "LSTRACE_EXIT_TEST_URL";
+/// `Options::exit_close_timeout`, in milliseconds, when set.
+const EXIT_TIMEOUT: &str = "LSTRACE_EXIT_TEST_TIMEOUT_MS";
 const SPANS: usize = 5_000;
 
 /// The child's side: what the parent's mode says.
@@ -24,12 +26,13 @@ fn child() {
         return;
     };
     let url = std::env::var(URL).unwrap();
-    let tracer = init(
-        Options::new(TOKEN)
-            .component_name("exit-test")
-            .collector_url(url),
-    )
-    .unwrap();
+    let mut options = Options::new(TOKEN)
+        .component_name("exit-test")
+        .collector_url(url);
+    if let Ok(ms) = std::env::var(EXIT_TIMEOUT) {
+        options = options.exit_close_timeout(Duration::from_millis(ms.parse().unwrap()));
+    }
+    let tracer = init(options).unwrap();
     let guard = (mode == "guard").then(|| tracer.shutdown_guard(PATIENCE));
     for i in 0..SPANS {
         let _span = span("before exit").with_tag("i", i as i64).start();
@@ -46,12 +49,19 @@ fn child() {
 }
 
 fn run_child(mode: &str, url: &str) -> Output {
-    Command::new(std::env::current_exe().unwrap())
+    run_child_with(mode, url, None)
+}
+
+fn run_child_with(mode: &str, url: &str, exit_timeout: Option<Duration>) -> Output {
+    let mut command = Command::new(std::env::current_exe().unwrap());
+    command
         .args(["child", "--exact", "--nocapture", "--test-threads=1"])
         .env(MODE, mode)
-        .env(URL, url)
-        .output()
-        .unwrap()
+        .env(URL, url);
+    if let Some(timeout) = exit_timeout {
+        command.env(EXIT_TIMEOUT, timeout.as_millis().to_string());
+    }
+    command.output().unwrap()
 }
 
 #[test]
@@ -80,4 +90,29 @@ fn spans_that_cannot_be_delivered_at_exit_are_counted_on_stderr() {
             "{mode}: {stderr}"
         );
     }
+}
+
+#[test]
+fn the_exit_deadline_is_an_option() {
+    // Answers 1.5 s after each report: later than the default deadline (1 s).
+    let satellite = FaultServer::start(Fault::Slow(Duration::from_millis(1500))).unwrap();
+    let output = run_child("return", &satellite.url());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(&format!("{SPANS} spans could not be delivered")),
+        "default: {stderr}"
+    );
+    let output = run_child_with("return", &satellite.url(), Some(PATIENCE));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(!stderr.contains("lost"), "{PATIENCE:?}: {stderr}");
+    // Zero: nothing more is sent, and the loss is told.
+    let answered = satellite.requests().len();
+    let output = run_child_with("return", &satellite.url(), Some(Duration::ZERO));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(&format!("{SPANS} spans could not be delivered")),
+        "zero: {stderr}"
+    );
+    assert_eq!(satellite.requests().len(), answered, "zero: nothing sent");
 }

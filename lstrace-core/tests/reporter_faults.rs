@@ -85,29 +85,58 @@ fn a_hung_satellite_does_not_hold_back_a_healthy_one() {
     let healthy = FaultServer::start(Fault::Accept).unwrap();
     let events = EventLog::new();
     let tracer = Tracer::start(defaults(&[hung.url(), healthy.url()], &events)).unwrap();
+    // Shorter than the report timeout (5 s): the report the hung satellite holds must be
+    // delivered elsewhere before the flush gives up.
+    let deadline = Duration::from_secs(3);
     let mut made = HashSet::new();
-    for _ in 0..5 {
+    for round in 0..5 {
         let spans = small_spans(200);
         made.extend(spans.iter().map(|s| s.context().span_id().get()));
         feed(&tracer, spans);
-        let flushed = tracer.flush(Duration::from_secs(10));
-        assert!(!flushed.timed_out, "{flushed:?} {:?}", tracer.stats());
+        let flushed = if round < 4 {
+            tracer.flush(deadline)
+        } else {
+            tracer.close(deadline)
+        };
+        assert!(!flushed.timed_out, "{flushed:?}");
+        assert_eq!(flushed.spans_dropped, 0, "{flushed:?}");
     }
     let stats = tracer.stats();
     assert_eq!(
-        (stats.spans_sent, stats.spans_dropped),
-        (1000, 0),
+        (stats.spans_sent, stats.spans_dropped, stats.spans_buffered),
+        (1000, 0, 0),
         "{stats:?}"
     );
     assert_eq!(ids(&healthy.ingested()), made);
-    assert!(events.wait_for(|e| matches!(
-        e,
-        Event::ReportFailed(ReportFailure {
-            error: ReportError::Timeout,
-            will_retry: true,
-            ..
-        })
-    )));
+    // The hung satellite got the first report (it came first in turn) and was overtaken.
+    assert!(!hung.requests().is_empty());
+    assert!(events.wait_for(
+        |e| matches!(e, Event::Warning { message } if message.starts_with(&format!("no answer from {}", hung.url())))
+    ));
+}
+
+#[test]
+fn a_hedged_report_counts_once_when_both_satellites_take_it() {
+    // The first satellite answers, but later than the hedge delay (a fifth of the 2 s
+    // report timeout): both ingest the report, the tracer counts it once.
+    let slow = FaultServer::start(Fault::Slow(Duration::from_millis(1500))).unwrap();
+    let healthy = FaultServer::start(Fault::Accept).unwrap();
+    let events = EventLog::new();
+    let tracer = Tracer::start(quick(&[slow.url(), healthy.url()], &events)).unwrap();
+    feed(&tracer, small_spans(50));
+    let flushed = tracer.flush(PATIENCE);
+    assert!(!flushed.timed_out, "{flushed:?}");
+    assert!(slow.wait_for_ingested(50, PATIENCE));
+    assert_eq!(healthy.ingested().len(), 50);
+    // The slow satellite's answer (due 1.5 s after the report) is never heard.
+    assert!(slow.wait_for_answers(1, PATIENCE));
+    let stats = tracer.stats();
+    assert_eq!(
+        (stats.spans_made, stats.spans_sent, stats.spans_dropped),
+        (50, 50, 0),
+        "{stats:?}"
+    );
+    assert_eq!(stats.reports_sent, 1, "{stats:?}");
 }
 
 #[test]
@@ -143,6 +172,33 @@ fn redirects_are_not_followed_and_the_token_stays_home() {
                 if *s == status
         )));
         assert_adds_up(&tracer.stats());
+    }
+}
+
+#[test]
+fn a_redirect_fails_over_to_another_collector() {
+    for status in [301, 302, 307, 308] {
+        let elsewhere = FaultServer::start(Fault::Accept).unwrap();
+        let target = format!("{}/api/v2/reports", elsewhere.url());
+        let redirecting = FaultServer::start(Fault::Redirect(status, target)).unwrap();
+        let healthy = FaultServer::start(Fault::Accept).unwrap();
+        let events = EventLog::new();
+        let tracer = Tracer::start(quick(&[redirecting.url(), healthy.url()], &events)).unwrap();
+        for _ in 0..3 {
+            feed(&tracer, small_spans(4));
+            let flushed = tracer.flush(PATIENCE);
+            assert!(!flushed.timed_out, "{status}: {flushed:?}");
+        }
+        let stats = tracer.stats();
+        assert_eq!(
+            (stats.spans_sent, stats.spans_dropped),
+            (12, 0),
+            "{status}: {stats:?}"
+        );
+        assert_eq!(healthy.ingested().len(), 12, "{status}");
+        // The redirecting collector had the first report, and nothing followed it.
+        assert!(!redirecting.requests().is_empty(), "{status}");
+        assert!(elsewhere.requests().is_empty(), "{status}: followed");
     }
 }
 

@@ -164,7 +164,10 @@ impl ReportError {
             ReportError::Connection(_) | ReportError::Timeout | ReportError::InvalidResponse(_) => {
                 true
             }
-            ReportError::Status { status } => *status >= 500 || matches!(status, 408 | 429),
+            // A redirect is not followed, but another collector may take the report.
+            ReportError::Status { status } => {
+                *status >= 500 || (300..400).contains(status) || matches!(status, 408 | 429)
+            }
             ReportError::Unauthorized { .. } | ReportError::Rejected { .. } => false,
         }
     }
@@ -178,6 +181,11 @@ impl fmt::Display for ReportError {
             ReportError::Unauthorized { status } => {
                 write!(f, "unauthorized (HTTP {status}): check the access token")
             }
+            ReportError::Status { status } if (300..400).contains(status) => write!(
+                f,
+                "HTTP status {status}: a redirect, not followed (the access token stays with \
+                 the configured collectors)"
+            ),
             ReportError::Status { status } => write!(f, "HTTP status {status}"),
             ReportError::Rejected { errors } => {
                 write!(f, "rejected by the collector: {}", errors.join("; "))
@@ -355,6 +363,7 @@ mod tests {
         assert!(ReportError::Status { status: 503 }.is_retryable());
         assert!(ReportError::Status { status: 429 }.is_retryable());
         assert!(!ReportError::Status { status: 400 }.is_retryable());
+        assert!(ReportError::Status { status: 307 }.is_retryable());
         assert!(!ReportError::Unauthorized { status: 401 }.is_retryable());
         assert!(!ReportError::Rejected { errors: vec![] }.is_retryable());
         assert!(ReportError::InvalidResponse("garbage".into()).is_retryable());

@@ -2,16 +2,18 @@
 //!
 //! On Unix, `init` registers a C `atexit` hook: when `main` returns, `std::process::exit` is
 //! called, or a panic ends `main` (the runtime then exits with status 101), the hook closes
-//! the process's tracer if it is still running, within [`EXIT_CLOSE_TIMEOUT`], and says on
-//! stderr how many spans could not be delivered. A process killed by a signal or aborted runs
-//! no hook: use a [`ShutdownGuard`](super::ShutdownGuard) or `close` where it matters.
+//! the process's tracer if it is still running, within its
+//! [`Options::exit_close_timeout`](super::Options::exit_close_timeout) (by default
+//! [`DEFAULT_EXIT_CLOSE_TIMEOUT`](super::DEFAULT_EXIT_CLOSE_TIMEOUT): short, as the process
+//! is ending, and enough for a healthy satellite, which answers within milliseconds, and one
+//! retry), and says on stderr how many spans could not be delivered. Other platforms get no
+//! hook: Windows ends every other thread, the reporter's too, before exit hooks run. A
+//! process killed by a signal or aborted runs no hook: use a
+//! [`ShutdownGuard`](super::ShutdownGuard) or `close` where it matters.
 
-use super::{FlushReport, GLOBAL};
-use std::time::Duration;
-
-/// How long the at-exit hook waits for the last reports: short, as the process is ending,
-/// and enough for a healthy satellite (which answers within milliseconds) and one retry.
-pub const EXIT_CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
+use super::FlushReport;
+#[cfg(unix)]
+use super::GLOBAL;
 
 /// Registers the hook, once per process.
 pub(super) fn install_hook() {
@@ -37,7 +39,7 @@ extern "C" fn at_exit() {
         if tracer.is_stopped() {
             return;
         }
-        let report = tracer.close(EXIT_CLOSE_TIMEOUT);
+        let report = tracer.close(tracer.shared().config.exit_close_timeout);
         tell_loss(&report, "the process exited without closing the tracer");
     });
 }

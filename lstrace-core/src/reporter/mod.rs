@@ -46,14 +46,13 @@ mod worker;
 pub use events::{
     set_event_handler, DropReason, Event, EventHandler, ReportError, ReportFailure, StatusReport,
 };
-pub use exit::EXIT_CLOSE_TIMEOUT;
 pub use identity::{
     COMMAND_LINE, COMPONENT_NAME, HOSTNAME, TRACER_PLATFORM, TRACER_PLATFORM_VERSION,
     TRACER_VERSION,
 };
 pub use options::{
-    InitError, Options, DEFAULT_COLLECTOR_URL, DEFAULT_MAX_BUFFERED_BYTES,
-    DEFAULT_MAX_BUFFERED_SPANS, DEFAULT_REPORT_TIMEOUT, REPORT_PATH,
+    InitError, Options, DEFAULT_COLLECTOR_URL, DEFAULT_EXIT_CLOSE_TIMEOUT,
+    DEFAULT_MAX_BUFFERED_BYTES, DEFAULT_MAX_BUFFERED_SPANS, DEFAULT_REPORT_TIMEOUT, REPORT_PATH,
 };
 pub use protocol::lightstep::ACCESS_TOKEN_HEADER;
 
@@ -368,7 +367,7 @@ const REPLY_MARGIN: Duration = Duration::from_millis(50);
 /// the process's. Call it once, early in `main`, and keep a
 /// [`shutdown_guard`](Tracer::shutdown_guard) until `main` ends, so that the last spans are
 /// delivered. A process that ends without closing its tracer still closes it at exit (on
-/// Unix, within [`EXIT_CLOSE_TIMEOUT`]) and says on stderr how many spans were lost.
+/// Unix, within [`Options::exit_close_timeout`]) and says on stderr how many spans were lost.
 ///
 /// # Errors
 /// A clear [`InitError`] for a missing token, an empty component name, an unusable collector
@@ -638,8 +637,11 @@ impl Tracer {
             let shared = self.shared();
             shared.stopped.store(true, Ordering::Release);
             if shared.installed.load(Ordering::Acquire) {
-                // Spans become no-ops now; the ones already finished are still flushed.
+                // Spans become no-ops now; the ones already finished are still flushed. They
+                // are taken in here, not only by the reporter thread, so that a close that
+                // gives up before the reporter reads its request counts them too.
                 collector::stop();
+                collector::drain();
             }
         }
         self.handle

@@ -28,6 +28,9 @@ pub const DEFAULT_MAX_BUFFERED_BYTES: u64 = 64 * 1024 * 1024;
 /// The default of [`Options::report_timeout`].
 pub const DEFAULT_REPORT_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// The default of [`Options::exit_close_timeout`].
+pub const DEFAULT_EXIT_CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
+
 /// Reports stay under 4 MB (and so under 4 MiB too): collectors and satellites refuse
 /// bigger ones.
 pub(crate) const MAX_REPORT_BYTES: usize = 4_000_000;
@@ -58,6 +61,7 @@ pub struct Options {
     pub(crate) min_reporting_period: Duration,
     pub(crate) report_timeout: Duration,
     pub(crate) max_report_attempts: u32,
+    pub(crate) exit_close_timeout: Duration,
     pub(crate) max_log_key_len: usize,
     pub(crate) max_log_value_len: usize,
     pub(crate) max_logs_per_span: usize,
@@ -82,6 +86,7 @@ impl Options {
     /// | min reporting period | 500 ms |
     /// | report timeout | 5 s |
     /// | report attempts | 3 |
+    /// | exit close timeout | 1 s |
     /// | max log key / value length | 256 / 1024 bytes |
     /// | max logs per span | 500 |
     /// | max tags per span | 1024 |
@@ -114,6 +119,7 @@ impl Options {
             min_reporting_period: Duration::from_millis(500),
             report_timeout: DEFAULT_REPORT_TIMEOUT,
             max_report_attempts: 3,
+            exit_close_timeout: DEFAULT_EXIT_CLOSE_TIMEOUT,
             max_log_key_len: 256,
             max_log_value_len: 1024,
             max_logs_per_span: 500,
@@ -233,7 +239,10 @@ impl Options {
 
     /// How long one report may take (connecting, sending, reading the answer). A report that
     /// times out is tried again (elsewhere, when there are several collectors) and its
-    /// collector is left alone for a while.
+    /// collector is left alone for a while. With several collectors, a report unanswered
+    /// for a fifth of this (or for half the time a waiting flush was given) is also sent to
+    /// another one: the first to accept it counts, and the slow one is left alone for a
+    /// while. If the slow one ingested it anyway, its spans arrive twice.
     #[must_use]
     pub fn report_timeout(mut self, timeout: Duration) -> Self {
         self.report_timeout = timeout;
@@ -247,6 +256,22 @@ impl Options {
     #[must_use]
     pub fn max_report_attempts(mut self, attempts: u32) -> Self {
         self.max_report_attempts = attempts;
+        self
+    }
+
+    /// How long the process's tracer may take to deliver its last spans when the process
+    /// ends without closing it (`main` returns, `std::process::exit`, a panic in `main`):
+    /// what is still unsent then is counted on stderr. Zero sends nothing more and only
+    /// counts. The process waits up to this long as it exits, so keep it short.
+    ///
+    /// Platforms: on Unix the tracer closes from a C `atexit` hook, which runs while the
+    /// reporter thread is still alive. Elsewhere (Windows ends every other thread before
+    /// its exit hooks run) nothing is flushed at exit and nothing is said: keep a
+    /// [`ShutdownGuard`](super::ShutdownGuard), which works on every platform, or call
+    /// `close`. A process killed by a signal or aborted runs no hook anywhere.
+    #[must_use]
+    pub fn exit_close_timeout(mut self, timeout: Duration) -> Self {
+        self.exit_close_timeout = timeout;
         self
     }
 
@@ -409,6 +434,7 @@ impl Options {
                 min_reporting_period: self.min_reporting_period,
                 report_timeout: self.report_timeout,
                 max_report_attempts: self.max_report_attempts,
+                exit_close_timeout: self.exit_close_timeout,
                 limits: Limits {
                     max_key_len: self.max_log_key_len,
                     max_value_len: self.max_log_value_len,
@@ -453,6 +479,7 @@ impl fmt::Debug for ShowOptions<'_> {
             .field("min_reporting_period", &o.min_reporting_period)
             .field("report_timeout", &o.report_timeout)
             .field("max_report_attempts", &o.max_report_attempts)
+            .field("exit_close_timeout", &o.exit_close_timeout)
             .field("max_log_key_len", &o.max_log_key_len)
             .field("max_log_value_len", &o.max_log_value_len)
             .field("max_logs_per_span", &o.max_logs_per_span)
@@ -499,6 +526,7 @@ pub(crate) struct Config {
     pub(crate) min_reporting_period: Duration,
     pub(crate) report_timeout: Duration,
     pub(crate) max_report_attempts: u32,
+    pub(crate) exit_close_timeout: Duration,
     pub(crate) limits: Limits,
     pub(crate) span_caps: SpanCaps,
     pub(crate) event_handler: Option<EventHandler>,
@@ -626,6 +654,7 @@ mod tests {
         assert_eq!(config.reporting_period, Duration::from_millis(2500));
         assert_eq!(config.min_reporting_period, Duration::from_millis(500));
         assert_eq!(config.report_timeout, Duration::from_secs(5));
+        assert_eq!(config.exit_close_timeout, Duration::from_secs(1));
         assert_eq!(config.limits.max_key_len, 256);
         assert_eq!(config.limits.max_value_len, 1024);
         assert_eq!(config.limits.max_logs_per_span, 500);
@@ -656,6 +685,7 @@ mod tests {
             .min_reporting_period(Duration::from_secs(1))
             .report_timeout(Duration::from_secs(2))
             .max_report_attempts(5)
+            .exit_close_timeout(Duration::from_secs(3))
             .max_log_key_len(10)
             .max_log_value_len(20)
             .max_logs_per_span(3)
@@ -685,6 +715,7 @@ mod tests {
         assert_eq!(config.min_reporting_period, Duration::from_secs(1));
         assert_eq!(config.report_timeout, Duration::from_secs(2));
         assert_eq!(config.max_report_attempts, 5);
+        assert_eq!(config.exit_close_timeout, Duration::from_secs(3));
         assert_eq!(
             (
                 config.limits.max_key_len,

@@ -64,13 +64,14 @@ impl Endpoints {
     }
 
     /// The collector for a report's next attempt, if one may take it now: among the usable
-    /// ones, preferably one this report has not tried, with the fewest reports in flight,
-    /// in turn. `None` when every collector is backing off or probed.
-    pub(crate) fn pick(&mut self, now: Instant, tried: &[usize]) -> Option<usize> {
+    /// ones but `busy` (those the report is in flight at), preferably one this report has
+    /// not tried, with the fewest reports in flight, in turn. `None` when every other
+    /// collector is backing off or probed.
+    pub(crate) fn pick(&mut self, now: Instant, tried: &[usize], busy: &[usize]) -> Option<usize> {
         let count = self.health.len();
         let choice = (0..count)
             .map(|i| (self.next + i) % count)
-            .filter(|e| self.health[*e].usable(now))
+            .filter(|e| !busy.contains(e) && self.health[*e].usable(now))
             .min_by_key(|e| (tried.contains(e), self.health[*e].in_flight))?;
         self.next = (choice + 1) % count;
         self.health[choice].in_flight += 1;
@@ -132,14 +133,14 @@ mod tests {
     fn reports_go_in_turn_to_the_least_busy() {
         let now = Instant::now();
         let mut endpoints = Endpoints::new(3, MS(100), MS(1000));
-        let picks: Vec<Option<usize>> = (0..3).map(|_| endpoints.pick(now, &[])).collect();
+        let picks: Vec<Option<usize>> = (0..3).map(|_| endpoints.pick(now, &[], &[])).collect();
         assert_eq!(picks, [Some(0), Some(1), Some(2)]);
         endpoints.succeeded(1);
         endpoints.succeeded(2);
         // 0 still has its report in flight (hung, perhaps): the others take the next ones.
         let picks: Vec<Option<usize>> = (0..2)
             .map(|_| {
-                let pick = endpoints.pick(now, &[]);
+                let pick = endpoints.pick(now, &[], &[]);
                 endpoints.succeeded(pick.unwrap());
                 pick
             })
@@ -151,35 +152,49 @@ mod tests {
     fn a_failing_collector_backs_off_and_is_probed_back_in() {
         let now = Instant::now();
         let mut endpoints = Endpoints::new(2, MS(100), MS(1000));
-        assert_eq!(endpoints.pick(now, &[]), Some(0));
+        assert_eq!(endpoints.pick(now, &[], &[]), Some(0));
         endpoints.failed(0, now);
         // A retry goes elsewhere, and so does everything while 0 backs off.
-        assert_eq!(endpoints.pick(now, &[0]), Some(1));
+        assert_eq!(endpoints.pick(now, &[0], &[]), Some(1));
         endpoints.succeeded(1);
-        assert_eq!(endpoints.pick(now, &[]), Some(1));
+        assert_eq!(endpoints.pick(now, &[], &[]), Some(1));
         endpoints.succeeded(1);
         assert_eq!(endpoints.next_probe(), Some(now + MS(100)));
         // Backoff over: one probe, and nothing else while it is out.
         let later = now + MS(100);
-        assert_eq!(endpoints.pick(later, &[]), Some(0));
-        assert_eq!(endpoints.pick(later, &[]), Some(1));
-        assert_eq!(endpoints.pick(later, &[]), Some(1));
+        assert_eq!(endpoints.pick(later, &[], &[]), Some(0));
+        assert_eq!(endpoints.pick(later, &[], &[]), Some(1));
+        assert_eq!(endpoints.pick(later, &[], &[]), Some(1));
         endpoints.failed(0, later);
         assert_eq!(endpoints.next_probe(), Some(later + MS(200)));
         let probe = later + MS(200);
-        assert_eq!(endpoints.pick(probe, &[1]), Some(0));
+        assert_eq!(endpoints.pick(probe, &[1], &[]), Some(0));
         endpoints.succeeded(0);
         assert_eq!(endpoints.next_probe(), None);
+    }
+
+    #[test]
+    fn a_hedge_goes_to_another_collector_or_nowhere() {
+        let now = Instant::now();
+        let mut endpoints = Endpoints::new(2, MS(100), MS(1000));
+        assert_eq!(endpoints.pick(now, &[], &[]), Some(0));
+        // The report is in flight at 0: its hedge goes to 1 even though 1 is busier.
+        assert_eq!(endpoints.pick(now, &[], &[]), Some(1));
+        assert_eq!(endpoints.pick(now, &[], &[0]), Some(1));
+        endpoints.failed(1, now);
+        assert_eq!(endpoints.pick(now, &[], &[0]), None);
+        let mut single = Endpoints::new(1, MS(100), MS(1000));
+        assert_eq!(single.pick(now, &[], &[0]), None);
     }
 
     #[test]
     fn when_every_collector_backs_off_reports_wait() {
         let now = Instant::now();
         let mut single = Endpoints::new(1, MS(100), MS(1000));
-        assert_eq!(single.pick(now, &[]), Some(0));
+        assert_eq!(single.pick(now, &[], &[]), Some(0));
         single.failed(0, now);
-        assert_eq!(single.pick(now, &[0]), None);
-        assert_eq!(single.pick(now + MS(100), &[0]), Some(0));
+        assert_eq!(single.pick(now, &[0], &[]), None);
+        assert_eq!(single.pick(now + MS(100), &[0], &[]), Some(0));
         single.abandoned(0);
         assert_eq!(single.next_probe(), Some(now + MS(100)));
     }

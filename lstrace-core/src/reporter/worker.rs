@@ -6,8 +6,16 @@
 //! it leaves. A report is sealed every reporting period, on a flush, and as soon as the
 //! buffer holds an eighth of its bound (or a full report): bursts leave at once instead of
 //! waiting for the clock. Up to [`MAX_IN_FLIGHT`] reports are sent at once, each to the
-//! healthy collector with the fewest in flight (see the `retry` module), so a hung one
-//! holds back only the reports it already has, for at most the report timeout.
+//! healthy collector with the fewest in flight (see the `retry` module).
+//!
+//! A report that has had no answer for a fifth of the report timeout, or for half the time
+//! a flush waiting for it was given, is hedged: the same body is sent to another collector
+//! that may take it, so a hung collector holds back no report for long, and `flush(t)`
+//! delivers through a healthy collector within `t`. The first acceptance counts and the
+//! other attempt is cancelled, its answer never heard, so the counts never double; a
+//! collector overtaken that way backs off like one that failed. The collector may still
+//! have ingested the report it never answered: then its spans (and the drop counts it
+//! carried) arrive twice. Only hedged reports can arrive twice.
 
 use super::buffer::{Chunk, SpanBuffer};
 use super::events::{DropReason, Event, ReportError, ReportFailure, StatusReport};
@@ -32,6 +40,11 @@ pub(crate) const MAX_IN_FLIGHT: usize = 4;
 
 /// A report leaves early once the buffer holds this fraction of `max_buffered_spans`.
 const FILL_FRACTION: usize = 8;
+
+/// A report unanswered for this fraction of the report timeout is hedged: a satellite
+/// answers within milliseconds, and a fifth of the timeout (1 s by default) without an
+/// answer means it is hung or overloaded.
+const HEDGE_FRACTION: u32 = 5;
 
 /// Whether the buffer holds enough for a report to leave before its period.
 pub(crate) fn report_due(buffer: &SpanBuffer, config: &Config) -> bool {
@@ -67,6 +80,8 @@ impl Reply {
 struct Waiter {
     upto: u64,
     deadline: Instant,
+    /// Halfway to the deadline: the reports it waits for are hedged from then on.
+    hedge_at: Instant,
     close: bool,
     reply: Reply,
 }
@@ -84,9 +99,19 @@ struct Batch {
 }
 
 /// A batch whose report is in flight.
-struct Sending {
+struct Flight {
     batch: Batch,
+    /// The report's body, shared with its attempts, for a hedge to send again.
+    body: bytes::Bytes,
+    /// One attempt, or two once hedged, oldest first.
+    attempts: Vec<Attempt>,
+}
+
+/// One HTTP exchange carrying a report.
+struct Attempt {
+    task: task::AbortHandle,
     endpoint: usize,
+    started: Instant,
 }
 
 /// The most bytes of spans one report may carry, besides its envelope.
@@ -117,8 +142,13 @@ pub(crate) struct Worker {
     endpoints: Endpoints,
     /// Sealed batches waiting for a collector, oldest (and retried) first.
     queue: VecDeque<Batch>,
-    sending: HashMap<task::Id, Sending>,
+    /// Batches in flight, by id.
+    flights: HashMap<u64, Flight>,
+    /// The batch each attempt in flight carries.
+    attempt_batches: HashMap<task::Id, u64>,
     attempts: JoinSet<Result<RawAnswer, ReportError>>,
+    /// How long an attempt may go unanswered before its report is hedged.
+    hedge_delay: std::time::Duration,
     next_id: u64,
     waiters: Vec<Waiter>,
     next_report: Instant,
@@ -155,8 +185,10 @@ impl Worker {
             transport,
             protocol,
             queue: VecDeque::new(),
-            sending: HashMap::new(),
+            flights: HashMap::new(),
+            attempt_batches: HashMap::new(),
             attempts: JoinSet::new(),
+            hedge_delay: config.report_timeout / HEDGE_FRACTION,
             next_id: 0,
             waiters: Vec::new(),
             acked: Carried::default(),
@@ -224,9 +256,11 @@ impl Worker {
     fn on_command(&mut self, command: Command) {
         self.drain();
         self.seal(true);
+        let now = Instant::now();
         self.waiters.push(Waiter {
             upto: self.next_id,
             deadline: command.deadline,
+            hedge_at: after(now, command.deadline.saturating_duration_since(now) / 2),
             close: command.close,
             reply: command.reply,
         });
@@ -276,10 +310,12 @@ impl Worker {
         }
     }
 
-    /// Starts reports while fewer than [`MAX_IN_FLIGHT`] are out and a collector may take
-    /// one; seals the buffer early when it holds enough.
+    /// Hedges the reports due for it, then starts reports while fewer than
+    /// [`MAX_IN_FLIGHT`] are out and a collector may take one; seals the buffer early when
+    /// it holds enough.
     fn start_attempts(&mut self, now: Instant) {
-        while self.attempts.len() < MAX_IN_FLIGHT {
+        self.start_hedges(now);
+        while self.flights.len() < MAX_IN_FLIGHT {
             if self.queue.is_empty() {
                 if !report_due(&self.shared.buffer(), &self.shared.config) {
                     return;
@@ -294,7 +330,7 @@ impl Worker {
             if batch.chunk.spans == 0 && self.unreported_drops() == Carried::default() {
                 continue;
             }
-            let Some(endpoint) = self.endpoints.pick(now, &batch.tried) else {
+            let Some(endpoint) = self.endpoints.pick(now, &batch.tried, &[]) else {
                 self.queue.push_front(batch);
                 return;
             };
@@ -303,12 +339,74 @@ impl Worker {
             let body =
                 self.protocol
                     .body(&mut batch.chunk, batch.carried, self.interval_start_nanos);
-            let send = self
-                .transport
-                .send(endpoint, body, self.shared.config.report_timeout);
-            let attempt = self.attempts.spawn(send);
-            self.sending
-                .insert(attempt.id(), Sending { batch, endpoint });
+            let attempt = self.spawn_attempt(batch.id, body.clone(), endpoint, now);
+            self.flights.insert(
+                batch.id,
+                Flight {
+                    batch,
+                    body,
+                    attempts: vec![attempt],
+                },
+            );
+        }
+    }
+
+    /// Sends a report body to a collector, as an attempt of batch `batch_id`.
+    fn spawn_attempt(
+        &mut self,
+        batch_id: u64,
+        body: bytes::Bytes,
+        endpoint: usize,
+        now: Instant,
+    ) -> Attempt {
+        let send = self
+            .transport
+            .send(endpoint, body, self.shared.config.report_timeout);
+        let task = self.attempts.spawn(send);
+        self.attempt_batches.insert(task.id(), batch_id);
+        Attempt {
+            task,
+            endpoint,
+            started: now,
+        }
+    }
+
+    /// When a report with one attempt in flight is hedged: after the hedge delay, or from
+    /// halfway to the deadline of a flush that waits for it, whichever comes first.
+    fn hedge_at(&self, flight: &Flight) -> Instant {
+        let started = flight
+            .attempts
+            .first()
+            .map_or_else(Instant::now, |a| a.started);
+        self.waiters
+            .iter()
+            .filter(|w| w.upto > flight.batch.id)
+            .map(|w| w.hedge_at.max(started))
+            .fold(after(started, self.hedge_delay), Instant::min)
+    }
+
+    /// Sends the reports that are due for a hedge to another collector, when one may take
+    /// them (see the module's documentation).
+    fn start_hedges(&mut self, now: Instant) {
+        let due: Vec<u64> = self
+            .flights
+            .values()
+            .filter(|f| f.attempts.len() == 1 && self.hedge_at(f) <= now)
+            .map(|f| f.batch.id)
+            .collect();
+        for id in due {
+            let Some(flight) = self.flights.get(&id) else {
+                continue;
+            };
+            let busy: Vec<usize> = flight.attempts.iter().map(|a| a.endpoint).collect();
+            let Some(endpoint) = self.endpoints.pick(now, &flight.batch.tried, &busy) else {
+                continue;
+            };
+            let body = flight.body.clone();
+            let attempt = self.spawn_attempt(id, body, endpoint, now);
+            if let Some(flight) = self.flights.get_mut(&id) {
+                flight.attempts.push(attempt);
+            }
         }
     }
 
@@ -322,18 +420,70 @@ impl Worker {
                 ))),
             ),
         };
-        let Some(Sending { batch, endpoint }) = self.sending.remove(&id) else {
+        // A cancelled attempt (its report was accepted elsewhere, or abandoned) is not heard.
+        let Some(batch_id) = self.attempt_batches.remove(&id) else {
             return;
         };
-        self.reserved = self.reserved.minus(batch.carried);
+        let Some(mut flight) = self.flights.remove(&batch_id) else {
+            return;
+        };
+        let Some(at) = flight.attempts.iter().position(|a| a.task.id() == id) else {
+            return;
+        };
+        let attempt = flight.attempts.remove(at);
+        let endpoint = attempt.endpoint;
         match result.and_then(|raw| raw.read(&*self.protocol)) {
-            Ok(Answer::Accepted { warning }) => self.delivered(batch, endpoint, warning),
-            Ok(Answer::Disable) => {
-                // The report that carried the command was received.
-                self.delivered(batch, endpoint, None);
-                self.disable(endpoint);
+            Ok(answer) => {
+                for other in std::mem::take(&mut flight.attempts) {
+                    self.cancel(other, &attempt);
+                }
+                let Flight { batch, body, .. } = flight;
+                // The chunk's memory is reused once no body holds it.
+                drop(body);
+                self.reserved = self.reserved.minus(batch.carried);
+                match answer {
+                    Answer::Accepted { warning } => self.delivered(batch, endpoint, warning),
+                    Answer::Disable => {
+                        // The report that carried the command was received.
+                        self.delivered(batch, endpoint, None);
+                        self.disable(endpoint);
+                    }
+                }
             }
-            Err(error) => self.failed(batch, endpoint, error),
+            Err(error) if !flight.attempts.is_empty() => {
+                // Its hedge (or the attempt it hedges) may still deliver it.
+                self.attempt_failed(&mut flight.batch, endpoint, error, true);
+                self.flights.insert(batch_id, flight);
+            }
+            Err(error) => {
+                let Flight { batch, body, .. } = flight;
+                drop(body);
+                self.reserved = self.reserved.minus(batch.carried);
+                self.failed(batch, endpoint, error);
+            }
+        }
+    }
+
+    /// Cancels an attempt whose report `winner` delivered. An attempt that started earlier
+    /// was overtaken by its hedge: its collector is slow or hung, and backs off.
+    fn cancel(&mut self, attempt: Attempt, winner: &Attempt) {
+        attempt.task.abort();
+        self.attempt_batches.remove(&attempt.task.id());
+        if attempt.started < winner.started {
+            let now = Instant::now();
+            self.endpoints.failed(attempt.endpoint, now);
+            self.shared.events.emit(&Event::Warning {
+                message: format!(
+                    "no answer from {} after {} ms: the report was delivered through {}, and \
+                     {} is left out of the rotation for a while",
+                    self.transport.endpoint_name(attempt.endpoint),
+                    now.saturating_duration_since(attempt.started).as_millis(),
+                    self.transport.endpoint_name(winner.endpoint),
+                    self.transport.endpoint_name(attempt.endpoint),
+                ),
+            });
+        } else {
+            self.endpoints.abandoned(attempt.endpoint);
         }
     }
 
@@ -362,28 +512,45 @@ impl Worker {
         self.shared.buffer().recycle(batch.chunk);
     }
 
-    fn failed(&mut self, mut batch: Batch, endpoint: usize, error: ReportError) {
-        let counters = &self.shared.counters;
-        counters.reports_failed.fetch_add(1, Ordering::Relaxed);
+    /// An attempt of `batch` failed: its collector backs off, and the event handler hears
+    /// of it. `will_retry` when the batch goes on (retried, or still in flight elsewhere).
+    fn attempt_failed(
+        &mut self,
+        batch: &mut Batch,
+        endpoint: usize,
+        error: ReportError,
+        will_retry: bool,
+    ) {
+        self.shared
+            .counters
+            .reports_failed
+            .fetch_add(1, Ordering::Relaxed);
         self.endpoints.failed(endpoint, Instant::now());
         batch.failed_attempts += 1;
         batch.tried.push(endpoint);
-        let spans = batch.chunk.spans;
-        let will_retry =
-            error.is_retryable() && batch.failed_attempts < self.shared.config.max_report_attempts;
         self.shared.events.emit(&Event::ReportFailed(ReportFailure {
             endpoint: self.transport.endpoint_name(endpoint),
             error,
-            spans,
+            spans: batch.chunk.spans,
             attempt: batch.failed_attempts,
             will_retry,
         }));
+    }
+
+    /// The last attempt in flight of `batch` failed: retried, or its spans are dropped.
+    fn failed(&mut self, mut batch: Batch, endpoint: usize, error: ReportError) {
+        let will_retry = error.is_retryable()
+            && batch.failed_attempts + 1 < self.shared.config.max_report_attempts;
+        self.attempt_failed(&mut batch, endpoint, error, will_retry);
         if will_retry {
             self.queue.push_front(batch);
         } else {
-            counters
-                .tally()
-                .drop_held(spans as u64, batch.bytes, DropReason::ReportFailed);
+            let spans = batch.chunk.spans;
+            self.shared.counters.tally().drop_held(
+                spans as u64,
+                batch.bytes,
+                DropReason::ReportFailed,
+            );
             self.shared.buffer().recycle(batch.chunk);
         }
     }
@@ -413,8 +580,11 @@ impl Worker {
     fn abandon(&mut self) -> u64 {
         // Dropping the tasks' set aborts them; their bodies go with them.
         drop(std::mem::take(&mut self.attempts));
-        for (_, sending) in self.sending.drain() {
-            self.endpoints.abandoned(sending.endpoint);
+        self.attempt_batches.clear();
+        for (_, flight) in self.flights.drain() {
+            for attempt in flight.attempts {
+                self.endpoints.abandoned(attempt.endpoint);
+            }
         }
         self.queue.clear();
         self.reserved = Carried::default();
@@ -433,7 +603,7 @@ impl Worker {
         self.queue
             .iter()
             .map(|b| b.id)
-            .chain(self.sending.values().map(|s| s.batch.id))
+            .chain(self.flights.keys().copied())
             .min()
     }
 
@@ -472,7 +642,17 @@ impl Worker {
     /// When the loop must look again even if nothing happens.
     fn next_wake(&self, now: Instant) -> Instant {
         let mut at = self.next_report;
-        if !self.queue.is_empty() && self.attempts.len() < MAX_IN_FLIGHT {
+        let mut hedge_waits_for_probe = false;
+        for flight in self.flights.values().filter(|f| f.attempts.len() == 1) {
+            let hedge_at = self.hedge_at(flight);
+            if hedge_at > now {
+                at = at.min(hedge_at);
+            } else {
+                // Due, but no other collector could take it: wait for one.
+                hedge_waits_for_probe = true;
+            }
+        }
+        if hedge_waits_for_probe || (!self.queue.is_empty() && self.flights.len() < MAX_IN_FLIGHT) {
             if let Some(probe) = self.endpoints.next_probe() {
                 at = at.min(probe);
             }

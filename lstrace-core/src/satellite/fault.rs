@@ -90,6 +90,8 @@ impl FaultRequest {
 struct State {
     fault: Option<Fault>,
     requests: Vec<FaultRequest>,
+    /// Answers written, or given up because the client had gone.
+    answers: usize,
 }
 
 #[derive(Default)]
@@ -202,6 +204,13 @@ impl FaultServer {
                 .sum::<usize>()
                 >= count
         })
+    }
+
+    /// Waits until the server has answered at least `count` requests (or tried to: the
+    /// client may have hung up); false if not within `timeout`. A black hole never answers.
+    #[must_use]
+    pub fn wait_for_answers(&self, count: usize, timeout: Duration) -> bool {
+        self.wait(timeout, |s| s.answers >= count)
     }
 
     /// Waits until at least `count` requests arrived; false if not within `timeout`.
@@ -381,7 +390,10 @@ async fn serve_connection(mut stream: TcpStream, shared: Arc<Shared>) {
             });
         }
         shared.changed.notify_all();
-        if !answer(&mut stream, fault).await {
+        let open = answer(&mut stream, fault).await;
+        shared.state().answers += 1;
+        shared.changed.notify_all();
+        if !open {
             return;
         }
     }
