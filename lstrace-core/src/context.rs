@@ -16,6 +16,8 @@ pub struct SpanContext {
     trace_id: TraceId,
     span_id: SpanId,
     sampled: bool,
+    /// B3's debug flag: record this trace whatever the samplers say, and tell downstream.
+    debug: bool,
     extras: Option<Arc<Extras>>,
 }
 
@@ -101,6 +103,7 @@ impl SpanContext {
             trace_id,
             span_id,
             sampled,
+            debug: false,
             extras: None,
         }
     }
@@ -121,6 +124,13 @@ impl SpanContext {
     #[must_use]
     pub fn is_sampled(&self) -> bool {
         self.sampled
+    }
+
+    /// True when upstream asked (with B3's debug flag) that this trace be recorded whatever
+    /// the samplers say. A debug context is sampled.
+    #[must_use]
+    pub fn is_debug(&self) -> bool {
+        self.debug
     }
 
     /// The value of a baggage item.
@@ -182,19 +192,29 @@ impl SpanContext {
         self
     }
 
-    /// This context with another sampled flag.
+    /// This context with another sampled flag (an unsampled context is not a debug one).
     #[must_use]
     pub fn with_sampled(mut self, sampled: bool) -> Self {
         self.sampled = sampled;
+        self.debug &= sampled;
         self
     }
 
-    /// The context of a child: same trace, inherited flag, baggage and trace state, a new id.
+    /// This context with the debug flag set or cleared (a debug context is sampled).
+    #[must_use]
+    pub fn with_debug(mut self, debug: bool) -> Self {
+        self.debug = debug;
+        self.sampled |= debug;
+        self
+    }
+
+    /// The context of a child: same trace, inherited flags, baggage and trace state, a new id.
     pub(crate) fn child(&self, span_id: SpanId) -> Self {
         SpanContext {
             trace_id: self.trace_id,
             span_id,
             sampled: self.sampled,
+            debug: self.debug,
             extras: self.extras.clone(),
         }
     }
@@ -211,6 +231,9 @@ impl fmt::Debug for SpanContext {
         d.field("trace_id", &self.trace_id)
             .field("span_id", &self.span_id)
             .field("sampled", &self.sampled);
+        if self.debug {
+            d.field("debug", &true);
+        }
         if self.has_baggage() {
             d.field("baggage", &self.baggage().collect::<Vec<_>>());
         }

@@ -21,6 +21,7 @@ pub mod protocol;
 mod record;
 pub mod reporter;
 mod ring;
+pub mod sampling;
 #[cfg(feature = "satellite")]
 #[cfg_attr(docsrs, doc(cfg(feature = "satellite")))]
 pub mod satellite;

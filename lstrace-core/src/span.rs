@@ -6,6 +6,7 @@ use crate::context::SpanContext;
 use crate::id::{random_u64, SpanId, TraceId};
 use crate::local::{self, with_local, Ending, Frame, Local, Stamp};
 use crate::record::{LogRecord, Relationship};
+use crate::sampling;
 use crate::tag::{Str, Tag, TagList, TagValue};
 use std::fmt;
 use std::marker::PhantomData;
@@ -70,6 +71,16 @@ struct Spec {
 /// Starts building a span named `name`. By default its parent is the current span (a root
 /// span when there is none); start it with [`SpanBuilder::start`] (entered: it becomes the
 /// current span until its guard drops) or [`SpanBuilder::start_detached`].
+///
+/// A span that starts a new trace is recorded if the [sampling policy](crate::sampling)
+/// says so; a span with a parent follows the parent's decision. A span that is not recorded
+/// still has a context when it has a parent, which carries the trace id, the decision and
+/// the baggage to its children and downstream.
+///
+/// Without a tracer (no `init`, or after `close`), nothing is recorded, but contexts pass
+/// through: a span started as the [child of](SpanBuilder::child_of) a context (one extracted
+/// from a request, say) has that very context, so [`current`] returns it inside the span and
+/// calls made there carry it on, as OpenTelemetry's API does without an SDK.
 ///
 /// ```
 /// let _recorder = lstrace_core::testing::TestRecorder::install();
@@ -142,8 +153,8 @@ impl SpanBuilder {
         self
     }
 
-    /// Whether a new trace is recorded (default: yes). Ignored for a span that has a parent:
-    /// it inherits the parent's decision.
+    /// Whether a new trace is recorded, overriding the [sampling policy](crate::sampling).
+    /// Ignored for a span that has a parent: it inherits the parent's decision.
     pub fn sampled(mut self, sampled: bool) -> Self {
         self.spec.sampled = Some(sampled);
         self
@@ -164,6 +175,11 @@ impl SpanBuilder {
         // it (an atomic load in between keeps it from merging the two).
         let mut builder = ManuallyDrop::new(self);
         if !collector::is_enabled() {
+            if let Parent::Explicit(_) = builder.parent {
+                // SAFETY: taken once, not used after.
+                let context = pass_through(unsafe { ManuallyDrop::take(&mut builder) });
+                return context.map_or_else(SpanGuard::noop, |c| c.enter());
+            }
             // SAFETY: dropped once, not used after.
             unsafe { ManuallyDrop::drop(&mut builder) };
             return SpanGuard::noop();
@@ -179,6 +195,13 @@ impl SpanBuilder {
         // As in `start`: taken before the check, so that it stays where the caller made it.
         let mut builder = ManuallyDrop::new(self);
         if !collector::is_enabled() {
+            if let Parent::Explicit(_) = builder.parent {
+                // SAFETY: taken once, not used after.
+                let context = pass_through(unsafe { ManuallyDrop::take(&mut builder) });
+                return Span {
+                    frame: context.map(|c| c.scope_frame()),
+                };
+            }
             // SAFETY: dropped once, not used after.
             unsafe { ManuallyDrop::drop(&mut builder) };
             return Span::noop();
@@ -196,11 +219,9 @@ impl SpanBuilder {
 unsafe fn start_detached(builder: &mut ManuallyDrop<SpanBuilder>) -> Span {
     let b: &mut SpanBuilder = builder;
     let started = match &b.parent {
-        Parent::Current => {
-            with_local(|local| b.spec.started(local.top().map(Frame::context))).flatten()
-        }
-        Parent::Root => b.spec.started(None),
-        Parent::Explicit(ctx) => b.spec.started(Some(ctx)),
+        Parent::Current => with_local(|local| b.spec.started(local.top().map(Frame::context))),
+        Parent::Root => Some(b.spec.started(None)),
+        Parent::Explicit(ctx) => Some(b.spec.started_explicit(ctx)),
     };
     let frame = match started {
         Some(Started::Recording { context, parent }) => {
@@ -250,8 +271,9 @@ unsafe fn start_entered(builder: &mut ManuallyDrop<SpanBuilder>) -> SpanGuard {
         // work (and its register saves), which is in `push_started`.
         let unsampled = match &b.parent {
             Parent::Current => local.top().is_some_and(|f| !f.context().is_sampled()),
-            Parent::Root => false,
-            Parent::Explicit(ctx) => !ctx.is_sampled(),
+            // Decided in `push_started`: the span gets a context even when it is not
+            // recorded, and the policy may record it anyway.
+            Parent::Root | Parent::Explicit(_) => false,
         };
         // SAFETY: passed on from the caller.
         (!unsampled).then(|| unsafe { push_started(local, b) })
@@ -268,52 +290,58 @@ unsafe fn start_entered(builder: &mut ManuallyDrop<SpanBuilder>) -> SpanGuard {
     key.map_or_else(SpanGuard::noop, SpanGuard::entered)
 }
 
-/// Pushes the frame of the span that `b` describes (its parent is not unsampled): a
-/// recording frame, or a context-only one for an unsampled root. Returns its key.
+/// Pushes the frame of the span that `b` describes (its parent is not an unsampled current
+/// span): a recording frame, or a context-only one for a span the sampling policy leaves
+/// out. Returns its key.
 ///
 /// # Safety
 /// Moves the name and tags out of `b`: the caller must not drop them again.
 #[inline(never)]
 unsafe fn push_started(local: &mut Local, b: &mut SpanBuilder) -> u64 {
-    let parent = match &b.parent {
-        Parent::Current => local.top().map(Frame::context),
-        Parent::Root => None,
-        Parent::Explicit(ctx) => Some(ctx),
+    let started = match &b.parent {
+        Parent::Current => b.spec.started(local.top().map(Frame::context)),
+        Parent::Root => b.spec.started(None),
+        Parent::Explicit(ctx) => b.spec.started_explicit(ctx),
     };
-    let (context, parent) = match parent {
-        Some(p) => (
-            p.child(SpanId::random()),
-            Some((b.spec.relationship, p.span_id().get())),
-        ),
-        None => {
-            let context = b.spec.root_context();
-            if !context.is_sampled() {
-                // An unsampled root still needs a frame, so its children know. Its name and
-                // tags are dropped here.
-                let key = context.span_id().get();
-                local.push(Frame::context_only(key, context));
-                // SAFETY: dropped once; the caller does not drop them again.
-                unsafe {
-                    ptr::drop_in_place(&mut b.spec.name);
-                    if !b.spec.tags.is_new() {
-                        ptr::drop_in_place(&mut b.spec.tags);
-                    }
-                }
-                return key;
+    match started {
+        Started::Recording { context, parent } => {
+            let start = b.spec.start();
+            // SAFETY: the name and tags move into the frame.
+            unsafe {
+                local.push_recording(
+                    context,
+                    parent,
+                    ptr::read(&b.spec.name),
+                    &b.spec.tags,
+                    start,
+                )
             }
-            (context, None)
         }
-    };
-    let start = b.spec.start();
-    // SAFETY: the name and tags move into the frame.
-    unsafe {
-        local.push_recording(
-            context,
-            parent,
-            ptr::read(&b.spec.name),
-            &b.spec.tags,
-            start,
-        )
+        Started::ContextOnly(context) => {
+            // A span that is not recorded still needs a frame, so its children know. Its
+            // name and tags are dropped here.
+            let key = context.span_id().get();
+            local.push(Frame::context_only(key, context));
+            // SAFETY: dropped once; the caller does not drop them again.
+            unsafe {
+                ptr::drop_in_place(&mut b.spec.name);
+                if !b.spec.tags.is_new() {
+                    ptr::drop_in_place(&mut b.spec.tags);
+                }
+            }
+            key
+        }
+    }
+}
+
+/// The context a span started without a tracer has: its explicit parent's, passed through
+/// (`None` for the others, which have none).
+#[cold]
+#[inline(never)]
+fn pass_through(builder: SpanBuilder) -> Option<SpanContext> {
+    match builder.parent {
+        Parent::Explicit(context) => Some(context),
+        Parent::Current | Parent::Root => None,
     }
 }
 
@@ -353,27 +381,26 @@ impl Spec {
         }
     }
 
-    /// The context of a new trace's root span.
+    /// The context of a new trace's root span, sampled as the policy (or `sampled`) says.
     fn root_context(&self) -> SpanContext {
-        SpanContext::new(
-            TraceId::random(),
-            SpanId::random(),
-            self.sampled.unwrap_or(true),
-        )
+        let trace_id = TraceId::random();
+        let sampled = self
+            .sampled
+            .unwrap_or_else(|| sampling::sample_new_trace(trace_id, &self.name, &self.tags));
+        SpanContext::new(trace_id, SpanId::random(), sampled)
     }
 
-    /// Decides how the span starts under `parent`, and makes its context; `None` when it
-    /// does not start at all.
+    /// Decides how the span starts under the current span `parent` (none: a new trace), and
+    /// makes its context.
     #[inline]
-    fn started(&self, parent: Option<&SpanContext>) -> Option<Started> {
-        Some(match parent {
-            // Children of an unsampled span cost nothing: the parent's frame already tells
-            // every descendant that the trace is not recorded.
-            Some(p) if !p.is_sampled() => return None,
-            Some(p) => Started::Recording {
+    fn started(&self, parent: Option<&SpanContext>) -> Started {
+        match parent {
+            // Children of the current span follow its decision.
+            Some(p) if p.is_sampled() => Started::Recording {
                 context: p.child(SpanId::random()),
                 parent: Some((self.relationship, p.span_id().get())),
             },
+            Some(p) => Started::ContextOnly(p.child(SpanId::random())),
             None => {
                 let context = self.root_context();
                 if context.is_sampled() {
@@ -382,11 +409,25 @@ impl Spec {
                         parent: None,
                     }
                 } else {
-                    // An unsampled root still needs a frame, so its children know.
                     Started::ContextOnly(context)
                 }
             }
-        })
+        }
+    }
+
+    /// Decides how the span starts as the child of the explicit parent `parent` (as the
+    /// sampling policy says: by default, as the parent decided), and makes its context.
+    fn started_explicit(&self, parent: &SpanContext) -> Started {
+        let sampled = sampling::sample_child(parent, &self.name, &self.tags);
+        let context = parent.child(SpanId::random()).with_sampled(sampled);
+        if sampled {
+            Started::Recording {
+                context,
+                parent: Some((self.relationship, parent.span_id().get())),
+            }
+        } else {
+            Started::ContextOnly(context)
+        }
     }
 }
 
@@ -460,11 +501,15 @@ impl SpanGuard {
         with_local(|local| local.find_mut(key).map(f)).flatten()
     }
 
-    /// The span's context (`None` for a span that is not recorded because no tracer is
-    /// running, or because its trace is unsampled).
+    /// The span's context. A child of the current span in an unsampled trace (or a span
+    /// started without a tracer) has no frame of its own, to cost nothing: its context is
+    /// the one it runs under, [`current`] (`None` outside any context).
     #[must_use]
     pub fn context(&self) -> Option<SpanContext> {
-        self.with_frame(|f| f.context().clone())
+        match self.key {
+            Some(_) => self.with_frame(|f| f.context().clone()),
+            None => current(),
+        }
     }
 
     /// Sets a tag.
@@ -484,9 +529,24 @@ impl SpanGuard {
     }
 
     /// Sets a baggage item: this span's children (and the processes it calls) carry it.
+    ///
+    /// A span without a frame of its own (see [`SpanGuard::context`]) gets one here, a
+    /// context-only frame over the context it runs under, so that the item is not lost and
+    /// does not reach the span's parent.
     pub fn set_baggage_item(&mut self, key: impl Into<String>, value: impl Into<String>) {
         let (key, value) = (key.into(), value.into());
-        self.with_frame(|f| f.context_mut().set_baggage_item(key, value));
+        if self.key.is_some() {
+            self.with_frame(|f| f.context_mut().set_baggage_item(key, value));
+            return;
+        }
+        self.key = with_local(|local| {
+            let context = local.top()?.context().clone();
+            let frame = context.with_baggage_item(key, value).scope_frame();
+            let key = frame.key;
+            local.push(frame);
+            Some(key)
+        })
+        .flatten();
     }
 
     /// Finishes the span now.
@@ -697,11 +757,12 @@ impl SpanContext {
 ///
 /// Move it to another thread or task and [`enter`](SpanContext::enter) it there, inject it
 /// into outgoing headers, or make it the parent of a span with [`SpanBuilder::child_of`].
+///
+/// Without a tracer, this is the context entered last (by [`SpanContext::enter`], or a span
+/// started as the child of an extracted context): contexts pass through a process that
+/// records nothing.
 #[must_use]
 pub fn current() -> Option<SpanContext> {
-    if !collector::is_enabled() {
-        return None;
-    }
     with_local(|local| local.top().map(|f| f.context().clone())).flatten()
 }
 
@@ -758,11 +819,8 @@ pub fn record_error(error: &(dyn fmt::Display + '_)) {
 }
 
 /// Sets a baggage item on the current span: its later children and the processes it calls
-/// carry it.
+/// carry it. Works without a tracer too, on the context entered last.
 pub fn set_baggage_item(key: impl Into<String>, value: impl Into<String>) {
-    if !collector::is_enabled() {
-        return;
-    }
     let (key, value) = (key.into(), value.into());
     with_local(|local| {
         if let Some(f) = local.top_mut() {

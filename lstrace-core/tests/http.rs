@@ -3,13 +3,14 @@
 #![cfg(all(feature = "reqwest", feature = "tower"))]
 
 use axum::extract::{MatchedPath, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::routing::get;
 use axum::Router;
 use lstrace_core::http::{TraceLayer, TracedRequestBuilder};
+use lstrace_core::propagation::{self, Format, PropagatorStack};
 use lstrace_core::testing::{self, TestRecorder};
 use lstrace_core::tree::TreeStyle;
-use lstrace_core::{span, SpanRecord, TagValue, TraceId};
+use lstrace_core::{span, SpanContext, SpanId, SpanRecord, TagValue, TraceId};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -330,11 +331,106 @@ async fn a_not_sampled_request_records_nothing_and_passes_the_decision_on() {
         .text()
         .await
         .unwrap();
-    assert_eq!(
-        header(&echoed, "traceparent"),
-        Some(format!("00-{trace}-00f067aa0ba902b7-00").as_str()),
-        "the caller's context passes on unchanged: no span was made"
+    // The client span is not recorded, but it has a context of its own: same trace, a new
+    // span id, not sampled.
+    let traceparent = header(&echoed, "traceparent").expect("a traceparent");
+    assert!(
+        traceparent.starts_with(&format!("00-{trace}-")) && traceparent.ends_with("-00"),
+        "{traceparent}"
     );
+    assert!(!traceparent.contains("00f067aa0ba902b7"), "{traceparent}");
     assert_eq!(header(&echoed, "x-b3-sampled"), Some("0"));
     assert!(TestRecorder::install().trace(trace).is_empty());
+}
+
+/// Every format's "not sampled" and baggage go through a service traced by the tower layer
+/// to the service it calls with the reqwest integration, with an item the handler adds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_unsampled_decision_and_baggage_go_through_a_service_in_every_format() {
+    let _recorder = TestRecorder::install();
+    let downstream = serve(Router::new().route("/echo", get(echo))).await;
+    async fn call_downstream(State(downstream): State<SocketAddr>) -> String {
+        let context = {
+            let mut handle = span("handle").start();
+            handle.set_baggage_item("added", "in-rust");
+            handle.context().expect("a context under the caller's")
+        };
+        let call = context.in_scope(|| {
+            reqwest::Client::new()
+                .get(format!("http://{downstream}/echo"))
+                .send_traced()
+        });
+        call.await.unwrap().text().await.unwrap()
+    }
+    let formats = [
+        Format::LightStep,
+        Format::B3Multi,
+        Format::B3Single,
+        Format::TraceContext,
+        Format::Envoy,
+    ];
+    for format in formats {
+        let upstream = serve(
+            Router::new()
+                .route("/call", get(call_downstream))
+                .layer(TraceLayer::new().with_propagators(PropagatorStack::empty().with(format)))
+                .with_state(downstream),
+        )
+        .await;
+        let trace = TraceId(u128::from(SpanId::random().get()));
+        let caller =
+            SpanContext::new(trace, SpanId::random(), false).with_baggage_item("user", "ann");
+        let mut headers = HeaderMap::new();
+        PropagatorStack::empty()
+            .with(format)
+            .inject(&caller, &mut headers);
+        let echoed = reqwest::Client::new()
+            .get(format!("http://{upstream}/call"))
+            .headers(headers)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let received: HeaderMap = echoed
+            .lines()
+            .filter_map(|line| line.split_once(": "))
+            .map(|(k, v)| {
+                (
+                    k.parse::<HeaderName>().unwrap(),
+                    v.parse::<HeaderValue>().unwrap(),
+                )
+            })
+            .collect();
+        // The downstream service reads the default stack's formats: each one says the same.
+        for read in [Format::LightStep, Format::TraceContext, Format::B3Multi] {
+            let context = PropagatorStack::empty()
+                .with(read)
+                .extract(&received)
+                .unwrap_or_else(|| panic!("{format:?} -> {read:?}: {echoed}"));
+            assert_eq!(context.trace_id(), trace, "{format:?} -> {read:?}");
+            assert!(!context.is_sampled(), "{format:?} -> {read:?}");
+            assert_ne!(
+                context.span_id(),
+                caller.span_id(),
+                "{format:?} -> {read:?}"
+            );
+        }
+        let mut baggage: Vec<(String, String)> = propagation::extract(&received)
+            .unwrap()
+            .baggage()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect();
+        baggage.sort();
+        let mut expected = vec![("added".to_owned(), "in-rust".to_owned())];
+        if !matches!(format, Format::B3Multi | Format::B3Single) {
+            expected.push(("user".to_owned(), "ann".to_owned()));
+        }
+        assert_eq!(baggage, expected, "{format:?}");
+        assert!(
+            TestRecorder::install().trace(trace).is_empty(),
+            "{format:?}"
+        );
+    }
 }

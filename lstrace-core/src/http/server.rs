@@ -3,6 +3,7 @@
 use super::{method_tag, operation_name, record_status};
 use crate::future::Instrumented;
 use crate::propagation::{self, PropagatorStack};
+use crate::sampling;
 use crate::{collector, FutureExt, Span, SpanKind};
 use ::http::{request, Request, Response};
 use std::fmt;
@@ -29,8 +30,11 @@ type OperationName = Arc<dyn Fn(&request::Parts) -> String + Send + Sync>;
 /// service sets `error = true`), when the handler panics (`error = true`), or when the
 /// request is dropped unanswered (`cancelled = true`).
 ///
-/// A caller's "not sampled" decision is kept: nothing is recorded, and calls made while
-/// handling the request pass the decision on.
+/// A request without a caller's context starts a new trace, which the
+/// [sampling policy](crate::sampling) records or not. A caller's "not sampled" decision is
+/// kept (unless the policy ignores callers' decisions): nothing is recorded, and calls made
+/// while handling the request pass the decision on. Without a tracer, the caller's context
+/// passes through to the calls made while handling the request.
 ///
 /// With other layers that open spans, such as tower-http's `TraceLayer` (whose `tracing`
 /// spans the `tracing` bridge records), put this layer outside them (in axum, the later
@@ -123,14 +127,20 @@ where
     }
 
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
-        if !collector::is_enabled() {
-            return ResponseFuture::new(self.inner.call(request), Span::noop());
-        }
         let parent = match &self.layer.propagators {
             Some(stack) => stack.extract(request.headers()),
             None => propagation::extract(request.headers()),
         };
-        if let Some(parent) = parent.as_ref().filter(|p| !p.is_sampled()) {
+        let enabled = collector::is_enabled();
+        if !enabled && parent.is_none() {
+            return ResponseFuture::new(self.inner.call(request), Span::noop());
+        }
+        // Without a tracer the caller's context passes through; a caller's "not sampled"
+        // needs no span either, unless the policy may record the request anyway.
+        if let Some(parent) = parent
+            .as_ref()
+            .filter(|p| !enabled || (!p.is_sampled() && sampling::follows_parent()))
+        {
             let inner = parent.in_scope(|| self.inner.call(request));
             return ResponseFuture {
                 inner: Recorded {

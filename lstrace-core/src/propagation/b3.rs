@@ -38,7 +38,9 @@ pub const FLAGS: &str = "x-b3-flags";
 pub const SINGLE: &str = "b3";
 
 fn sampled_digit(context: &SpanContext) -> &'static str {
-    if context.is_sampled() {
+    if context.is_debug() {
+        "d"
+    } else if context.is_sampled() {
         "1"
     } else {
         "0"
@@ -48,7 +50,12 @@ fn sampled_digit(context: &SpanContext) -> &'static str {
 pub(super) fn inject_multi(context: &SpanContext, carrier: &mut dyn Injector) {
     carrier.set(TRACE_ID, trace_id_hex(context.trace_id()));
     carrier.set(SPAN_ID, format!("{:016x}", context.span_id().get()));
-    carrier.set(SAMPLED, sampled_digit(context).to_owned());
+    // Debug implies sampled: B3 asks that the sampled header then be left out.
+    if context.is_debug() {
+        carrier.set(FLAGS, "1".to_owned());
+    } else {
+        carrier.set(SAMPLED, sampled_digit(context).to_owned());
+    }
 }
 
 pub(super) fn inject_single(context: &SpanContext, carrier: &mut dyn Injector) {
@@ -91,11 +98,14 @@ pub(super) fn extract_multi(carrier: &dyn Extractor) -> Option<SpanContext> {
     };
     match (carrier.get(TRACE_ID), carrier.get(SPAN_ID)) {
         (None, None) if decision == Some(false) => Some(unsampled_without_ids()),
-        (Some(trace_id), Some(span_id)) => Some(SpanContext::new(
-            parse_trace_id(trace_id.trim())?,
-            parse_span_id(span_id.trim())?,
-            decision.unwrap_or(true),
-        )),
+        (Some(trace_id), Some(span_id)) => Some(
+            SpanContext::new(
+                parse_trace_id(trace_id.trim())?,
+                parse_span_id(span_id.trim())?,
+                decision.unwrap_or(true),
+            )
+            .with_debug(debug),
+        ),
         _ => None,
     }
 }
@@ -110,9 +120,10 @@ pub(super) fn extract_single(carrier: &dyn Extractor) -> Option<SpanContext> {
     let mut fields = value.split('-');
     let trace_id = parse_trace_id(fields.next()?)?;
     let span_id = parse_span_id(fields.next()?)?;
-    let sampled = match fields.next() {
-        None | Some("1" | "d") => true,
-        Some("0") => false,
+    let (sampled, debug) = match fields.next() {
+        None | Some("1") => (true, false),
+        Some("d") => (true, true),
+        Some("0") => (false, false),
         Some(_) => return None,
     };
     if let Some(parent) = fields.next() {
@@ -121,7 +132,7 @@ pub(super) fn extract_single(carrier: &dyn Extractor) -> Option<SpanContext> {
     if fields.next().is_some() {
         return None;
     }
-    Some(SpanContext::new(trace_id, span_id, sampled))
+    Some(SpanContext::new(trace_id, span_id, sampled).with_debug(debug))
 }
 
 #[cfg(test)]

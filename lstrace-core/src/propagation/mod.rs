@@ -137,7 +137,8 @@ impl Propagator for Format {
 /// the later ones may complete it, but only when they carry the same context (same span id,
 /// same low 64 bits of trace id): the high 64 bits of a trace id that the first format could
 /// not carry, the W3C `tracestate`, and baggage items under keys the context does not hold
-/// yet (compared without case). Ids and the sampling decision always come from the first.
+/// yet (compared without case), and B3's debug flag. Ids and the sampled flag otherwise
+/// come from the first.
 ///
 /// ```
 /// use lstrace_core::propagation::{Format, PropagatorStack};
@@ -209,6 +210,10 @@ fn complete(mut context: SpanContext, other: &SpanContext) -> SpanContext {
     if context.trace_id().high() == 0 && other.trace_id().high() != 0 {
         context = with_trace_id(&context, other.trace_id());
     }
+    // B3's debug flag is a stronger "sampled" that the other formats cannot carry.
+    if other.is_debug() && !context.is_debug() {
+        context = context.with_debug(true);
+    }
     if context.trace_state().is_none() && other.trace_state().is_some() {
         context = context.with_trace_state(other.trace_state().map(str::to_owned));
     }
@@ -233,6 +238,7 @@ fn complete(mut context: SpanContext, other: &SpanContext) -> SpanContext {
 fn with_trace_id(context: &SpanContext, trace_id: TraceId) -> SpanContext {
     context.baggage().fold(
         SpanContext::new(trace_id, context.span_id(), context.is_sampled())
+            .with_debug(context.is_debug())
             .with_trace_state(context.trace_state().map(str::to_owned)),
         |ctx, (key, value)| ctx.with_baggage_item(key, value),
     )

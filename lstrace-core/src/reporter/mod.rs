@@ -389,6 +389,9 @@ pub fn init(options: Options) -> Result<Tracer, InitError> {
     if let Some(stack) = &shared.config.propagators {
         crate::propagation::set_global_stack(stack.clone());
     }
+    if let Some(policy) = &shared.config.sampling {
+        crate::sampling::set_global(policy.clone());
+    }
     // Only the first successful install gets here.
     let _ = GLOBAL.set(tracer.clone());
     exit::install_hook();

@@ -7,6 +7,7 @@ use super::identity;
 use crate::collector;
 use crate::propagation::PropagatorStack;
 use crate::protocol::KeyValue;
+use crate::sampling::{Sampling, SamplingError};
 use crate::tag::{Str, Tag, TagValue};
 use reqwest::Url;
 use std::fmt;
@@ -69,6 +70,12 @@ pub struct Options {
     pub(crate) drop_span_logs: bool,
     pub(crate) event_handler: Option<EventHandler>,
     pub(crate) propagators: Option<PropagatorStack>,
+    pub(crate) sampling: Option<Sampling>,
+    /// A sampling setting given in code that cannot be used: `init` refuses it.
+    pub(crate) sampling_error: Option<SamplingError>,
+    /// A sampling setting from the environment that cannot be used: `init` warns and keeps
+    /// the default policy.
+    pub(crate) sampling_env_error: Option<SamplingError>,
     /// Not a public setting: lets unit tests split reports without megabytes of spans.
     pub(crate) max_report_bytes: usize,
 }
@@ -93,6 +100,7 @@ impl Options {
     /// | max baggage items | 180 |
     /// | max operation name length | 1024 bytes |
     /// | drop span logs | false |
+    /// | sampling | parent-based, every new trace recorded |
     ///
     /// The Go tracer holds 1000 spans and waits 30 s for an answer: a service making a few
     /// thousand spans a second then drops most of them, and a hung satellite holds a report
@@ -127,6 +135,9 @@ impl Options {
             drop_span_logs: false,
             event_handler: None,
             propagators: None,
+            sampling: None,
+            sampling_error: None,
+            sampling_env_error: None,
             max_report_bytes: MAX_REPORT_BYTES,
         }
     }
@@ -134,6 +145,14 @@ impl Options {
     /// Options from the environment: `LS_ACCESS_TOKEN` (the token), `LS_SERVICE_NAME` (the
     /// component name) and `LS_COLLECTOR_URL` (one URL, or several separated by commas).
     /// Unset variables leave the defaults; a missing token is reported by `init`.
+    ///
+    /// Sampling: `LS_SAMPLING_RATIO` (a parent-based [ratio](crate::sampling::TraceIdRatio)
+    /// between 0 and 1), `LS_SAMPLING_MAX_TRACES_PER_SECOND` (a
+    /// [rate limit](crate::sampling::RateLimited) on top), or OpenTelemetry's
+    /// `OTEL_TRACES_SAMPLER` (`always_on`, `always_off`, `traceidratio`,
+    /// `parentbased_always_on`, `parentbased_always_off`, `parentbased_traceidratio`) with
+    /// `OTEL_TRACES_SAMPLER_ARG` (the ratio). The `LS_` variables win. A value that cannot be
+    /// used is reported by `init` as a warning event, and the default policy is kept.
     #[must_use]
     pub fn from_env() -> Self {
         Self::from_vars(|name| std::env::var(name).ok())
@@ -152,6 +171,10 @@ impl Options {
                     .filter(|u| !u.is_empty())
                     .map(str::to_owned),
             );
+        }
+        match Sampling::from_vars(&var) {
+            Ok(sampling) => options.sampling = sampling,
+            Err(error) => options.sampling_env_error = Some(error),
         }
         options
     }
@@ -347,6 +370,26 @@ impl Options {
         self
     }
 
+    /// The sampling policy (default: parent-based, every new trace recorded); see
+    /// [`sampling`](crate::sampling).
+    #[must_use]
+    pub fn sampling(mut self, policy: Sampling) -> Self {
+        self.sampling = Some(policy);
+        self.sampling_error = None;
+        self
+    }
+
+    /// Records the fraction `ratio` (0 to 1) of new traces, parent-based:
+    /// [`Sampling::ratio`]. `init` refuses a ratio out of range.
+    #[must_use]
+    pub fn sampling_ratio(mut self, ratio: f64) -> Self {
+        match Sampling::ratio(ratio) {
+            Ok(policy) => return self.sampling(policy),
+            Err(error) => self.sampling_error = Some(error),
+        }
+        self
+    }
+
     /// Checks the options and resolves the defaults. Returns the configuration and the
     /// warnings to emit once the tracer runs.
     pub(crate) fn validate(self) -> Result<(Config, Vec<Event>), InitError> {
@@ -360,7 +403,20 @@ impl Options {
                 reason: "contains characters an HTTP header cannot carry".into(),
             });
         }
+        if let Some(error) = self.sampling_error {
+            return Err(InitError::InvalidOption {
+                option: "sampling_ratio",
+                reason: error.to_string(),
+            });
+        }
         let mut warnings = Vec::new();
+        if let Some(error) = self.sampling_env_error {
+            warnings.push(Event::Warning {
+                message: format!(
+                    "sampling from the environment ignored, every new trace is recorded: {error}"
+                ),
+            });
+        }
         let component_name = match self.component_name {
             Some(name) => name,
             None => {
@@ -444,6 +500,7 @@ impl Options {
                 span_caps: self.span_caps,
                 event_handler: self.event_handler,
                 propagators: self.propagators,
+                sampling: self.sampling,
                 max_report_bytes: self.max_report_bytes,
             },
             warnings,
@@ -487,6 +544,7 @@ impl fmt::Debug for ShowOptions<'_> {
             .field("drop_span_logs", &o.drop_span_logs)
             .field("event_handler", &o.event_handler.is_some())
             .field("propagators", &o.propagators)
+            .field("sampling", &o.sampling)
             .finish_non_exhaustive()
     }
 }
@@ -531,6 +589,7 @@ pub(crate) struct Config {
     pub(crate) span_caps: SpanCaps,
     pub(crate) event_handler: Option<EventHandler>,
     pub(crate) propagators: Option<PropagatorStack>,
+    pub(crate) sampling: Option<Sampling>,
     pub(crate) max_report_bytes: usize,
 }
 
@@ -770,6 +829,43 @@ mod tests {
         });
         let (config, _) = without_token.access_token("set-token").validate().unwrap();
         assert_eq!(config.access_token, "set-token");
+    }
+
+    #[test]
+    fn sampling_settings_are_checked() {
+        let base = || Options::new("secret-token").component_name("svc");
+        let (config, warnings) = base().sampling_ratio(0.25).validate().unwrap();
+        assert!(config.sampling.is_some() && warnings.is_empty());
+        match base().sampling_ratio(1.5).validate().err() {
+            Some(InitError::InvalidOption { option, reason }) => {
+                assert_eq!(option, "sampling_ratio");
+                assert!(reason.contains("between 0 and 1"), "{reason}");
+            }
+            other => panic!("{other:?}"),
+        }
+        // A later valid policy replaces a bad ratio.
+        assert!(base()
+            .sampling_ratio(-1.0)
+            .sampling(Sampling::default())
+            .validate()
+            .is_ok());
+        // A bad value in the environment: a warning, and the default policy.
+        let vars: HashMap<&str, &str> = [
+            ("LS_ACCESS_TOKEN", "env-token"),
+            ("LS_SERVICE_NAME", "env-svc"),
+            ("OTEL_TRACES_SAMPLER", "xray"),
+        ]
+        .into();
+        let options = Options::from_vars(|k| vars.get(k).map(|v| (*v).to_owned()));
+        let (config, warnings) = options.validate().unwrap();
+        assert!(config.sampling.is_none());
+        let [Event::Warning { message }] = warnings.as_slice() else {
+            panic!("{warnings:?}");
+        };
+        assert!(
+            message.contains("OTEL_TRACES_SAMPLER=\"xray\""),
+            "{message}"
+        );
     }
 
     #[test]
