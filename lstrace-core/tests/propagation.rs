@@ -178,7 +178,10 @@ fn a_caller_that_says_not_sampled_is_obeyed() {
         let parent = propagation::extract(&carrier).expect("a decision");
         assert!(!parent.is_sampled());
         let handler = span("handle").child_of(&parent).start();
-        assert_eq!(handler.context(), None, "not recorded");
+        let context = handler.context().expect("not recorded, but a context");
+        assert_eq!(context.trace_id(), parent.trace_id());
+        assert_ne!(context.span_id(), parent.span_id());
+        assert!(!context.is_sampled());
         drop(handler);
         // Calls made in its scope pass the decision on.
         let mut outgoing = HashMap::new();
