@@ -18,6 +18,9 @@ pub enum Case {
     NoTracer(usize),
     /// A root span that is not sampled and `n` synchronous children.
     Unsampled(usize),
+    /// A root span that the sampler leaves out (a trace id ratio of 0) and `n` synchronous
+    /// children.
+    SampledOut(usize),
 }
 
 /// Every case, in the order the report lists them.
@@ -35,6 +38,7 @@ pub const ALL: &[Case] = &[
     Case::WideTwoThreads(1000),
     Case::NoTracer(100),
     Case::Unsampled(100),
+    Case::SampledOut(100),
 ];
 
 impl Case {
@@ -47,12 +51,12 @@ impl Case {
     }
 
     /// What the per-span figures divide by: spans (or calls) per iteration per worker. For
-    /// the unsampled case only the children count, so the figure is the cost per child.
+    /// the unsampled and sampled-out cases only the children count, so the figure is the cost per child.
     pub fn spans_per_iteration(self) -> u64 {
         let n = match self {
             Case::Wide(n) | Case::Async(n) | Case::WideTwoThreads(n) => n + 1,
             Case::Deep(depth) => depth,
-            Case::NoTracer(n) | Case::Unsampled(n) => n,
+            Case::NoTracer(n) | Case::Unsampled(n) | Case::SampledOut(n) => n,
         };
         n as u64
     }
@@ -60,7 +64,7 @@ impl Case {
     /// Spans an iteration hands to the sink, over all workers.
     pub fn recorded_per_iteration(self) -> u64 {
         match self {
-            Case::NoTracer(_) | Case::Unsampled(_) => 0,
+            Case::NoTracer(_) | Case::Unsampled(_) | Case::SampledOut(_) => 0,
             // `measure` counts iterations over all workers already.
             _ => self.spans_per_iteration(),
         }
@@ -82,6 +86,7 @@ impl Case {
             "wide-2-threads" => Case::WideTwoThreads(n),
             "no-tracer" => Case::NoTracer(n),
             "unsampled" => Case::Unsampled(n),
+            "sampled-out" => Case::SampledOut(n),
             _ => return None,
         })
     }
@@ -96,6 +101,7 @@ impl fmt::Display for Case {
             Case::WideTwoThreads(n) => write!(f, "wide-2-threads/{n}"),
             Case::NoTracer(n) => write!(f, "no-tracer/{n}"),
             Case::Unsampled(n) => write!(f, "unsampled/{n}"),
+            Case::SampledOut(n) => write!(f, "sampled-out/{n}"),
         }
     }
 }

@@ -66,8 +66,9 @@ async fn children_async(n: usize) {
 }
 
 impl Library for Fastrace {
-    fn supports(&self, _case: Case) -> bool {
-        true
+    fn supports(&self, case: Case) -> bool {
+        // fastrace has no sampler.
+        !matches!(case, Case::SampledOut(_))
     }
 
     fn init(&self, case: Case, _verify: bool) {
@@ -90,6 +91,7 @@ impl Library for Fastrace {
                 }
             }
             Case::Unsampled(n) => wide(SpanContext::random().sampled(false), n),
+            Case::SampledOut(_) => unreachable!("fastrace has no sampler"),
         }
     }
 

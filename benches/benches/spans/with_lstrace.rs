@@ -2,6 +2,7 @@
 
 use crate::cases::{Case, Library};
 use lstrace::collector::{self, Recorder};
+use lstrace::sampling::{self, Sampling, TraceIdRatio};
 use lstrace::SpanRecord;
 use std::hint::black_box;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -123,6 +124,10 @@ impl Library for Lstrace {
                 .expect("spawning the drain thread");
             let _ = DRAIN_THREAD.set(thread.thread().clone());
         }
+        if let Case::SampledOut(_) = case {
+            let none = TraceIdRatio::new(0.0).expect("0 is a ratio");
+            sampling::set_global(Sampling::parent_based(none));
+        }
         if collector::install(Box::new(Discard(self.0))).is_err() {
             panic!("lstrace: a recorder was installed twice");
         }
@@ -139,6 +144,7 @@ impl Library for Lstrace {
                 }
             }
             Case::Unsampled(n) => unsampled(n),
+            Case::SampledOut(n) => wide(n),
         }
         if self.0 == Drain::Inline {
             collector::drain();

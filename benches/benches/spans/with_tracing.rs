@@ -110,7 +110,7 @@ impl Library for Tracing {
         match case {
             // The registry has no sampling (nor has a `tracing` root span through the bridge),
             // and without a subscriber every pipeline is one.
-            Case::Unsampled(_) => self.0 == Pipeline::OpenTelemetry,
+            Case::Unsampled(_) | Case::SampledOut(_) => self.0 == Pipeline::OpenTelemetry,
             Case::NoTracer(_) => self.0 == Pipeline::Registry,
             _ => true,
         }
@@ -153,10 +153,12 @@ impl Library for Tracing {
                             .build(),
                     )
                     .build();
-                let sampler = if matches!(case, Case::Unsampled(_)) {
-                    Sampler::ParentBased(Box::new(Sampler::AlwaysOff))
-                } else {
-                    Sampler::ParentBased(Box::new(Sampler::AlwaysOn))
+                let sampler = match case {
+                    Case::Unsampled(_) => Sampler::ParentBased(Box::new(Sampler::AlwaysOff)),
+                    Case::SampledOut(_) => {
+                        Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(0.0)))
+                    }
+                    _ => Sampler::ParentBased(Box::new(Sampler::AlwaysOn)),
                 };
                 let provider = SdkTracerProvider::builder()
                     .with_span_processor(processor)
@@ -174,7 +176,9 @@ impl Library for Tracing {
 
     fn iteration(&self, case: Case) {
         match case {
-            Case::Wide(n) | Case::WideTwoThreads(n) | Case::Unsampled(n) => wide(n),
+            Case::Wide(n) | Case::WideTwoThreads(n) | Case::Unsampled(n) | Case::SampledOut(n) => {
+                wide(n)
+            }
             Case::Deep(depth) => deep(depth),
             Case::Async(n) => futures::executor::block_on(wide_async(n)),
             Case::NoTracer(n) => {
