@@ -434,3 +434,60 @@ async fn the_unsampled_decision_and_baggage_go_through_a_service_in_every_format
         );
     }
 }
+
+/// A request without a caller's context starts a trace that the sampling policy decides:
+/// left out, it records nothing, and the calls it makes say "not sampled".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sampling_policy_decides_the_traces_the_layer_starts() {
+    // Only spans named `sampled out*` are left out: the other tests here are not affected.
+    lstrace_core::sampling::set_global(lstrace_core::sampling::Sampling::parent_based(
+        |start: &lstrace_core::sampling::SamplingStart<'_>| {
+            !start.name().starts_with("sampled out")
+        },
+    ));
+    let _recorder = TestRecorder::install();
+    let downstream = serve(Router::new().route("/echo", get(echo))).await;
+    async fn call(State(downstream): State<SocketAddr>) -> String {
+        reqwest::Client::new()
+            .get(format!("http://{downstream}/echo"))
+            .send_traced()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+    let upstream = serve(
+        Router::new()
+            .route("/call", get(call))
+            .layer(TraceLayer::new().with_operation_name(|_| "sampled out".to_owned()))
+            .with_state(downstream),
+    )
+    .await;
+    let echoed = reqwest::Client::new()
+        .get(format!("http://{upstream}/call"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let traceparent = header(&echoed, "traceparent").expect("a traceparent");
+    assert!(traceparent.ends_with("-00"), "{traceparent}");
+    let trace = TraceId(u128::from_str_radix(&traceparent[3..35], 16).unwrap());
+    assert!(TestRecorder::install().trace(trace).is_empty());
+
+    // A caller's "sampled" is followed (the policy is parent-based).
+    let caller = TraceId::random();
+    let echoed = reqwest::Client::new()
+        .get(format!("http://{upstream}/call"))
+        .header("traceparent", format!("00-{caller}-00f067aa0ba902b7-01"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(header(&echoed, "traceparent").unwrap().ends_with("-01"));
+    assert_eq!(trace_spans(caller, 2).len(), 2);
+}

@@ -40,7 +40,7 @@ async fn wide_async(n: usize) {
 impl Library for Baseline {
     fn supports(&self, case: Case) -> bool {
         // Without a tracer, the two cases that differ only in the tracer's state are one.
-        !matches!(case, Case::Unsampled(_))
+        !matches!(case, Case::Unsampled(_) | Case::SampledOut(_))
     }
 
     fn init(&self, _case: Case, _verify: bool) {}
@@ -50,7 +50,7 @@ impl Library for Baseline {
             Case::Wide(n) | Case::WideTwoThreads(n) | Case::NoTracer(n) => wide(n),
             Case::Deep(depth) => nested(depth),
             Case::Async(n) => futures::executor::block_on(wide_async(n)),
-            Case::Unsampled(_) => {}
+            Case::Unsampled(_) | Case::SampledOut(_) => {}
         }
     }
 
