@@ -8,7 +8,7 @@ use once_cell::sync::OnceCell;
 use std::fmt;
 use std::mem::ManuallyDrop;
 use std::ptr;
-use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 /// Receives finished spans. One recorder is installed per process: the reporter installed by
@@ -140,7 +140,8 @@ pub(crate) fn max_tags_per_span() -> usize {
 
 /// Sets the most baggage items a context carries; items with new keys after that are
 /// dropped and counted on the context
-/// ([`SpanContext::dropped_baggage_items`](crate::SpanContext::dropped_baggage_items)).
+/// ([`SpanContext::dropped_baggage_items`](crate::SpanContext::dropped_baggage_items)) and
+/// in [`baggage_items_dropped`].
 pub fn set_max_baggage_items(max: usize) {
     MAX_BAGGAGE_ITEMS.store(max, Ordering::Relaxed);
 }
@@ -150,13 +151,40 @@ pub(crate) fn max_baggage_items() -> usize {
 }
 
 /// Sets the longest operation name, in bytes: longer names are cut on a character boundary
-/// as their spans reach the recorder.
+/// as their spans reach the recorder, and counted in [`operation_names_truncated`].
 pub fn set_max_operation_name_len(max: usize) {
     MAX_OPERATION_NAME_LEN.store(max, Ordering::Relaxed);
 }
 
 pub(crate) fn max_operation_name_len() -> usize {
     MAX_OPERATION_NAME_LEN.load(Ordering::Relaxed)
+}
+
+static BAGGAGE_ITEMS_DROPPED: AtomicU64 = AtomicU64::new(0);
+static OPERATION_NAMES_TRUNCATED: AtomicU64 = AtomicU64::new(0);
+
+/// How many baggage items with new keys contexts have refused since the process started,
+/// because they carried the most items allowed ([`set_max_baggage_items`]). The installed
+/// tracer reports them (`baggage.dropped`).
+#[must_use]
+pub fn baggage_items_dropped() -> u64 {
+    BAGGAGE_ITEMS_DROPPED.load(Ordering::Relaxed)
+}
+
+/// How many operation names have been cut since the process started, because they were
+/// longer than allowed ([`set_max_operation_name_len`]). The installed tracer reports them
+/// (`operation_names.truncated`).
+#[must_use]
+pub fn operation_names_truncated() -> u64 {
+    OPERATION_NAMES_TRUNCATED.load(Ordering::Relaxed)
+}
+
+pub(crate) fn count_baggage_item_dropped() {
+    BAGGAGE_ITEMS_DROPPED.fetch_add(1, Ordering::Relaxed);
+}
+
+pub(crate) fn count_operation_name_truncated() {
+    OPERATION_NAMES_TRUNCATED.fetch_add(1, Ordering::Relaxed);
 }
 
 struct Entry {

@@ -65,6 +65,7 @@ impl Extras {
         }
         if self.baggage.len() >= max {
             self.dropped = self.dropped.saturating_add(1);
+            collector::count_baggage_item_dropped();
             return;
         }
         if !self.index.is_empty() {

@@ -84,12 +84,13 @@ impl SpanRecord {
     /// Every reading of the span is placed with one segment of the line, that of its start
     /// (of its end, for an explicit start): the duration is measured at one rate, and a log
     /// is never placed before the start. An operation name over the per-span limit is cut
-    /// here too, off the instrumented thread.
+    /// (and counted) here too, off the instrumented thread.
     #[inline]
     pub(crate) fn settle(&mut self, timeline: &Timeline) {
         let max_name = collector::max_operation_name_len();
         if self.name.len() > max_name {
             truncate_str(&mut self.name, max_name);
+            collector::count_operation_name_truncated();
         }
         let end = Ticks(self.duration_nanos);
         let raw_start = self.start_unix_nanos;

@@ -68,9 +68,17 @@ impl fmt::Display for Event {
         match self {
             Event::ReportSent(s) => write!(
                 f,
-                "report of {} spans accepted by {} (spans dropped since the last report: {}, \
-                 logs dropped: {}, tags dropped: {})",
-                s.spans_sent, s.endpoint, s.spans_dropped, s.logs_dropped, s.tags_dropped
+                "report of {} spans accepted by {} (since the last report: spans dropped: {}, \
+                 logs dropped: {}, tags dropped: {}, baggage items dropped: {}, operation \
+                 names truncated: {}, propagation fields left out: {})",
+                s.spans_sent,
+                s.endpoint,
+                s.spans_dropped,
+                s.logs_dropped,
+                s.tags_dropped,
+                s.baggage_items_dropped,
+                s.operation_names_truncated,
+                s.propagation_fields_left_out
             ),
             Event::ReportFailed(r) => {
                 write!(
@@ -112,6 +120,15 @@ pub struct StatusReport {
     pub logs_dropped: u64,
     /// The `tags.dropped` count the report carried.
     pub tags_dropped: u64,
+    /// The `baggage.dropped` count the report carried: baggage items refused by
+    /// [`Options::max_baggage_items`](super::Options::max_baggage_items).
+    pub baggage_items_dropped: u64,
+    /// The `operation_names.truncated` count the report carried: names cut to
+    /// [`Options::max_operation_name_len`](super::Options::max_operation_name_len).
+    pub operation_names_truncated: u64,
+    /// The `propagation.fields_left_out` count the report carried: fields that injection
+    /// left out of carriers ([`fields_left_out`](crate::propagation::fields_left_out)).
+    pub propagation_fields_left_out: u64,
 }
 
 /// A report that failed.
@@ -352,6 +369,9 @@ mod tests {
             spans_dropped: 0,
             logs_dropped: 0,
             tags_dropped: 0,
+            baggage_items_dropped: 0,
+            operation_names_truncated: 0,
+            propagation_fields_left_out: 0,
         });
         assert_eq!(events.unhandled_line(&sent), None);
     }

@@ -94,6 +94,15 @@ pub struct Stats {
     pub logs_dropped: u64,
     /// Tags dropped by the per-span limit.
     pub tags_dropped: u64,
+    /// Baggage items dropped by the per-context limit while the tracer was installed
+    /// ([`Options::max_baggage_items`]).
+    pub baggage_items_dropped: u64,
+    /// Operation names cut to the length limit while the tracer was installed
+    /// ([`Options::max_operation_name_len`]).
+    pub operation_names_truncated: u64,
+    /// Fields that injection left out of carriers while the tracer was installed
+    /// ([`fields_left_out`](crate::propagation::fields_left_out)).
+    pub propagation_fields_left_out: u64,
     /// Spans that could not be encoded into a report (too large).
     pub encoding_errors: u64,
 }
@@ -131,6 +140,8 @@ pub(crate) struct Shared {
     wake_pending: AtomicBool,
     /// Drops already told to the event handler, per [`DropReason`].
     told_drops: Mutex<[u64; 5]>,
+    /// The process-wide drop counts already added to `counters`.
+    process_drops_seen: Mutex<ProcessDrops>,
     /// True once installed as the process's recorder: only then does the reporter drain the
     /// rings (and stop the collector on close or disable).
     pub(crate) installed: AtomicBool,
@@ -150,7 +161,30 @@ pub(crate) struct Counters {
     pub(crate) reports_failed: AtomicU64,
     pub(crate) logs_dropped: AtomicU64,
     pub(crate) tags_dropped: AtomicU64,
+    pub(crate) baggage_dropped: AtomicU64,
+    pub(crate) names_truncated: AtomicU64,
+    pub(crate) fields_left_out: AtomicU64,
     pub(crate) encoding_errors: AtomicU64,
+}
+
+/// What is dropped outside any span record, counted process-wide: baggage items past the
+/// per-context cap, operation names cut, fields that injection left out. The installed tracer
+/// takes in what was counted while it was installed.
+#[derive(Clone, Copy, Default)]
+struct ProcessDrops {
+    baggage_items: u64,
+    operation_names: u64,
+    propagation_fields: u64,
+}
+
+impl ProcessDrops {
+    fn now() -> Self {
+        ProcessDrops {
+            baggage_items: collector::baggage_items_dropped(),
+            operation_names: collector::operation_names_truncated(),
+            propagation_fields: crate::propagation::fields_left_out(),
+        }
+    }
 }
 
 /// Span counts that change together: every span made is sent, dropped or held.
@@ -216,6 +250,9 @@ impl Counters {
             reports_failed: get(&self.reports_failed),
             logs_dropped: get(&self.logs_dropped),
             tags_dropped: get(&self.tags_dropped),
+            baggage_items_dropped: get(&self.baggage_dropped),
+            operation_names_truncated: get(&self.names_truncated),
+            propagation_fields_left_out: get(&self.fields_left_out),
             encoding_errors: get(&self.encoding_errors),
         }
     }
@@ -306,6 +343,36 @@ impl Shared {
         }
     }
 
+    /// Adds to this tracer's counts what was dropped process-wide since the last call (see
+    /// [`ProcessDrops`]).
+    pub(crate) fn take_in_process_drops(&self) {
+        let now = ProcessDrops::now();
+        let mut seen = self
+            .process_drops_seen
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let counters = &self.counters;
+        let add = |counter: &AtomicU64, now: u64, seen: u64| {
+            counter.fetch_add(now.saturating_sub(seen), Ordering::Relaxed);
+        };
+        add(
+            &counters.baggage_dropped,
+            now.baggage_items,
+            seen.baggage_items,
+        );
+        add(
+            &counters.names_truncated,
+            now.operation_names,
+            seen.operation_names,
+        );
+        add(
+            &counters.fields_left_out,
+            now.propagation_fields,
+            seen.propagation_fields,
+        );
+        *seen = now;
+    }
+
     /// Tells the event handler about drops counted since the last call: each drop once.
     pub(crate) fn tell_new_drops(&self) {
         let news: Vec<(DropReason, u64)> = {
@@ -383,6 +450,11 @@ pub fn init(options: Options) -> Result<Tracer, InitError> {
         return Err(InitError::AlreadyInitialized);
     }
     let shared = tracer.shared();
+    // Drops counted before this tracer was installed are not its own.
+    *shared
+        .process_drops_seen
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner) = ProcessDrops::now();
     shared.installed.store(true, Ordering::Release);
     collector::set_max_logs_per_span(shared.config.limits.max_logs_per_span);
     shared.config.span_caps.apply();
@@ -498,6 +570,7 @@ impl Tracer {
             wake: Notify::new(),
             wake_pending: AtomicBool::new(false),
             told_drops: Mutex::new([0; 5]),
+            process_drops_seen: Mutex::new(ProcessDrops::default()),
             installed: AtomicBool::new(false),
             stopped: AtomicBool::new(false),
             refusing: AtomicBool::new(false),

@@ -332,14 +332,17 @@ impl Options {
 
     /// The most baggage items a span context carries; items with new keys after that are
     /// dropped and counted on the context
-    /// ([`SpanContext::dropped_baggage_items`](crate::SpanContext::dropped_baggage_items)).
+    /// ([`SpanContext::dropped_baggage_items`](crate::SpanContext::dropped_baggage_items))
+    /// and by the tracer (`baggage.dropped`, [`Stats::baggage_items_dropped`](super::Stats)).
     #[must_use]
     pub fn max_baggage_items(mut self, max: usize) -> Self {
         self.span_caps.max_baggage_items = max;
         self
     }
 
-    /// The longest operation name, in bytes; longer names are cut on a character boundary.
+    /// The longest operation name, in bytes; longer names are cut on a character boundary
+    /// and counted (`operation_names.truncated`,
+    /// [`Stats::operation_names_truncated`](super::Stats)).
     #[must_use]
     pub fn max_operation_name_len(mut self, max: usize) -> Self {
         self.span_caps.max_name_len = max;

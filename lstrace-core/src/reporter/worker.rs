@@ -250,6 +250,7 @@ impl Worker {
     fn drain(&self) {
         if self.shared.installed.load(Ordering::Acquire) {
             collector::drain();
+            self.shared.take_in_process_drops();
         }
     }
 
@@ -283,6 +284,12 @@ impl Worker {
                 - carried.logs_dropped,
             tags_dropped: self.shared.counters.tags_dropped.load(Ordering::Relaxed)
                 - carried.tags_dropped,
+            baggage_dropped: self.shared.counters.baggage_dropped.load(Ordering::Relaxed)
+                - carried.baggage_dropped,
+            names_truncated: self.shared.counters.names_truncated.load(Ordering::Relaxed)
+                - carried.names_truncated,
+            fields_left_out: self.shared.counters.fields_left_out.load(Ordering::Relaxed)
+                - carried.fields_left_out,
         }
     }
 
@@ -508,6 +515,9 @@ impl Worker {
             spans_dropped: batch.carried.spans_dropped,
             logs_dropped: batch.carried.logs_dropped,
             tags_dropped: batch.carried.tags_dropped,
+            baggage_items_dropped: batch.carried.baggage_dropped,
+            operation_names_truncated: batch.carried.names_truncated,
+            propagation_fields_left_out: batch.carried.fields_left_out,
         }));
         self.shared.buffer().recycle(batch.chunk);
     }

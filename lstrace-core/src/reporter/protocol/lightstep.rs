@@ -25,6 +25,12 @@ pub(crate) const SPANS_DROPPED: &str = "spans.dropped";
 pub(crate) const LOGS_DROPPED: &str = "logs.dropped";
 /// The internal metric of tags dropped by the per-span limit since the last accepted report.
 pub(crate) const TAGS_DROPPED: &str = "tags.dropped";
+/// The internal metric of baggage items dropped by the per-context limit, likewise.
+pub(crate) const BAGGAGE_DROPPED: &str = "baggage.dropped";
+/// The internal metric of operation names cut to the length limit, likewise.
+pub(crate) const NAMES_TRUNCATED: &str = "operation_names.truncated";
+/// The internal metric of fields that injection left out of carriers, likewise.
+pub(crate) const FIELDS_LEFT_OUT: &str = "propagation.fields_left_out";
 
 /// LightStep reports for one tracer.
 pub(crate) struct LightStep {
@@ -78,6 +84,9 @@ impl ReportProtocol for LightStep {
             spans_dropped: u64::MAX,
             logs_dropped: u64::MAX,
             tags_dropped: u64::MAX,
+            baggage_dropped: u64::MAX,
+            names_truncated: u64::MAX,
+            fields_left_out: u64::MAX,
         };
         header.internal_metrics = Some(metrics(u64::MAX, u64::MAX, widest));
         header.encoded_len() + 64
@@ -114,6 +123,9 @@ fn metrics(start_nanos: u64, now_nanos: u64, carried: Carried) -> InternalMetric
             count(SPANS_DROPPED, carried.spans_dropped),
             count(LOGS_DROPPED, carried.logs_dropped),
             count(TAGS_DROPPED, carried.tags_dropped),
+            count(BAGGAGE_DROPPED, carried.baggage_dropped),
+            count(NAMES_TRUNCATED, carried.names_truncated),
+            count(FIELDS_LEFT_OUT, carried.fields_left_out),
         ],
         gauges: Vec::new(),
     }

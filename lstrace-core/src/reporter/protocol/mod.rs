@@ -38,6 +38,12 @@ pub(crate) struct Carried {
     pub(crate) logs_dropped: u64,
     /// Tags dropped by the per-span limit, likewise.
     pub(crate) tags_dropped: u64,
+    /// Baggage items dropped by the per-context limit, likewise.
+    pub(crate) baggage_dropped: u64,
+    /// Operation names cut to the length limit, likewise.
+    pub(crate) names_truncated: u64,
+    /// Fields that injection left out of carriers, likewise.
+    pub(crate) fields_left_out: u64,
 }
 
 /// One wire protocol.
@@ -68,6 +74,9 @@ impl Carried {
             spans_dropped: self.spans_dropped + other.spans_dropped,
             logs_dropped: self.logs_dropped + other.logs_dropped,
             tags_dropped: self.tags_dropped + other.tags_dropped,
+            baggage_dropped: self.baggage_dropped + other.baggage_dropped,
+            names_truncated: self.names_truncated + other.names_truncated,
+            fields_left_out: self.fields_left_out + other.fields_left_out,
         }
     }
 
@@ -76,6 +85,9 @@ impl Carried {
             spans_dropped: self.spans_dropped - other.spans_dropped,
             logs_dropped: self.logs_dropped - other.logs_dropped,
             tags_dropped: self.tags_dropped - other.tags_dropped,
+            baggage_dropped: self.baggage_dropped - other.baggage_dropped,
+            names_truncated: self.names_truncated - other.names_truncated,
+            fields_left_out: self.fields_left_out - other.fields_left_out,
         }
     }
 }
