@@ -14,9 +14,12 @@
 //! tick within a few microseconds of the wall clock, at any uptime, and measure the rate
 //! over whole intervals.
 //!
-//! All the readings of one span (start, logs, end) are converted with one segment of the
-//! line, that of its first reading: its duration is then measured at one rate, and its logs
-//! are never placed before its start, even when the span straddles an anchor.
+//! The readings of one span (start, logs, end) are converted with one segment of the line,
+//! that of its first reading, while they are less than [`OWN_SEGMENT_FROM_NANOS`] from it: a
+//! short span's duration is then measured at one rate, even when it straddles an anchor. A
+//! reading further away is placed with its own segment, so that the end and the logs of a
+//! span lasting hours are on the wall clock too (one rate extrapolated over hours would
+//! carry its small error that far). Logs are never placed before their span's start.
 
 use once_cell::sync::Lazy;
 use quanta::Clock;
@@ -94,6 +97,10 @@ const MAX_ANCHORS: usize = 4096;
 /// Anchors are at least this far apart (100 ms): the rate between two anchors is measured
 /// over at least this long, so that the error of one reading weighs little.
 pub(crate) const ANCHOR_INTERVAL_NANOS: u64 = 100_000_000;
+
+/// Readings of a span at least this far (1 s) from its first one are placed with their own
+/// segment of the line: the anchors' error then weighs under a ppm in the span's duration.
+pub(crate) const OWN_SEGMENT_FROM_NANOS: u64 = 1_000_000_000;
 
 /// The rate of the counter against the wall clock from one anchor to a later one (`None` if
 /// either clock did not move forward).
@@ -218,6 +225,25 @@ impl Timeline {
     /// Nanoseconds since the Unix epoch of a tick.
     pub(crate) fn unix_nanos(&self, at: Ticks) -> u64 {
         self.segment(at).unix_nanos(at)
+    }
+
+    /// Nanoseconds since the Unix epoch of `at`, one of a span's readings, which are placed
+    /// with `segment`, that of its reading `first`: with `segment` while `at` is less than
+    /// [`OWN_SEGMENT_FROM_NANOS`] from `first`, else with its own segment, unless the wall
+    /// clock stepped in between (the span then keeps its own measure of time).
+    pub(crate) fn place(&self, segment: &Segment, first: Ticks, at: Ticks) -> u64 {
+        let by_first = segment.unix_nanos(at);
+        let apart = segment.rate.nanos(at.0.abs_diff(first.0));
+        if apart < OWN_SEGMENT_FROM_NANOS {
+            return by_first;
+        }
+        let own = self.unix_nanos(at);
+        let disagreement = u128::from(own.abs_diff(by_first)) * 1_000_000;
+        if disagreement <= u128::from(apart) * u128::from(STEP_PPM) {
+            own
+        } else {
+            by_first
+        }
     }
 }
 
@@ -480,36 +506,46 @@ mod tests {
     }
 
     /// A day of a process on a simulated host whose counter quanta calibrated 600 ppm off
-    /// and whose wall clock is slewed: spans of every length, some straddling anchors, drained
-    /// (and the line re-anchored) every 2.5 s. Every start is within 100 µs of the wall clock,
-    /// every duration within 50 ppm of the wall clock's, and logs are never before starts.
+    /// and whose wall clock is slewed: spans of every length, some straddling anchors, some
+    /// lasting 40 minutes with logs along the way, drained (and the line re-anchored) every
+    /// 2.5 s. Every start, end and log is within 100 µs of the wall clock, every duration
+    /// within 50 ppm of the wall clock's, and logs are never before starts.
     #[test]
     fn a_simulated_day_stays_on_the_wall_clock() {
+        /// A reading: ticks, and the wall clock at that moment.
+        type Reading = (Ticks, u64);
         let mut host = Host::new(2_999_999_000.0, 35.0);
         let first = host.anchor();
         host.advance(CALIBRATION_MILLIS as f64 * 1e6);
         let quanta = Rate::measured(3_000_000_000, 1_000_000_000 - 600_000).unwrap();
         let mut timeline = Timeline::calibrated(first, host.anchor(), quanta);
-        let mut worst_offset = 0u64;
-        let mut worst_ppm = 0.0f64;
-        let mut long_span: Option<(Ticks, u64)> = None;
+        let (mut worst_offset, mut worst_ppm) = (0u64, 0.0f64);
+        // The long span open now: its start and its logs so far.
+        let mut long_span: Option<(Reading, Vec<Reading>)> = None;
         let drains = 24 * 3600 * 10 / 25;
         for drain in 0..drains {
-            // Spans made since the last drain: (start ticks, start wall, end ticks, end wall).
-            let mut spans = Vec::new();
+            // Spans made since the last drain: start, end, logs.
+            let mut spans: Vec<(Reading, Reading, Vec<Reading>)> = Vec::new();
             for _ in 0..5 {
                 let start = (host.ticks(), host.wall());
-                host.advance(100_000_000.0);
-                spans.push((start, (host.ticks(), host.wall())));
+                host.advance(50_000_000.0);
+                let log = (host.ticks(), host.wall());
+                host.advance(50_000_000.0);
+                spans.push((start, (host.ticks(), host.wall()), vec![log]));
                 host.advance(400_000_000.0);
             }
-            if drain % 1000 == 0 {
-                if let Some((ticks, wall)) = long_span.take() {
-                    spans.push(((ticks, wall), (host.ticks(), host.wall())));
+            if drain % 100 == 50 {
+                if let Some((_, logs)) = &mut long_span {
+                    logs.push((host.ticks(), host.wall()));
                 }
-                long_span = Some((host.ticks(), host.wall()));
             }
-            // Anchored at the drain, as `reanchor` does, then converted.
+            if drain % 1000 == 0 {
+                if let Some((start, logs)) = long_span.take() {
+                    spans.push((start, (host.ticks(), host.wall()), logs));
+                }
+                long_span = Some(((host.ticks(), host.wall()), Vec::new()));
+            }
+            // Anchored at the drain, as `reanchor` does, then converted as `settle` does.
             if timeline
                 .rate()
                 .nanos(timeline.ticks_since_anchor(host.ticks()))
@@ -517,14 +553,22 @@ mod tests {
             {
                 timeline.anchor(host.anchor());
             }
-            for ((start, start_wall), (end, end_wall)) in spans {
+            for ((start, start_wall), (end, end_wall), logs) in spans {
                 let segment = timeline.segment(start);
-                let (s, e) = (segment.unix_nanos(start), segment.unix_nanos(end));
-                worst_offset = worst_offset.max(s.abs_diff(start_wall));
+                let s = timeline.place(segment, start, start);
+                let e = timeline.place(segment, start, end);
+                assert!(e >= s);
+                for (at, wall) in [(s, start_wall), (e, end_wall)] {
+                    worst_offset = worst_offset.max(at.abs_diff(wall));
+                }
+                for (log, log_wall) in logs {
+                    let l = timeline.place(segment, start, log);
+                    assert!(l >= s);
+                    worst_offset = worst_offset.max(l.abs_diff(log_wall));
+                }
                 let wall_duration = (end_wall - start_wall) as f64;
                 let ppm = ((e - s) as f64 - wall_duration).abs() / wall_duration * 1e6;
                 worst_ppm = worst_ppm.max(ppm);
-                assert!(e >= s);
             }
         }
         assert!(
@@ -536,6 +580,22 @@ mod tests {
         // places the first ticks of the day.
         assert!(timeline.segments.len() <= MAX_ANCHORS);
         assert_eq!(timeline.segments[0].anchor.ticks, 1_000_000);
+    }
+
+    #[test]
+    fn a_span_across_a_wall_clock_step_keeps_its_own_measure_of_time() {
+        let mut host = Host::new(3e9, 0.0);
+        let mut timeline = Timeline::new(host.anchor(), Rate::measured(3, 1).unwrap());
+        let start = host.ticks();
+        host.advance(2e9);
+        timeline.anchor(host.anchor());
+        host.stepped = 3_600_000_000_000;
+        host.advance(2e9);
+        timeline.anchor(host.anchor());
+        let end = host.ticks();
+        let segment = timeline.segment(start);
+        let duration = timeline.place(segment, start, end) - timeline.place(segment, start, start);
+        assert!(duration.abs_diff(4_000_000_000) < 1_000, "{duration}");
     }
 
     #[test]

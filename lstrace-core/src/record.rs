@@ -81,10 +81,10 @@ impl SpanRecord {
     /// the epoch) and `duration_nanos` holds the end's clock reading. The collector converts
     /// them as it hands the span to the recorder.
     ///
-    /// Every reading of the span is placed with one segment of the line, that of its start
-    /// (of its end, for an explicit start): the duration is measured at one rate, and a log
-    /// is never placed before the start. An operation name over the per-span limit is cut
-    /// (and counted) here too, off the instrumented thread.
+    /// The span's readings are placed with the segment of the line of its start (of its
+    /// end, for an explicit start), those far from it with their own (see
+    /// [`Timeline::place`]); a log is never placed before the start. An operation name over
+    /// the per-span limit is cut (and counted) here too, off the instrumented thread.
     #[inline]
     pub(crate) fn settle(&mut self, timeline: &Timeline) {
         let max_name = collector::max_operation_name_len();
@@ -94,21 +94,22 @@ impl SpanRecord {
         }
         let end = Ticks(self.duration_nanos);
         let raw_start = self.start_unix_nanos;
-        let segment = timeline.segment(if raw_start & EXPLICIT_TIME == 0 {
+        let first = if raw_start & EXPLICIT_TIME == 0 {
             Ticks(raw_start)
         } else {
             end
-        });
+        };
+        let segment = timeline.segment(first);
         let place = |raw: u64| {
             if raw & EXPLICIT_TIME == 0 {
-                segment.unix_nanos(Ticks(raw))
+                timeline.place(segment, first, Ticks(raw))
             } else {
                 raw & !EXPLICIT_TIME
             }
         };
         let start = place(raw_start);
         self.start_unix_nanos = start;
-        self.duration_nanos = segment.unix_nanos(end).saturating_sub(start);
+        self.duration_nanos = timeline.place(segment, first, end).saturating_sub(start);
         if let Some(logs) = &mut self.logs {
             for log in &mut logs.records {
                 log.unix_nanos = place(log.unix_nanos).max(start);
