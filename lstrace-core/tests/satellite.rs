@@ -736,3 +736,45 @@ fn chunked_uploads_are_held_as_they_grow() {
         0
     );
 }
+
+/// Every accepted report was kept, for as long as the satellite ran: a client sending
+/// reports without end grew it without end. The oldest are let go beyond the limit.
+#[test]
+fn kept_reports_stay_within_their_limit_oldest_let_go_first() {
+    let mut limits = Limits::default();
+    limits.max_kept_report_bytes = 256 << 10;
+    let satellite = start_with(limits);
+    let reports = 40;
+    for r in 0..reports {
+        let spans = (1..=100)
+            .map(|id| span(r, id, None, "an operation with a name", id))
+            .collect();
+        let (status, _) = post_raw(&satellite, &report(spans).encode_to_vec());
+        assert_eq!(status, 200);
+    }
+    // Every report was accepted and counted, whatever became of it since.
+    assert!(satellite.wait_for_spans(100 * reports as usize, Duration::from_secs(10)));
+    assert_eq!(satellite.reports_received(), reports as usize);
+    let stats = satellite.stats();
+    assert!(stats.kept_report_bytes <= 256 << 10, "{stats:?}");
+    assert!(stats.evicted_reports > 0, "{stats:?}");
+    let kept = satellite.reports();
+    assert_eq!(kept.len() as u64 + stats.evicted_reports, reports);
+    // The newest are the ones kept, whole.
+    let spans = satellite.spans();
+    assert_eq!(spans.len(), 100 * kept.len());
+    assert_eq!(
+        spans
+            .last()
+            .unwrap()
+            .span_context
+            .as_ref()
+            .unwrap()
+            .trace_id,
+        reports - 1
+    );
+    assert_eq!(
+        spans[0].span_context.as_ref().unwrap().trace_id,
+        stats.evicted_reports
+    );
+}

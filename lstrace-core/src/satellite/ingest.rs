@@ -43,6 +43,8 @@ pub(super) struct Ingested {
     pub(super) header: ReportRequest,
     /// How many spans it carries.
     pub(super) spans: usize,
+    /// The memory it holds once decoded (as the walk works it out).
+    pub(super) decoded_bytes: usize,
 }
 
 /// Why a body is not taken.
@@ -77,6 +79,7 @@ pub(super) fn ingest(body: &[u8], max_decoded_bytes: usize) -> Result<Ingested, 
         Ok(spans) => Ok(Ingested {
             header: header(body).map_err(Refusal::Invalid)?,
             spans,
+            decoded_bytes: walk.decoded_bytes,
         }),
         // prost refuses it no further than the walk went, which held no more than the limit.
         Err(Refused) => {
@@ -85,6 +88,7 @@ pub(super) fn ingest(body: &[u8], max_decoded_bytes: usize) -> Result<Ingested, 
             Ok(Ingested {
                 header: full,
                 spans,
+                decoded_bytes: walk.decoded_bytes,
             })
         }
     }
@@ -680,13 +684,7 @@ mod tests {
         match (ingest(body, usize::MAX), decoded) {
             (Ok(ingested), Ok(mut full)) => {
                 let spans = std::mem::take(&mut full.spans).len();
-                assert_eq!(
-                    ingested,
-                    Ingested {
-                        header: full,
-                        spans
-                    }
-                );
+                assert_eq!((ingested.header, ingested.spans), (full, spans));
             }
             (Err(Refusal::Invalid(ours)), Err(theirs)) => assert_eq!(ours, theirs),
             (ours, theirs) => panic!("{body:x?}: ingest says {ours:?}, prost {theirs:?}"),

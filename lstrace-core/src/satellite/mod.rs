@@ -43,8 +43,9 @@
 //! Whatever its clients do, the satellite holds a bounded amount of memory and connections
 //! ([`Limits`], the same for every route): connections beyond [`Limits::max_connections`]
 //! are closed as they are accepted, a connection whose request headers do not arrive within
-//! [`Limits::header_read_timeout`] is closed, and request bodies are bounded while they
-//! arrive and once decoded. [`LocalSatellite::stats`] counts what was refused.
+//! [`Limits::header_read_timeout`] is closed, request bodies are bounded while they arrive
+//! and once decoded, and so are the reports it keeps ([`Limits::max_kept_report_bytes`]: the
+//! oldest go first). [`LocalSatellite::stats`] counts what was refused and let go.
 
 pub mod fault;
 mod ingest;
@@ -56,7 +57,7 @@ pub use store::{ViewLimits, ViewStats};
 
 use crate::protocol::{self, key_value, ReportRequest, ReportResponse};
 use crate::tree::{self, TreeSpan, TreeStyle};
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -115,6 +116,11 @@ pub struct Limits {
     /// more is answered 413. Default: 64 MiB, several times what the largest reports of real
     /// spans hold (a 4 MB report of two million empty spans would hold 400 MB).
     pub max_decoded_report_bytes: usize,
+    /// The memory the reports kept for [`LocalSatellite::reports`] and
+    /// [`LocalSatellite::spans`] may hold (each as its body or decoded, whichever is larger);
+    /// beyond it the oldest are let go and counted ([`Stats::evicted_reports`]). With a web
+    /// view, its own limits apply instead. Default: 512 MiB.
+    pub max_kept_report_bytes: usize,
 }
 
 impl Default for Limits {
@@ -125,6 +131,7 @@ impl Default for Limits {
             max_connections: 256,
             max_body_bytes_held: 32 << 20,
             max_decoded_report_bytes: 64 << 20,
+            max_kept_report_bytes: 512 << 20,
         }
     }
 }
@@ -151,6 +158,12 @@ pub struct Stats {
     pub body_bytes_held: usize,
     /// The most bytes of request bodies held at once so far.
     pub peak_body_bytes_held: usize,
+    /// Bytes the reports kept now hold (see [`Limits::max_kept_report_bytes`]).
+    pub kept_report_bytes: usize,
+    /// Reports let go, oldest first, to keep the others within
+    /// [`Limits::max_kept_report_bytes`]: their spans are no longer in
+    /// [`LocalSatellite::spans`].
+    pub evicted_reports: u64,
 }
 
 /// How the satellite answers the reports it receives from now on (see
@@ -437,7 +450,13 @@ impl LocalSatellite {
     #[must_use]
     pub fn stats(&self) -> Stats {
         let counters = &self.shared.counters;
+        let (kept_report_bytes, evicted_reports) = {
+            let state = self.shared.lock();
+            (state.kept_bytes, state.evicted_reports)
+        };
         Stats {
+            kept_report_bytes,
+            evicted_reports,
             open_connections: counters.open_connections.load(Ordering::Acquire),
             refused_connections: counters.refused_connections.load(Ordering::Relaxed),
             timed_out_requests: counters.timed_out_requests.load(Ordering::Relaxed),
@@ -582,8 +601,11 @@ struct Counters {
 #[derive(Default)]
 struct State {
     behaviour: Behaviour,
-    /// The reports received, unless there is a view.
-    reports: Vec<Stored>,
+    /// The reports received, unless there is a view; the oldest first.
+    reports: VecDeque<Stored>,
+    /// What `reports` hold, in [`Stored::bytes`].
+    kept_bytes: usize,
+    evicted_reports: u64,
     reports_received: usize,
     accepted_spans: usize,
     requests_seen: usize,
@@ -598,6 +620,8 @@ struct Stored {
     body: Option<Vec<u8>>,
     /// How many spans the report carries.
     spans: usize,
+    /// The memory it holds, as its body or decoded, whichever is larger.
+    bytes: usize,
 }
 
 impl Stored {
@@ -638,7 +662,15 @@ impl Shared {
         }
         state.reports_received += 1;
         if self.view.is_none() {
-            state.reports.push(report);
+            state.kept_bytes += report.bytes;
+            state.reports.push_back(report);
+            // The newest report stays, whatever its size (it is within the decoded limit).
+            while state.kept_bytes > self.limits.max_kept_report_bytes && state.reports.len() > 1 {
+                if let Some(evicted) = state.reports.pop_front() {
+                    state.kept_bytes -= evicted.bytes;
+                    state.evicted_reports += 1;
+                }
+            }
         }
         drop(state);
         self.changed.notify_all();

@@ -239,6 +239,8 @@ async fn answer(request: Request<Incoming>, shared: &Shared) -> Response<Full<By
         accepted,
     };
     shared.record(Stored {
+        // Held as the body until it is decoded, then decoded.
+        bytes: report.decoded_bytes.max(body.len()),
         received,
         // A report without spans is already whole.
         body: (report.spans > 0).then_some(body),
