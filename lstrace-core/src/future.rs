@@ -98,7 +98,7 @@ impl<F> Instrumented<F> {
             }
             TaskFrames::Suspended(frames) => {
                 for frame in frames.drain(..).rev() {
-                    local::finish_detached(frame, Ending::Cancelled);
+                    local::finish_detached(&mut Some(frame), Ending::Cancelled);
                 }
             }
         }

@@ -198,7 +198,22 @@ unsafe fn move_record(src: *mut SpanRecord, dst: *mut SpanRecord) {
     }
 }
 
-// `finish_entered` moves only the record out of a frame and forgets the rest.
+/// Moves the record at `record` into the ring of `producer`, or drops it if the ring is full
+/// (and cannot grow: the span is then counted as dropped).
+///
+/// # Safety
+/// `record` points to a valid record that the caller gives up.
+#[inline]
+unsafe fn push_record_from(producer: &mut Option<Producer>, record: *mut SpanRecord) {
+    // SAFETY: as the caller promises; the record moves once, into the ring, or is dropped.
+    unsafe {
+        if !collector::push_with(producer, move |slot| move_record(record, slot)) {
+            ptr::drop_in_place(record);
+        }
+    }
+}
+
+// `finish_top` and `finish_from` move only the record out of a frame and forget the rest.
 const _: () = assert!(!std::mem::needs_drop::<bool>() && !std::mem::needs_drop::<u64>());
 
 /// How many empty frame lists a thread keeps for futures that suspend.
@@ -309,16 +324,75 @@ impl Local {
             return;
         }
         let len = stack.len();
-        // SAFETY: the top frame leaves the stack (the length no longer covers it); its record
-        // moves into the ring, or is dropped if the ring is full; its other fields need no
-        // drop (checked above `Local`).
+        // SAFETY: the top frame leaves the stack (the length no longer covers it) and its
+        // record is given up to `push_record_from`; its other fields need no drop (checked
+        // above `Local`).
         unsafe {
             stack.set_len(len - 1);
             let frame = stack.as_mut_ptr().add(len - 1);
-            let record = ptr::addr_of_mut!((*frame).record);
-            if !collector::push_with(producer, move |slot| move_record(record, slot)) {
-                ptr::drop_in_place(record);
+            push_record_from(producer, ptr::addr_of_mut!((*frame).record));
+        }
+    }
+
+    /// Finishes the span whose frame is in `slot` (a detached span's) into this thread's
+    /// ring: its record goes from `slot` to the ring in one copy, and `slot` is left empty.
+    #[inline]
+    pub(crate) fn finish_from(&mut self, slot: &mut Option<Frame>, end: Ticks, ending: Ending) {
+        let Some(frame) = slot.as_mut() else {
+            return;
+        };
+        if !frame.stamp(end, ending) {
+            *slot = None;
+            return;
+        }
+        // SAFETY: the record is given up to `push_record_from`, and `slot` is then overwritten
+        // without dropping the frame, whose other fields need no drop (checked above `Local`).
+        unsafe {
+            push_record_from(&mut self.producer, ptr::addr_of_mut!(frame.record));
+            ptr::write(slot, None);
+        }
+    }
+
+    /// Enters the frame in `slot`: moves it onto the stack in one copy, leaving `slot` empty.
+    /// Returns its key, or `None` if `slot` is empty.
+    #[inline]
+    pub(crate) fn push_from(&mut self, slot: &mut Option<Frame>) -> Option<u64> {
+        let frame: *const Frame = slot.as_ref()?;
+        self.stack.reserve(1);
+        let len = self.stack.len();
+        // SAFETY: the frame is copied into the room `reserve` made, which the length then
+        // covers, and `slot` is overwritten without dropping it: the stack is its one owner.
+        unsafe {
+            let key = (*frame).key;
+            ptr::copy_nonoverlapping(frame, self.stack.as_mut_ptr().add(len), 1);
+            ptr::write(slot, None);
+            self.stack.set_len(len + 1);
+            Some(key)
+        }
+    }
+
+    /// Leaves the frame with `key` (normally the top one): moves it off the stack into the
+    /// empty `slot` in one copy. If `slot` already holds a frame, the one on the stack is
+    /// dropped instead.
+    #[inline]
+    pub(crate) fn pop_into(&mut self, key: u64, slot: &mut Option<Frame>) {
+        let Some(at) = self.position(key) else {
+            return;
+        };
+        if slot.is_some() {
+            drop(self.stack.remove(at));
+            return;
+        }
+        let len = self.stack.len();
+        // SAFETY: the frame at `at` moves to `slot` (empty: nothing to drop) and the frames
+        // above it move down one place, before the length stops covering the last place.
+        unsafe {
+            let frame = self.stack.as_mut_ptr().add(at);
+            ptr::write(slot, Some(ptr::read(frame)));
+            if at + 1 < len {
+                ptr::copy(frame.add(1), frame, len - at - 1);
             }
+            self.stack.set_len(len - 1);
         }
     }
 
@@ -363,15 +437,6 @@ impl Local {
         }
     }
 
-    /// Removes the frame with `key` (normally the top one).
-    #[inline]
-    pub(crate) fn remove(&mut self, key: u64) -> Option<Frame> {
-        if self.stack.last().is_some_and(|f| f.key == key) {
-            return self.stack.pop();
-        }
-        self.remove_below_top(key)
-    }
-
     #[cold]
     fn remove_below_top(&mut self, key: u64) -> Option<Frame> {
         let at = self.stack.iter().rposition(|f| f.key == key)?;
@@ -401,19 +466,17 @@ pub(crate) fn with_local<R>(f: impl FnOnce(&mut Local) -> R) -> Option<R> {
         .flatten()
 }
 
-/// Finishes a frame that is not on this thread's stack (a detached span, a dropped future).
-pub(crate) fn finish_detached(frame: Frame, ending: Ending) {
-    if !frame.is_recording() {
+/// Finishes the span whose frame is in `slot`, not on this thread's stack (a detached span, a
+/// dropped future's), leaving `slot` empty.
+pub(crate) fn finish_detached(slot: &mut Option<Frame>, ending: Ending) {
+    if !slot.as_ref().is_some_and(Frame::is_recording) {
+        *slot = None;
         return;
     }
     let end = clock::now();
-    let mut pending = Some(frame);
-    with_local(|local| {
-        if let Some(frame) = pending.take() {
-            local.finish(frame, end, ending);
-        }
-    });
-    if pending.is_some() {
+    with_local(|local| local.finish_from(slot, end, ending));
+    if slot.is_some() {
+        *slot = None;
         // The thread is shutting down: the span cannot be recorded, but it is counted.
         collector::lost(1);
     }

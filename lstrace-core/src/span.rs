@@ -115,10 +115,16 @@ enum Started {
 impl SpanBuilder {
     /// Sets a tag; a later tag with the same key replaces the value.
     pub fn with_tag(mut self, key: impl Into<Str>, value: impl Into<TagValue>) -> Self {
+        self.set_tag(key.into(), value.into());
+        self
+    }
+
+    /// Sets a tag in place (for builders filled in a loop).
+    #[inline]
+    pub(crate) fn set_tag(&mut self, key: Str, value: TagValue) {
         self.spec
             .tags
-            .set_within(key.into(), value.into(), collector::max_tags_per_span());
-        self
+            .set_within(key, value, collector::max_tags_per_span());
     }
 
     /// Sets the `span.kind` tag.
@@ -647,20 +653,9 @@ impl Span {
 
     /// Runs `f` with this span entered (current), then takes it back out, unfinished.
     pub fn in_scope<R>(&mut self, f: impl FnOnce() -> R) -> R {
-        let Some(frame) = self.frame.take() else {
+        let Some(key) = with_local(|local| local.push_from(&mut self.frame)).flatten() else {
             return f();
         };
-        let key = frame.key;
-        let mut pending = Some(frame);
-        with_local(|local| {
-            if let Some(frame) = pending.take() {
-                local.stack.push(frame);
-            }
-        });
-        if pending.is_some() {
-            self.frame = pending;
-            return f();
-        }
         // Takes the frame back even if `f` panics, so the span is not lost or left current.
         struct Exit<'a> {
             span: &'a mut Span,
@@ -668,7 +663,7 @@ impl Span {
         }
         impl Drop for Exit<'_> {
             fn drop(&mut self) {
-                self.span.frame = with_local(|local| local.remove(self.key)).flatten();
+                with_local(|local| local.pop_into(self.key, &mut self.span.frame));
                 if std::thread::panicking() {
                     if let Some(f) = &mut self.span.frame {
                         f.set_tag("error".into(), TagValue::Bool(true));
@@ -682,17 +677,13 @@ impl Span {
 
     /// Finishes the span now.
     pub fn finish(mut self) {
-        if let Some(frame) = self.frame.take() {
-            local::finish_detached(frame, Ending::Normal);
-        }
+        local::finish_detached(&mut self.frame, Ending::Normal);
     }
 }
 
 impl Drop for Span {
     fn drop(&mut self) {
-        if let Some(frame) = self.frame.take() {
-            local::finish_detached(frame, Ending::Normal);
-        }
+        local::finish_detached(&mut self.frame, Ending::Normal);
     }
 }
 

@@ -158,23 +158,24 @@ impl Bridged {
         self.pending.extend(change);
     }
 
-    /// Takes the frame back from a stack, with the changes made meanwhile.
-    fn restore(&mut self, mut frame: Frame) {
-        for change in self.pending.drain(..) {
-            change.apply(&mut frame);
+    /// Applies the changes made while the frame was on another thread's stack, once it is
+    /// back.
+    fn apply_pending(&mut self) {
+        if self.pending.is_empty() {
+            return;
         }
-        self.frame = Some(frame);
+        if let Some(frame) = &mut self.frame {
+            for change in self.pending.drain(..) {
+                change.apply(frame);
+            }
+        }
     }
 }
 
 impl Drop for Bridged {
     fn drop(&mut self) {
-        if let Some(mut frame) = self.frame.take() {
-            for change in self.pending.drain(..) {
-                change.apply(&mut frame);
-            }
-            local::finish_detached(frame, Ending::Normal);
-        }
+        self.apply_pending();
+        local::finish_detached(&mut self.frame, Ending::Normal);
     }
 }
 
@@ -220,41 +221,40 @@ where
         let Some(span) = ctx.span(id) else {
             return;
         };
-        let parent = if attrs.is_root() {
-            None
-        } else if let Some(parent) = attrs.parent() {
-            bridged_context(&ctx, parent)
-        } else {
-            // The innermost span of either kind: an entered `tracing` span is on lstrace's
-            // stack too.
-            crate::current()
-        };
         let metadata = attrs.metadata();
-        let mut builder = Some(crate::span(metadata.name()));
+        let mut builder = crate::span(metadata.name());
         if self.target_tag {
-            builder =
-                builder.map(|b| b.with_tag("target", TagValue::from_static(metadata.target())));
+            builder.set_tag("target".into(), TagValue::from_static(metadata.target()));
         }
         let mut name = None;
         attrs.record(&mut FieldValues(|field: &Field, value| {
             span_field(field, value, &mut |change| match change {
-                Change::Tag(key, value) => builder = builder.take().map(|b| b.with_tag(key, value)),
+                Change::Tag(key, value) => builder.set_tag(key, value),
                 Change::Name(n) => name = Some(n),
                 Change::Log(..) => {}
             });
         }));
-        let Some(builder) = builder else {
-            return;
+        // `None`: the parent is the innermost span of either kind (an entered `tracing` span is
+        // on lstrace's stack too), which is the builder's default.
+        let explicit_parent = if attrs.is_root() {
+            Some(None)
+        } else {
+            attrs.parent().map(|parent| bridged_context(&ctx, parent))
         };
-        let builder = match &parent {
-            Some(parent) => builder.child_of(parent),
-            None => builder.root(),
+        let builder = match &explicit_parent {
+            None => builder,
+            Some(None) => builder.root(),
+            Some(Some(parent)) => builder.child_of(parent),
         };
         let mut frame = builder.start_detached().frame.take();
         if let (Some(frame), Some(name)) = (&mut frame, name) {
             Change::Name(name).apply(frame);
         }
-        let Some(context) = frame.as_ref().map(|f| f.context().clone()).or(parent) else {
+        let context = match &frame {
+            Some(frame) => Some(frame.context().clone()),
+            None => explicit_parent.unwrap_or_else(crate::current),
+        };
+        let Some(context) = context else {
             return;
         };
         let recording = frame.as_ref().is_some_and(Frame::is_recording);
@@ -388,16 +388,11 @@ where
             return;
         };
         // The first thread to enter the span holds its frame; others make its context current.
-        let frame = bridged
-            .frame
-            .take()
-            .unwrap_or_else(|| Frame::context_only(bridged.key(), bridged.context.clone()));
-        let mut pending = Some(frame);
-        with_local(|local| local.push(pending.take().expect("taken once")));
-        if let Some(frame) = pending.filter(Frame::is_recording) {
-            // The thread is shutting down: the frame stays with the span.
-            bridged.frame = Some(frame);
-        }
+        with_local(|local| {
+            if local.push_from(&mut bridged.frame).is_none() {
+                local.push(Frame::context_only(bridged.key(), bridged.context.clone()));
+            }
+        });
     }
 
     fn on_exit(&self, id: &Id, ctx: Context<'_, S>) {
@@ -411,12 +406,13 @@ where
         let Some(bridged) = extensions.get_mut::<Bridged>() else {
             return;
         };
-        let key = bridged.key();
-        if let Some(frame) = with_local(|local| local.remove(key)).flatten() {
-            if frame.is_recording() {
-                bridged.restore(frame);
-            }
+        // This thread's frame of the span goes back to the span: the span's own frame, or a
+        // context-only one (dropped).
+        with_local(|local| local.pop_into(bridged.key(), &mut bridged.frame));
+        if bridged.frame.as_ref().is_some_and(|f| !f.is_recording()) {
+            bridged.frame = None;
         }
+        bridged.apply_pending();
     }
 
     // No `on_close`: the registry drops a closed span's extensions, and dropping `Bridged`
