@@ -26,6 +26,8 @@
 //! a good part of one between reports.
 
 use super::encode::Limits;
+use super::options::Protocol;
+use super::protocol::otlp;
 use super::wire;
 use crate::protocol;
 use crate::record::SpanRecord;
@@ -37,6 +39,8 @@ use std::sync::Arc;
 
 /// The field number of `ReportRequest.spans`.
 const SPANS_FIELD: u32 = 3;
+/// The field number of OTLP's `ScopeSpans.spans`.
+const OTLP_SPANS_FIELD: u8 = 2;
 
 /// Encoded spans that fit in one report.
 #[derive(Debug, Default)]
@@ -84,6 +88,16 @@ impl Chunk {
         Bytes::from_owner(Shared(bytes))
     }
 
+    /// The bytes of an OTLP request: `head` (see [`otlp::request_head`]), then the chunk's
+    /// spans, copied: the chunk keeps its bytes, for a retry or for reuse.
+    pub(crate) fn copy_after(&self, head: &[u8]) -> Bytes {
+        debug_assert!(self.lent.is_none());
+        let mut body = Vec::with_capacity(head.len() + self.bytes.len());
+        body.extend_from_slice(head);
+        body.extend_from_slice(&self.bytes);
+        Bytes::from(body)
+    }
+
     /// Takes the bytes back from the body they were lent to, without the header: the same
     /// memory when the body is gone (the transport drops it once the answer is in), a copy
     /// of the spans when something still holds it.
@@ -127,11 +141,14 @@ pub(crate) struct SpanBuffer {
     spares: Vec<Vec<u8>>,
     /// The length of the last chunk that was cut: a new chunk gets that much room.
     last_chunk_len: usize,
+    /// Which encoder writes the spans.
+    protocol: Protocol,
 }
 
 impl SpanBuffer {
-    /// An empty buffer whose chunks each hold at most `max_chunk_bytes` of spans.
-    pub(crate) fn new(max_chunk_bytes: usize) -> Self {
+    /// An empty buffer whose chunks each hold at most `max_chunk_bytes` of spans, encoded
+    /// for `protocol`.
+    pub(crate) fn new(max_chunk_bytes: usize, protocol: Protocol) -> Self {
         SpanBuffer {
             full: Vec::new(),
             open: Chunk::default(),
@@ -139,6 +156,7 @@ impl SpanBuffer {
             max_chunk_bytes,
             spares: Vec::new(),
             last_chunk_len: 0,
+            protocol,
         }
     }
 
@@ -215,7 +233,14 @@ impl SpanBuffer {
     ) -> Result<Pushed, (TooLarge, u64)> {
         // Written first, measured after: a span that does not fit is taken back out.
         let start = self.open.bytes.len();
-        let logs_dropped = wire::write(&mut self.open.bytes, SPANS_FIELD as u8, record, limits);
+        let logs_dropped = match self.protocol {
+            Protocol::LightStep => {
+                wire::write(&mut self.open.bytes, SPANS_FIELD as u8, record, limits)
+            }
+            Protocol::Otlp => {
+                otlp::wire::write(&mut self.open.bytes, OTLP_SPANS_FIELD, record, limits)
+            }
+        };
         let len = self.open.bytes.len() - start;
         if len > self.max_chunk_bytes {
             self.open.bytes.truncate(start);
@@ -292,7 +317,7 @@ mod tests {
 
     #[test]
     fn a_report_decodes_to_its_header_and_spans() {
-        let mut buffer = SpanBuffer::new(1 << 20);
+        let mut buffer = SpanBuffer::new(1 << 20, Protocol::LightStep);
         let spans = [span(3), span(10)];
         for s in &spans {
             buffer.push(s).unwrap();
@@ -343,7 +368,7 @@ mod tests {
 
     #[test]
     fn a_spare_much_bigger_than_what_arrives_is_let_go() {
-        let mut buffer = SpanBuffer::new(1 << 20);
+        let mut buffer = SpanBuffer::new(1 << 20, Protocol::LightStep);
         buffer.push(&span(3)).unwrap();
         let big = Chunk {
             bytes: Vec::with_capacity(1 << 20),
@@ -369,7 +394,7 @@ mod tests {
     #[test]
     fn cuts_chunks_under_the_limit_and_keeps_order() {
         let one = message::encoded_len(SPANS_FIELD, &span(100));
-        let mut buffer = SpanBuffer::new(one * 3 + one / 2);
+        let mut buffer = SpanBuffer::new(one * 3 + one / 2, Protocol::LightStep);
         for _ in 0..10 {
             buffer.push(&span(100)).unwrap();
         }
@@ -385,7 +410,7 @@ mod tests {
 
     #[test]
     fn refuses_a_span_bigger_than_a_report() {
-        let mut buffer = SpanBuffer::new(200);
+        let mut buffer = SpanBuffer::new(200, Protocol::LightStep);
         let err = buffer.push(&span(500)).unwrap_err();
         assert!(err.bytes > 500);
         assert_eq!(buffer.len(), 0);
@@ -402,7 +427,7 @@ mod tests {
         };
         let one = message::encoded_len(SPANS_FIELD, &span(100));
         let max = one * 3 + one / 2;
-        let mut buffer = SpanBuffer::new(max);
+        let mut buffer = SpanBuffer::new(max, Protocol::LightStep);
         for _ in 0..7 {
             let pushed = buffer.push_record(&record(100), &LIMITS).unwrap();
             assert_eq!(
@@ -438,6 +463,39 @@ mod tests {
     }
 
     #[test]
+    fn otlp_chunks_after_a_head_decode_to_one_request_each() {
+        let record = |tag_bytes: usize| {
+            let tags: TagList = [("payload", TagValue::from("x".repeat(tag_bytes)))]
+                .into_iter()
+                .collect();
+            record("op", tags, Vec::new())
+        };
+        let (one, _) = otlp::wire::message(&record(100), &LIMITS);
+        let one_len = prost::encoding::message::encoded_len(2, &one);
+        let mut buffer = SpanBuffer::new(one_len * 2 + one_len / 2, Protocol::Otlp);
+        for _ in 0..5 {
+            assert_eq!(buffer.push_record(&record(100), &LIMITS), Ok(0));
+        }
+        let resource = otlp::Resource::default();
+        let scope = otlp::InstrumentationScope {
+            name: "lstrace".into(),
+            ..Default::default()
+        };
+        let chunks = buffer.take();
+        let sizes: Vec<usize> = chunks.iter().map(|c| c.spans).collect();
+        assert_eq!(sizes, [2, 2, 1]);
+        for chunk in &chunks {
+            let head = otlp::request_head(&resource, &scope, chunk.bytes.len());
+            let body = chunk.copy_after(&head);
+            let request = otlp::ExportTraceServiceRequest::decode(&body[..]).unwrap();
+            assert_eq!(request.resource_spans.len(), 1);
+            let scope_spans = &request.resource_spans[0].scope_spans;
+            assert_eq!(scope_spans[0].scope.as_ref(), Some(&scope));
+            assert_eq!(scope_spans[0].spans, vec![one.clone(); chunk.spans]);
+        }
+    }
+
+    #[test]
     fn memory_per_span_is_its_encoding() {
         // A typical span: a name, three tags (string, int, bool), a parent, no logs.
         let tags: TagList = [
@@ -448,7 +506,10 @@ mod tests {
         .into_iter()
         .collect();
         let s = encode::span(&record("GET /users/:id", tags, Vec::new()), &LIMITS).span;
-        let mut buffer = SpanBuffer::new(crate::reporter::options::MAX_REPORT_BYTES);
+        let mut buffer = SpanBuffer::new(
+            crate::reporter::options::MAX_REPORT_BYTES,
+            Protocol::LightStep,
+        );
         for _ in 0..1000 {
             buffer.push(&s).unwrap();
         }

@@ -33,6 +33,17 @@ pub enum Event {
         /// Why.
         reason: DropReason,
     },
+    /// An OTLP collector accepted a report but refused some of its spans for good
+    /// (`partial_success`): they are not retried, and are counted as dropped
+    /// ([`DropReason::Rejected`]).
+    SpansRejected {
+        /// The collector that refused them.
+        endpoint: String,
+        /// How many spans it refused.
+        count: u64,
+        /// Its reason.
+        message: String,
+    },
     /// A span could not be encoded into a report (it is dropped and counted).
     EncodingError {
         /// What went wrong.
@@ -93,6 +104,11 @@ impl fmt::Display for Event {
                 })
             }
             Event::SpansDropped { count, reason } => write!(f, "{count} spans dropped: {reason}"),
+            Event::SpansRejected {
+                endpoint,
+                count,
+                message,
+            } => write!(f, "{endpoint} refused {count} spans of a report: {message}"),
             Event::EncodingError { message } => write!(f, "span encoding error: {message}"),
             Event::TracerDisabled {
                 endpoint,
@@ -172,6 +188,18 @@ pub enum ReportError {
     /// An answer the protocol cannot use. (A 2xx answer whose body cannot be read is not
     /// this: the report was received, and counts as accepted with a warning event.)
     InvalidResponse(String),
+    /// OTLP: 429, 502, 503 or 504, the statuses the OTLP rules retry (after `Retry-After`).
+    Throttled {
+        /// The HTTP status.
+        status: u16,
+        /// How long the server asked to wait (in seconds, capped at a minute), if it did.
+        retry_after: Option<std::time::Duration>,
+    },
+    /// OTLP: a status the OTLP rules do not retry (400, 413, 500, ...).
+    Refused {
+        /// The HTTP status.
+        status: u16,
+    },
 }
 
 impl ReportError {
@@ -185,7 +213,10 @@ impl ReportError {
             ReportError::Status { status } => {
                 *status >= 500 || (300..400).contains(status) || matches!(status, 408 | 429)
             }
-            ReportError::Unauthorized { .. } | ReportError::Rejected { .. } => false,
+            ReportError::Throttled { .. } => true,
+            ReportError::Unauthorized { .. }
+            | ReportError::Rejected { .. }
+            | ReportError::Refused { .. } => false,
         }
     }
 }
@@ -208,6 +239,19 @@ impl fmt::Display for ReportError {
                 write!(f, "rejected by the collector: {}", errors.join("; "))
             }
             ReportError::InvalidResponse(e) => write!(f, "invalid response: {e}"),
+            ReportError::Throttled {
+                status,
+                retry_after,
+            } => {
+                write!(f, "HTTP status {status}")?;
+                match retry_after {
+                    Some(wait) => write!(f, " (retry after {wait:?})"),
+                    None => Ok(()),
+                }
+            }
+            ReportError::Refused { status } => {
+                write!(f, "HTTP status {status} (not retried: OTLP's rules)")
+            }
         }
     }
 }
@@ -226,15 +270,18 @@ pub enum DropReason {
     TooLarge,
     /// The tracer stopped (closed, disabled, or dropped) before they could be reported.
     Stopped,
+    /// An OTLP collector refused them for good (`partial_success`).
+    Rejected,
 }
 
 impl DropReason {
-    pub(crate) const ALL: [DropReason; 5] = [
+    pub(crate) const ALL: [DropReason; 6] = [
         DropReason::BufferFull,
         DropReason::RingFull,
         DropReason::ReportFailed,
         DropReason::TooLarge,
         DropReason::Stopped,
+        DropReason::Rejected,
     ];
 
     pub(crate) fn index(self) -> usize {
@@ -250,6 +297,7 @@ impl fmt::Display for DropReason {
             DropReason::ReportFailed => "their report failed",
             DropReason::TooLarge => "too large for a report",
             DropReason::Stopped => "the tracer stopped",
+            DropReason::Rejected => "the collector refused them",
         })
     }
 }

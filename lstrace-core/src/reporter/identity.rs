@@ -2,8 +2,9 @@
 
 use super::encode::{key_value, Limits};
 use super::options::{redact, InitError};
+use super::protocol::otlp;
 use crate::protocol::{key_value::Value, KeyValue};
-use crate::tag::Tag;
+use crate::tag::{Tag, TagValue};
 
 /// The service name.
 pub const COMPONENT_NAME: &str = "lightstep.component_name";
@@ -96,6 +97,55 @@ pub(crate) fn reporter_tags(
     }
 }
 
+/// The OTLP resource: the service, the host and the SDK (semantic conventions' names),
+/// then the user's reporter tags, typed, which may replace them.
+pub(crate) fn otlp_resource(component_name: &str, user: &[Tag], token: &str) -> otlp::Resource {
+    let string = |s: String| otlp::any_value::Value::StringValue(s);
+    let mut attributes: Vec<otlp::KeyValue> = [
+        ("service.name", component_name.to_owned()),
+        ("host.name", hostname()),
+        ("process.command_line", redact(&command_line(), token)),
+        ("process.runtime.name", "rustc".to_owned()),
+        ("process.runtime.version", RUSTC_VERSION.to_owned()),
+        ("telemetry.sdk.name", "lstrace".to_owned()),
+        ("telemetry.sdk.language", "rust".to_owned()),
+        (
+            "telemetry.sdk.version",
+            env!("CARGO_PKG_VERSION").to_owned(),
+        ),
+    ]
+    .into_iter()
+    .map(|(key, value)| otlp::KeyValue::new(key, string(value)))
+    .collect();
+    for tag in user {
+        let value = match &tag.value {
+            TagValue::Str(s) => string(s.to_string()),
+            TagValue::Int(i) => otlp::any_value::Value::IntValue(*i),
+            TagValue::Float(x) => otlp::any_value::Value::DoubleValue(*x),
+            TagValue::Bool(b) => otlp::any_value::Value::BoolValue(*b),
+        };
+        let kv = otlp::KeyValue::new(tag.key.to_string(), value);
+        match attributes.iter_mut().find(|a| a.key == kv.key) {
+            Some(existing) => *existing = kv,
+            None => attributes.push(kv),
+        }
+    }
+    otlp::Resource {
+        attributes,
+        dropped_attributes_count: 0,
+    }
+}
+
+/// The instrumentation scope of every span: lstrace and its version.
+pub(crate) fn otlp_scope() -> otlp::InstrumentationScope {
+    otlp::InstrumentationScope {
+        name: "lstrace".to_owned(),
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+        attributes: Vec::new(),
+        dropped_attributes_count: 0,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -136,6 +186,43 @@ mod tests {
         assert_eq!(string(&tags, HOSTNAME), "pod-7");
         assert_eq!(string(&tags, COMPONENT_NAME), "renamed");
         assert_eq!(tags.iter().filter(|t| t.key == HOSTNAME).count(), 1);
+    }
+
+    #[test]
+    fn the_otlp_resource_names_the_service_host_and_sdk() {
+        let user = [Tag::new("replicas", 3), Tag::new("host.name", "pod-7")];
+        let resource = otlp_resource("svc", &user, "tok");
+        let get = |key: &str| {
+            resource
+                .attributes
+                .iter()
+                .find(|a| a.key == key)
+                .and_then(|a| a.value.clone())
+                .and_then(|v| v.value)
+        };
+        let string = |s: &str| Some(otlp::any_value::Value::StringValue(s.into()));
+        assert_eq!(get("service.name"), string("svc"));
+        assert_eq!(get("telemetry.sdk.name"), string("lstrace"));
+        assert_eq!(get("telemetry.sdk.language"), string("rust"));
+        assert_eq!(
+            get("telemetry.sdk.version"),
+            string(env!("CARGO_PKG_VERSION"))
+        );
+        assert_eq!(get("host.name"), string("pod-7"));
+        assert_eq!(get("replicas"), Some(otlp::any_value::Value::IntValue(3)));
+        assert_eq!(
+            resource
+                .attributes
+                .iter()
+                .filter(|a| a.key == "host.name")
+                .count(),
+            1
+        );
+        let scope = otlp_scope();
+        assert_eq!(
+            (scope.name.as_str(), scope.version.as_str()),
+            ("lstrace", env!("CARGO_PKG_VERSION"))
+        );
     }
 
     #[test]

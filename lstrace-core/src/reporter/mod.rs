@@ -33,11 +33,12 @@
 
 mod buffer;
 mod encode;
+mod env;
 mod events;
 mod exit;
 mod identity;
 mod options;
-mod protocol;
+pub mod protocol;
 mod retry;
 mod transport;
 mod wire;
@@ -51,8 +52,9 @@ pub use identity::{
     TRACER_VERSION,
 };
 pub use options::{
-    InitError, Options, DEFAULT_COLLECTOR_URL, DEFAULT_EXIT_CLOSE_TIMEOUT,
-    DEFAULT_MAX_BUFFERED_BYTES, DEFAULT_MAX_BUFFERED_SPANS, DEFAULT_REPORT_TIMEOUT, REPORT_PATH,
+    Compression, InitError, Options, Protocol, DEFAULT_COLLECTOR_URL, DEFAULT_EXIT_CLOSE_TIMEOUT,
+    DEFAULT_MAX_BUFFERED_BYTES, DEFAULT_MAX_BUFFERED_SPANS, DEFAULT_OTLP_URL,
+    DEFAULT_REPORT_TIMEOUT, REPORT_PATH,
 };
 pub use protocol::lightstep::ACCESS_TOKEN_HEADER;
 
@@ -139,7 +141,7 @@ pub(crate) struct Shared {
     pub(crate) wake: Notify,
     wake_pending: AtomicBool,
     /// Drops already told to the event handler, per [`DropReason`].
-    told_drops: Mutex<[u64; 5]>,
+    told_drops: Mutex<[u64; DropReason::ALL.len()]>,
     /// The process-wide drop counts already added to `counters`.
     process_drops_seen: Mutex<ProcessDrops>,
     /// True once installed as the process's recorder: only then does the reporter drain the
@@ -194,7 +196,7 @@ pub(crate) struct Tally {
     pub(crate) received: u64,
     pub(crate) sent: u64,
     /// Per [`DropReason`], indexed by [`DropReason::index`].
-    pub(crate) dropped: [u64; 5],
+    pub(crate) dropped: [u64; DropReason::ALL.len()],
     /// Buffered, in a report being sent, or waiting for a retry.
     pub(crate) held: u64,
     /// The encoded size of the spans held.
@@ -445,6 +447,13 @@ pub fn init(options: Options) -> Result<Tracer, InitError> {
         return Err(InitError::AlreadyInitialized);
     }
     let (tracer, warnings) = Tracer::launch(options)?;
+    if tracer.shared().config.disabled {
+        // Nothing is installed: every span stays a no-op, as without a tracer.
+        for warning in &warnings {
+            tracer.shared().events.emit(warning);
+        }
+        return Ok(tracer);
+    }
     if collector::install(Box::new(tracer.clone())).is_err() {
         // Another thread won the race; dropping our handles ends our reporter thread.
         return Err(InitError::AlreadyInitialized);
@@ -559,24 +568,39 @@ impl Tracer {
     /// Checks the options and starts the reporter thread, which builds its own runtime.
     fn launch(options: Options) -> Result<(Tracer, Vec<Event>), InitError> {
         let (config, warnings) = options.validate()?;
-        let protocol = protocol::lightstep::LightStep::new(&config);
-        let transport = transport::Transport::new(&config, &protocol)?;
-        let chunk_bytes = worker::max_chunk_bytes(&config, &protocol)?;
+        let protocol: Box<dyn protocol::ReportProtocol> = match config.protocol {
+            Protocol::LightStep => Box::new(protocol::lightstep::LightStep::new(&config)),
+            Protocol::Otlp => Box::new(protocol::otlp::Otlp::new(&config)),
+        };
+        let transport = transport::Transport::new(&config, &*protocol)?;
+        let chunk_bytes = worker::max_chunk_bytes(&config, &*protocol)?;
         let shared = Arc::new(Shared {
-            buffer: Mutex::new(SpanBuffer::new(chunk_bytes)),
+            buffer: Mutex::new(SpanBuffer::new(chunk_bytes, config.protocol)),
             events: Events::new(config.event_handler.clone()),
             config,
             counters: Counters::default(),
             wake: Notify::new(),
             wake_pending: AtomicBool::new(false),
-            told_drops: Mutex::new([0; 5]),
+            told_drops: Mutex::new([0; DropReason::ALL.len()]),
             process_drops_seen: Mutex::new(ProcessDrops::default()),
             installed: AtomicBool::new(false),
             stopped: AtomicBool::new(false),
             refusing: AtomicBool::new(false),
         });
-        let worker = Worker::new(Arc::clone(&shared), transport, Box::new(protocol));
         let (commands, receiver) = async_mpsc::unbounded_channel();
+        if shared.config.disabled {
+            // No reporter thread: flushes return at once, and the tracer refuses spans.
+            shared.stopped.store(true, Ordering::Release);
+            shared.refusing.store(true, Ordering::Release);
+            drop(receiver);
+            return Ok((
+                Tracer {
+                    handle: Arc::new(Handle { shared, commands }),
+                },
+                warnings,
+            ));
+        }
+        let worker = Worker::new(Arc::clone(&shared), transport, protocol);
         // The runtime is built on the reporter thread, and dropped there: building or
         // dropping one inside the caller's async code is not allowed.
         let (started, start_result) = mpsc::sync_channel(1);

@@ -5,10 +5,12 @@ use super::encode::Limits;
 use super::events::{Event, EventHandler};
 use super::identity;
 use crate::collector;
+use super::protocol::otlp;
 use crate::propagation::PropagatorStack;
 use crate::protocol::KeyValue;
 use crate::sampling::{Sampling, SamplingError};
 use crate::tag::{Str, Tag, TagValue};
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use reqwest::Url;
 use std::fmt;
 use std::sync::Arc;
@@ -31,6 +33,34 @@ pub const DEFAULT_REPORT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The default of [`Options::exit_close_timeout`].
 pub const DEFAULT_EXIT_CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Where OTLP reports go unless told otherwise: an OpenTelemetry Collector on this host, at
+/// the OTLP/HTTP port ([`otlp::TRACES_PATH`] is appended).
+pub const DEFAULT_OTLP_URL: &str = "http://localhost:4318";
+
+/// The wire protocol reports are sent in.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Protocol {
+    /// LightStep's `POST /api/v2/reports` (a binary `ReportRequest`): satellites and the
+    /// LightStep collector.
+    #[default]
+    LightStep,
+    /// OTLP/HTTP with protobuf bodies (`POST /v1/traces`): the OpenTelemetry Collector,
+    /// ServiceNow Cloud Observability, Jaeger, Grafana Tempo and every other OTLP backend.
+    Otlp,
+}
+
+/// How OTLP report bodies are compressed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Compression {
+    /// Sent as they are.
+    #[default]
+    None,
+    /// `Content-Encoding: gzip` (every OTLP server accepts it).
+    Gzip,
+}
 
 /// Reports stay under 4 MB (and so under 4 MiB too): collectors and satellites refuse
 /// bigger ones.
@@ -76,6 +106,13 @@ pub struct Options {
     /// A sampling setting from the environment that cannot be used: `init` warns and keeps
     /// the default policy.
     pub(crate) sampling_env_error: Option<SamplingError>,
+    pub(crate) protocol: Protocol,
+    /// Extra request headers; their values are secrets, like the token.
+    pub(crate) headers: Vec<(String, String)>,
+    pub(crate) compression: Compression,
+    pub(crate) disabled: bool,
+    /// What `from_env` could not use, told as warnings at `init`.
+    pub(crate) env_warnings: Vec<String>,
     /// Not a public setting: lets unit tests split reports without megabytes of spans.
     pub(crate) max_report_bytes: usize,
 }
@@ -138,6 +175,11 @@ impl Options {
             sampling: None,
             sampling_error: None,
             sampling_env_error: None,
+            protocol: Protocol::LightStep,
+            headers: Vec::new(),
+            compression: Compression::None,
+            disabled: false,
+            env_warnings: Vec::new(),
             max_report_bytes: MAX_REPORT_BYTES,
         }
     }
@@ -153,6 +195,23 @@ impl Options {
     /// `parentbased_always_on`, `parentbased_always_off`, `parentbased_traceidratio`) with
     /// `OTEL_TRACES_SAMPLER_ARG` (the ratio). The `LS_` variables win. A value that cannot be
     /// used is reported by `init` as a warning event, and the default policy is kept.
+    ///
+    /// With `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` (a full URL, used as it is) or
+    /// `OTEL_EXPORTER_OTLP_ENDPOINT` (a base URL, to which `/v1/traces` is appended) set,
+    /// reports go over OTLP to that endpoint (the token, if any, in the
+    /// `lightstep-access-token` header), and the OpenTelemetry variables count:
+    ///
+    /// | variable | effect |
+    /// |---|---|
+    /// | `OTEL_EXPORTER_OTLP_HEADERS`, `OTEL_EXPORTER_OTLP_TRACES_HEADERS` | `key=value,...` (values URL-encoded): [`Options::header`] |
+    /// | `OTEL_EXPORTER_OTLP_TIMEOUT`, `OTEL_EXPORTER_OTLP_TRACES_TIMEOUT` | milliseconds: [`Options::report_timeout`] |
+    /// | `OTEL_EXPORTER_OTLP_COMPRESSION`, `OTEL_EXPORTER_OTLP_TRACES_COMPRESSION` | `gzip` or `none`: [`Options::compression`] |
+    ///
+    /// Whatever the protocol, `OTEL_SERVICE_NAME` names the service (before `LS_SERVICE_NAME`
+    /// and a `service.name` in `OTEL_RESOURCE_ATTRIBUTES`), `OTEL_RESOURCE_ATTRIBUTES`
+    /// (`key=value,...`) adds reporter tags (resource attributes), and `OTEL_SDK_DISABLED=true`
+    /// makes `init` start a tracer that records and sends nothing. A value that cannot be used
+    /// is left out and told as an [`Event::Warning`] by `init`; header values never show.
     #[must_use]
     pub fn from_env() -> Self {
         Self::from_vars(|name| std::env::var(name).ok())
@@ -176,7 +235,7 @@ impl Options {
             Ok(sampling) => options.sampling = sampling,
             Err(error) => options.sampling_env_error = Some(error),
         }
-        options
+        super::env::read_otel(options, var)
     }
 
     /// The access token, replacing the one given to [`Options::new`] or read from
@@ -393,14 +452,60 @@ impl Options {
         self
     }
 
+    /// The wire protocol: LightStep's (the default) or OTLP/HTTP. With OTLP, the access
+    /// token is optional (sent, when there is one, in the `lightstep-access-token` header),
+    /// collector URLs without a path report to `/v1/traces`, and the default collector is
+    /// [`DEFAULT_OTLP_URL`].
+    ///
+    /// ```
+    /// use lstrace_core::reporter::Protocol;
+    /// let options = lstrace_core::Options::new("")
+    ///     .protocol(Protocol::Otlp)
+    ///     .collector_url("http://otel-collector:4318")
+    ///     .header("authorization", "Bearer s3cr3t");
+    /// assert!(!format!("{options:?}").contains("s3cr3t"));
+    /// ```
+    #[must_use]
+    pub fn protocol(mut self, protocol: Protocol) -> Self {
+        self.protocol = protocol;
+        self
+    }
+
+    /// A header sent with every report (replacing an earlier value of the same name), for
+    /// backends that want `authorization: Bearer ...` or an API key header. Its value is a
+    /// secret like the token: never shown.
+    #[must_use]
+    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        let name = name.into();
+        self.headers.retain(|(n, _)| !n.eq_ignore_ascii_case(&name));
+        self.headers.push((name, value.into()));
+        self
+    }
+
+    /// How OTLP report bodies are compressed (LightStep reports are not).
+    #[must_use]
+    pub fn compression(mut self, compression: Compression) -> Self {
+        self.compression = compression;
+        self
+    }
+
+    /// With `true`, `init` starts a tracer that records and sends nothing (and needs no
+    /// token): every span is a no-op, as without a tracer. `OTEL_SDK_DISABLED=true` sets it.
+    #[must_use]
+    pub fn disabled(mut self, disabled: bool) -> Self {
+        self.disabled = disabled;
+        self
+    }
+
     /// Checks the options and resolves the defaults. Returns the configuration and the
     /// warnings to emit once the tracer runs.
     pub(crate) fn validate(self) -> Result<(Config, Vec<Event>), InitError> {
         let token = self.access_token.trim().to_owned();
-        if token.is_empty() {
+        // OTLP backends may authenticate otherwise (headers), or not at all.
+        if token.is_empty() && self.protocol == Protocol::LightStep && !self.disabled {
             return Err(InitError::MissingAccessToken);
         }
-        if reqwest::header::HeaderValue::from_str(&token).is_err() {
+        if HeaderValue::from_str(&token).is_err() {
             return Err(InitError::InvalidOption {
                 option: "access_token",
                 reason: "contains characters an HTTP header cannot carry".into(),
@@ -412,7 +517,21 @@ impl Options {
                 reason: error.to_string(),
             });
         }
-        let mut warnings = Vec::new();
+        let headers = header_map(&self.headers)?;
+        let mut warnings: Vec<Event> = self
+            .env_warnings
+            .iter()
+            .map(|message| Event::Warning {
+                message: message.clone(),
+            })
+            .collect();
+        if self.compression != Compression::None && self.protocol == Protocol::LightStep {
+            warnings.push(Event::Warning {
+                message: "compression applies to OTLP reports only: LightStep reports are \
+                          sent uncompressed"
+                    .into(),
+            });
+        }
         if let Some(error) = self.sampling_env_error {
             warnings.push(Event::Warning {
                 message: format!(
@@ -433,16 +552,21 @@ impl Options {
                 name
             }
         };
+        let (default_url, default_path) = match self.protocol {
+            Protocol::LightStep => (DEFAULT_COLLECTOR_URL, REPORT_PATH),
+            Protocol::Otlp => (DEFAULT_OTLP_URL, otlp::TRACES_PATH),
+        };
         let urls = if self.collector_urls.is_empty() {
-            vec![DEFAULT_COLLECTOR_URL.to_owned()]
+            vec![default_url.to_owned()]
         } else {
             self.collector_urls
         };
         let endpoints = urls
             .iter()
-            .map(|u| parse_collector_url(u, &token))
+            .map(|u| parse_collector_url(u, &token, default_path))
             .collect::<Result<Vec<_>, _>>()?;
         let reporter_tags = identity::reporter_tags(&component_name, &self.tags, &token)?;
+        let resource = identity::otlp_resource(&component_name, &self.tags, &token);
         let checks: [(&'static str, bool, &str); 6] = [
             (
                 "max_buffered_spans",
@@ -504,6 +628,11 @@ impl Options {
                 event_handler: self.event_handler,
                 propagators: self.propagators,
                 sampling: self.sampling,
+                protocol: self.protocol,
+                headers,
+                compression: self.compression,
+                resource,
+                disabled: self.disabled,
                 max_report_bytes: self.max_report_bytes,
             },
             warnings,
@@ -548,6 +677,16 @@ impl fmt::Debug for ShowOptions<'_> {
             .field("event_handler", &o.event_handler.is_some())
             .field("propagators", &o.propagators)
             .field("sampling", &o.sampling)
+            .field("protocol", &o.protocol)
+            .field(
+                "headers",
+                &o.headers
+                    .iter()
+                    .map(|(name, _)| (name.as_str(), "<redacted>"))
+                    .collect::<Vec<_>>(),
+            )
+            .field("compression", &o.compression)
+            .field("disabled", &o.disabled)
             .finish_non_exhaustive()
     }
 }
@@ -593,7 +732,33 @@ pub(crate) struct Config {
     pub(crate) event_handler: Option<EventHandler>,
     pub(crate) propagators: Option<PropagatorStack>,
     pub(crate) sampling: Option<Sampling>,
+    pub(crate) protocol: Protocol,
+    /// Extra headers, their values marked sensitive (hidden from `Debug`).
+    pub(crate) headers: HeaderMap,
+    pub(crate) compression: Compression,
+    /// The OTLP resource: the service and the reporter tags.
+    pub(crate) resource: otlp::Resource,
+    pub(crate) disabled: bool,
     pub(crate) max_report_bytes: usize,
+}
+
+/// The configured headers, checked; values are marked sensitive. Errors name the header,
+/// never its value.
+fn header_map(headers: &[(String, String)]) -> Result<HeaderMap, InitError> {
+    let mut map = HeaderMap::new();
+    for (name, value) in headers {
+        let invalid = |reason: &str| InitError::InvalidOption {
+            option: "header",
+            reason: format!("{:?}: {reason}", name.trim()),
+        };
+        let name = HeaderName::from_bytes(name.trim().as_bytes())
+            .map_err(|_| invalid("not a valid header name"))?;
+        let mut value = HeaderValue::from_str(value.trim())
+            .map_err(|_| invalid("its value contains characters a header cannot carry"))?;
+        value.set_sensitive(true);
+        map.insert(name, value);
+    }
+    Ok(map)
 }
 
 /// Replaces every occurrence of the token in text about to be shown.
@@ -606,8 +771,8 @@ pub(crate) fn redact(text: &str, token: &str) -> String {
 }
 
 /// Parses a collector URL: `http` or `https`, a host, no credentials; an empty path becomes
-/// [`REPORT_PATH`].
-fn parse_collector_url(raw: &str, token: &str) -> Result<Url, InitError> {
+/// the protocol's `default_path`.
+fn parse_collector_url(raw: &str, token: &str, default_path: &str) -> Result<Url, InitError> {
     let invalid = |reason: &str| InitError::InvalidCollectorUrl {
         url: redact(raw, token),
         reason: reason.to_owned(),
@@ -625,7 +790,7 @@ fn parse_collector_url(raw: &str, token: &str) -> Result<Url, InitError> {
         ));
     }
     if url.path().is_empty() || url.path() == "/" {
-        url.set_path(REPORT_PATH);
+        url.set_path(default_path);
     }
     Ok(url)
 }

@@ -94,6 +94,12 @@ impl Endpoints {
         health.retry_at = Some(after(now, backoff(health.failures, self.base, self.cap)));
     }
 
+    /// A failed `endpoint` is not probed before `at` (a `Retry-After`), whatever its backoff.
+    pub(crate) fn wait(&mut self, endpoint: usize, at: Instant) {
+        let health = &mut self.health[endpoint];
+        health.retry_at = Some(health.retry_at.map_or(at, |r| r.max(at)));
+    }
+
     /// A report to `endpoint` ended without an answer that says anything about it.
     pub(crate) fn abandoned(&mut self, endpoint: usize) {
         self.health[endpoint].in_flight -= 1;

@@ -18,16 +18,32 @@ pub(crate) struct Transport {
     token: Arc<str>,
 }
 
-/// The raw answer to a report: its status and, for a 2xx, its body up to the cap.
+/// The raw answer to a report: its status, its `Retry-After` and, for a 2xx, its body up to
+/// the cap.
 pub(crate) struct RawAnswer {
     pub(crate) status: u16,
+    pub(crate) retry_after: Option<Duration>,
     pub(crate) body: Result<Vec<u8>, String>,
+}
+
+/// The longest `Retry-After` honoured: a server asking for more gets its report retried
+/// after this (or dropped by the flush deadline or the attempt limit).
+pub(crate) const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
+
+/// A `Retry-After` in seconds (the form OTLP servers send), capped at [`MAX_RETRY_AFTER`].
+/// An HTTP date is not read: the usual backoff applies.
+pub(crate) fn retry_after(value: &str) -> Option<Duration> {
+    let seconds: u64 = value.trim().parse().ok()?;
+    Some(Duration::from_secs(seconds).min(MAX_RETRY_AFTER))
 }
 
 impl Transport {
     pub(crate) fn new(config: &Config, protocol: &dyn ReportProtocol) -> Result<Self, InitError> {
+        // The configured headers, then the protocol's (content type, token), which win.
+        let mut headers = config.headers.clone();
+        headers.extend(protocol.headers()?);
         let client = reqwest::Client::builder()
-            .default_headers(protocol.headers()?)
+            .default_headers(headers)
             .user_agent(concat!("lstrace/", env!("CARGO_PKG_VERSION")))
             // A redirect would take the access token (in a header and in the body) to
             // another origin: a collector that redirects is misconfigured, and its report
@@ -79,10 +95,16 @@ impl Transport {
                 .map_err(|_| ReportError::Timeout)?
                 .map_err(fail)?;
             let status = response.status().as_u16();
+            let retry_after = response
+                .headers()
+                .get(reqwest::header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(retry_after);
             if !response.status().is_success() {
                 // Its body means nothing to the reporter: not read.
                 return Ok(RawAnswer {
                     status,
+                    retry_after,
                     body: Ok(Vec::new()),
                 });
             }
@@ -104,7 +126,11 @@ impl Transport {
             let body = tokio::time::timeout_at(deadline, read_body)
                 .await
                 .unwrap_or_else(|_| Err("not read within the report timeout".to_owned()));
-            Ok(RawAnswer { status, body })
+            Ok(RawAnswer {
+                status,
+                retry_after,
+                body,
+            })
         }
     }
 }
@@ -112,7 +138,11 @@ impl Transport {
 impl RawAnswer {
     /// What the answer means to `protocol`.
     pub(crate) fn read(&self, protocol: &dyn ReportProtocol) -> Result<Answer, ReportError> {
-        protocol.answer(self.status, self.body.as_deref().map_err(Clone::clone))
+        protocol.answer(
+            self.status,
+            self.retry_after,
+            self.body.as_deref().map_err(Clone::clone),
+        )
     }
 }
 

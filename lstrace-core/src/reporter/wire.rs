@@ -12,21 +12,22 @@
 //! this about 1,480, most of it the hundred-odd single-byte writes of keys and varints.
 
 use super::encode::{truncate, Limits};
-use crate::record::{Relationship, SpanRecord};
+use crate::record::{LogRecord, Relationship, SpanRecord};
 use crate::tag::{Tag, TagValue};
 
-const VARINT: u8 = 0;
-const FIXED64: u8 = 1;
-const LEN: u8 = 2;
+pub(crate) const VARINT: u8 = 0;
+pub(crate) const FIXED64: u8 = 1;
+pub(crate) const LEN: u8 = 2;
+pub(crate) const FIXED32: u8 = 5;
 
 /// The most bytes a key (fields below 16) and a varint take.
-const UINT_FIELD: usize = 1 + 10;
+pub(crate) const UINT_FIELD: usize = 1 + 10;
 /// The most bytes a length-delimited field takes besides its content.
-const LEN_FIELD: usize = 1 + 10;
+pub(crate) const LEN_FIELD: usize = 1 + 10;
 /// The most bytes a `Timestamp` field takes.
 const TIMESTAMP_FIELD: usize = LEN_FIELD + 2 * UINT_FIELD;
 
-fn varint_len(value: u64) -> usize {
+pub(crate) fn varint_len(value: u64) -> usize {
     // Seven bits a byte; zero takes one byte.
     (64 - (value | 1).leading_zeros() as usize).div_ceil(7)
 }
@@ -41,7 +42,7 @@ fn key_value_room(tag: &Tag) -> usize {
 }
 
 /// The most bytes the `Span` field of `record` takes: room for [`write`] to write in.
-fn room(record: &SpanRecord, logs: &[crate::record::LogRecord]) -> usize {
+fn room(record: &SpanRecord, logs: &[LogRecord]) -> usize {
     let context = LEN_FIELD
         + 2 * UINT_FIELD
         + record
@@ -66,27 +67,40 @@ fn room(record: &SpanRecord, logs: &[crate::record::LogRecord]) -> usize {
         + logs
 }
 
-/// Writes into room made beforehand; indexing checks every write against it.
-struct Cursor<'a> {
+/// Writes into room made beforehand; indexing checks every write against it. The OTLP
+/// encoder writes through it too.
+pub(crate) struct Cursor<'a> {
     buf: &'a mut [u8],
     pos: usize,
 }
 
-impl Cursor<'_> {
+impl<'a> Cursor<'a> {
+    /// A cursor at the start of `buf`.
     #[inline(always)]
-    fn byte(&mut self, byte: u8) {
+    pub(crate) fn new(buf: &'a mut [u8]) -> Self {
+        Cursor { buf, pos: 0 }
+    }
+
+    /// How many bytes were written.
+    #[inline(always)]
+    pub(crate) fn written(&self) -> usize {
+        self.pos
+    }
+
+    #[inline(always)]
+    pub(crate) fn byte(&mut self, byte: u8) {
         self.buf[self.pos] = byte;
         self.pos += 1;
     }
 
     #[inline(always)]
-    fn bytes(&mut self, bytes: &[u8]) {
+    pub(crate) fn bytes(&mut self, bytes: &[u8]) {
         self.buf[self.pos..self.pos + bytes.len()].copy_from_slice(bytes);
         self.pos += bytes.len();
     }
 
     #[inline(always)]
-    fn varint(&mut self, mut value: u64) {
+    pub(crate) fn varint(&mut self, mut value: u64) {
         while value >= 0x80 {
             self.byte(value as u8 | 0x80);
             value >>= 7;
@@ -96,14 +110,14 @@ impl Cursor<'_> {
 
     /// A key of a field below 16: one byte.
     #[inline(always)]
-    fn key(&mut self, field: u8, wire_type: u8) {
+    pub(crate) fn key(&mut self, field: u8, wire_type: u8) {
         debug_assert!(field < 16);
         self.byte(field << 3 | wire_type);
     }
 
     /// A varint field; proto3 omits zero.
     #[inline(always)]
-    fn uint(&mut self, field: u8, value: u64) {
+    pub(crate) fn uint(&mut self, field: u8, value: u64) {
         if value != 0 {
             self.key(field, VARINT);
             self.varint(value);
@@ -112,7 +126,7 @@ impl Cursor<'_> {
 
     /// A string field; proto3 omits the empty string.
     #[inline(always)]
-    fn str(&mut self, field: u8, s: &str) {
+    pub(crate) fn str(&mut self, field: u8, s: &str) {
         if !s.is_empty() {
             self.len_delimited(field, s);
         }
@@ -120,7 +134,7 @@ impl Cursor<'_> {
 
     /// A length-delimited field, written even when empty (a oneof member).
     #[inline(always)]
-    fn len_delimited(&mut self, field: u8, s: &str) {
+    pub(crate) fn len_delimited(&mut self, field: u8, s: &str) {
         self.key(field, LEN);
         self.varint(s.len() as u64);
         self.bytes(s.as_bytes());
@@ -129,7 +143,7 @@ impl Cursor<'_> {
     /// Starts a nested message: its key and one byte for its length. Returns where its
     /// content starts, for [`Cursor::close`].
     #[inline(always)]
-    fn open(&mut self, field: u8) -> usize {
+    pub(crate) fn open(&mut self, field: u8) -> usize {
         self.key(field, LEN);
         self.byte(0);
         self.pos
@@ -138,12 +152,40 @@ impl Cursor<'_> {
     /// Ends the nested message whose content starts at `start`: writes its length, moving
     /// the content right when the length takes more than the one byte kept for it.
     #[inline(always)]
-    fn close(&mut self, start: usize) {
+    pub(crate) fn close(&mut self, start: usize) {
         let len = self.pos - start;
         if len < 0x80 {
             self.buf[start - 1] = len as u8;
         } else {
             self.widen(start, len);
+        }
+    }
+
+    /// A fixed64 field; proto3 omits zero.
+    #[inline(always)]
+    pub(crate) fn fixed64(&mut self, field: u8, value: u64) {
+        if value != 0 {
+            self.key(field, FIXED64);
+            self.bytes(&value.to_le_bytes());
+        }
+    }
+
+    /// A fixed32 field of any number (its key may take two bytes); proto3 omits zero.
+    #[inline(always)]
+    pub(crate) fn fixed32(&mut self, field: u32, value: u32) {
+        if value != 0 {
+            self.varint(u64::from(field << 3 | u32::from(FIXED32)));
+            self.bytes(&value.to_le_bytes());
+        }
+    }
+
+    /// A bytes field; proto3 omits empty bytes.
+    #[inline(always)]
+    pub(crate) fn bytes_field(&mut self, field: u8, bytes: &[u8]) {
+        if !bytes.is_empty() {
+            self.key(field, LEN);
+            self.varint(bytes.len() as u64);
+            self.bytes(bytes);
         }
     }
 
@@ -196,20 +238,10 @@ impl Cursor<'_> {
 /// Writes the `Span` message of `record` as field `field` (key, length and message). Returns
 /// how many logs were dropped: on the span, by the per-span limit, or here.
 pub(crate) fn write(out: &mut Vec<u8>, field: u8, record: &SpanRecord, limits: &Limits) -> u64 {
-    let (logs, logs_dropped) = if limits.drop_logs {
-        (&[][..], 0)
-    } else {
-        let all = record.logs();
-        let kept = all.len().min(limits.max_logs_per_span);
-        let dropped = u64::from(record.dropped_logs()) + (all.len() - kept) as u64;
-        (&all[..kept], dropped)
-    };
+    let (logs, logs_dropped) = kept_logs(record, limits);
     let start = out.len();
     out.resize(start + room(record, logs), 0);
-    let mut w = Cursor {
-        buf: &mut out[start..],
-        pos: 0,
-    };
+    let mut w = Cursor::new(&mut out[start..]);
     let span = w.open(field);
     let context = record.context();
     let trace_id = context.trace_id().low();
@@ -247,9 +279,22 @@ pub(crate) fn write(out: &mut Vec<u8>, field: u8, record: &SpanRecord, limits: &
         w.close(at);
     }
     w.close(span);
-    let written = w.pos;
+    let written = w.written();
     out.truncate(start + written);
     logs_dropped
+}
+
+/// The logs of `record` that are reported, and how many were dropped: on the span, by the
+/// per-span limit, or here (none when logs are not reported at all, which is a choice).
+pub(crate) fn kept_logs<'r>(record: &'r SpanRecord, limits: &Limits) -> (&'r [LogRecord], u64) {
+    if limits.drop_logs {
+        (&[], 0)
+    } else {
+        let all = record.logs();
+        let kept = all.len().min(limits.max_logs_per_span);
+        let dropped = u64::from(record.dropped_logs()) + (all.len() - kept) as u64;
+        (&all[..kept], dropped)
+    }
 }
 
 fn relationship_number(relationship: Relationship) -> u64 {

@@ -449,10 +449,19 @@ impl Worker {
                 drop(body);
                 self.reserved = self.reserved.minus(batch.carried);
                 match answer {
-                    Answer::Accepted { warning } => self.delivered(batch, endpoint, warning),
+                    Answer::Accepted { warning } => self.delivered(batch, endpoint, warning, 0),
+                    Answer::Partial { rejected, message } => {
+                        let rejected = rejected.min(batch.chunk.spans as u64);
+                        self.shared.events.emit(&Event::SpansRejected {
+                            endpoint: self.transport.endpoint_name(endpoint),
+                            count: rejected,
+                            message,
+                        });
+                        self.delivered(batch, endpoint, None, rejected);
+                    }
                     Answer::Disable => {
                         // The report that carried the command was received.
-                        self.delivered(batch, endpoint, None);
+                        self.delivered(batch, endpoint, None, 0);
                         self.disable(endpoint);
                     }
                 }
@@ -494,11 +503,18 @@ impl Worker {
         }
     }
 
-    fn delivered(&mut self, batch: Batch, endpoint: usize, warning: Option<String>) {
+    /// A report was accepted, less `rejected` of its spans that the collector refused for
+    /// good (counted as dropped, never retried).
+    fn delivered(&mut self, batch: Batch, endpoint: usize, warning: Option<String>, rejected: u64) {
         self.endpoints.succeeded(endpoint);
         let counters = &self.shared.counters;
-        let spans = batch.chunk.spans;
-        counters.tally().deliver(spans as u64, batch.bytes);
+        let spans = batch.chunk.spans - rejected as usize;
+        {
+            let mut tally = counters.tally();
+            let rejected_bytes = batch.bytes * rejected / (batch.chunk.spans as u64).max(1);
+            tally.drop_held(rejected, rejected_bytes, DropReason::Rejected);
+            tally.deliver(spans as u64, batch.bytes - rejected_bytes);
+        }
         counters.reports_sent.fetch_add(1, Ordering::Relaxed);
         self.acked = self.acked.plus(batch.carried);
         self.interval_start_nanos = wall_clock_nanos();
@@ -536,6 +552,14 @@ impl Worker {
             .reports_failed
             .fetch_add(1, Ordering::Relaxed);
         self.endpoints.failed(endpoint, Instant::now());
+        if let ReportError::Throttled {
+            retry_after: Some(wait),
+            ..
+        } = error
+        {
+            // The server said when: no sooner.
+            self.endpoints.wait(endpoint, after(Instant::now(), wait));
+        }
         batch.failed_attempts += 1;
         batch.tried.push(endpoint);
         self.shared.events.emit(&Event::ReportFailed(ReportFailure {

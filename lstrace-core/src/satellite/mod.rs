@@ -3,9 +3,11 @@
 //!
 //! It answers `POST /api/v2/reports` like a satellite does: the body is a binary
 //! [`ReportRequest`], the answer a binary [`ReportResponse`]
-//! (`Content-Type: application/octet-stream`). It keeps what it received, renders the spans as
-//! trace trees, and can be told to misbehave ([`Behaviour`]) so that a reporter's failure paths
-//! can be tested against real HTTP.
+//! (`Content-Type: application/octet-stream`). It also takes OTLP/HTTP exports at
+//! `POST /v1/traces` ([`TRACES_PATH`]: protobuf, gzipped or not), kept as [`ReceivedOtlp`].
+//! It keeps what it received, renders the spans of both protocols as trace trees, and can be
+//! told to misbehave ([`Behaviour`]) so that a reporter's failure paths can be tested against
+//! real HTTP.
 //!
 //! The server runs on a thread of its own with its own tokio runtime: it works the same from
 //! sync code and from inside any tokio runtime. Dropping the [`LocalSatellite`] stops it.
@@ -26,7 +28,7 @@
 //! | request | answer | recorded in [`LocalSatellite::reports`] |
 //! |---|---|---|
 //! | with a view ([`LocalSatellite::start_with_view`]): `GET /`, `/trace/{id}`, `/api/traces...` | the page and its JSON API | no |
-//! | a path other than `/api/v2/reports` | 404 | no |
+//! | a path other than `/api/v2/reports` and `/v1/traces` | 404 | no |
 //! | a method other than `POST` | 405, `Allow: POST` | no |
 //! | a body over [`MAX_BODY_BYTES`] | 413 | no |
 //! | a body that would hold more than [`Limits::max_body_bytes_held`] with the others being received | 503, `Retry-After` | no |
@@ -34,6 +36,9 @@
 //! | a body that is not a `ReportRequest` | 400, `ReportResponse.errors` says why | no |
 //! | a report that would hold more than [`Limits::max_decoded_report_bytes`] decoded | 413, `ReportResponse.errors` says why | no |
 //! | a report | as the [`Behaviour`] says | yes |
+//! | at `/v1/traces`: over [`MAX_DECOMPRESSED_BYTES`] once un-gzipped | 413 | no |
+//! | at `/v1/traces`: not (gzipped) `ExportTraceServiceRequest` | 400, text says why | no |
+//! | at `/v1/traces`: an export | as the [`Behaviour`] says | yes, in [`LocalSatellite::otlp_requests`] |
 //!
 //! [`LocalSatellite::requests_seen`] counts every request, answered or not. A report answered
 //! 200 is one the satellite decodes: what [`LocalSatellite::wait_for_spans`] counts,
@@ -49,11 +54,15 @@
 
 pub mod fault;
 mod ingest;
+mod otlp;
 mod server;
 mod store;
 mod view;
 
 pub use store::{ViewLimits, ViewStats};
+
+pub use crate::reporter::protocol::otlp::TRACES_PATH;
+pub use otlp::{ReceivedOtlp, MAX_DECOMPRESSED_BYTES};
 
 use crate::protocol::{self, key_value, ReportRequest, ReportResponse};
 use crate::tree::{self, TreeSpan, TreeStyle};
@@ -195,6 +204,23 @@ pub enum Behaviour {
     Disable,
     /// Answers like [`Accept`](Behaviour::Accept) after this delay.
     Delay(Duration),
+    /// That HTTP status with a `Retry-After: seconds` header (OTLP's throttling answer: 429,
+    /// 503...); the spans are not kept.
+    RetryAfter {
+        /// The HTTP status.
+        status: u16,
+        /// The `Retry-After` value.
+        seconds: u64,
+    },
+    /// OTLP: HTTP 200 with `partial_success` refusing `count` spans (at most all of them),
+    /// with `message`; the export counts as accepted. A LightStep report is refused with
+    /// `errors: [message]`.
+    RejectSpans {
+        /// How many spans to refuse.
+        count: i64,
+        /// Why.
+        message: String,
+    },
 }
 
 /// One report the satellite received and decoded.
@@ -398,7 +424,27 @@ impl LocalSatellite {
             .collect()
     }
 
-    /// Blocks until accepted reports hold at least `count` spans, or `timeout` passes.
+    /// Every OTLP export received so far, in arrival order, accepted or not (none with a
+    /// view, which keeps their spans in its traces instead).
+    #[must_use]
+    pub fn otlp_requests(&self) -> Vec<ReceivedOtlp> {
+        self.shared.lock().otlp.clone()
+    }
+
+    /// The spans of every accepted OTLP export, in arrival order.
+    #[must_use]
+    pub fn otlp_spans(&self) -> Vec<crate::reporter::protocol::otlp::Span> {
+        self.shared
+            .lock()
+            .otlp
+            .iter()
+            .filter(|r| r.accepted)
+            .flat_map(|r| r.request.spans().cloned().collect::<Vec<_>>())
+            .collect()
+    }
+
+    /// Blocks until accepted reports (of either protocol) hold at least `count` spans, or
+    /// `timeout` passes.
     /// True when they do.
     ///
     /// It blocks the calling thread (on a condition variable): inside a current-thread
@@ -410,8 +456,8 @@ impl LocalSatellite {
             .wait_until(timeout, |state| state.accepted_spans >= count)
     }
 
-    /// Blocks until at least `count` reports were received (accepted or not), or `timeout`
-    /// passes. True when they were.
+    /// Blocks until at least `count` reports (LightStep reports and OTLP exports) were
+    /// received (accepted or not), or `timeout` passes. True when they were.
     ///
     /// It blocks the calling thread, like [`LocalSatellite::wait_for_spans`].
     #[must_use]
@@ -420,8 +466,10 @@ impl LocalSatellite {
             .wait_until(timeout, |state| state.reports_received >= count)
     }
 
-    /// The accepted spans as trace trees of names and tags: stable text for assertions (see
-    /// [`render`]).
+    /// The accepted spans of both protocols as trace trees of names and tags: stable text for
+    /// assertions (see [`render`]). OTLP spans are shown in the LightStep model (their kind
+    /// as a `span.kind` tag, an ERROR status as `error=true`, events as logs), so the same
+    /// spans render the same whichever protocol carried them.
     #[must_use]
     pub fn tree(&self) -> String {
         self.tree_with(TreeStyle::default())
@@ -430,7 +478,9 @@ impl LocalSatellite {
     /// The accepted spans as trace trees, with durations and logs as `style` says.
     #[must_use]
     pub fn tree_with(&self, style: TreeStyle) -> String {
-        render(&self.spans(), style)
+        let mut spans = self.spans();
+        spans.extend(self.otlp_spans().iter().map(otlp::lightstep_span));
+        render(&spans, style)
     }
 
     /// How many reports were received, accepted or not (with a view too, which keeps no
@@ -607,6 +657,7 @@ struct State {
     kept_bytes: usize,
     evicted_reports: u64,
     reports_received: usize,
+    otlp: Vec<ReceivedOtlp>,
     accepted_spans: usize,
     requests_seen: usize,
 }
@@ -644,6 +695,27 @@ impl Shared {
         let mut state = self.lock();
         state.requests_seen += 1;
         state.behaviour.clone()
+    }
+
+    fn record_otlp(&self, export: ReceivedOtlp) {
+        let rejected = usize::try_from(export.rejected_spans).unwrap_or(0);
+        let spans = export.request.spans().count();
+        if let (true, Some(view)) = (export.accepted, &self.view) {
+            // Converted before the store is locked, as LightStep spans are decoded.
+            for (service, spans) in otlp::lightstep_spans(&export.request) {
+                lock(view).insert(&service, spans);
+            }
+        }
+        let mut state = self.lock();
+        if export.accepted {
+            state.accepted_spans += spans.saturating_sub(rejected);
+        }
+        state.reports_received += 1;
+        if self.view.is_none() {
+            state.otlp.push(export);
+        }
+        drop(state);
+        self.changed.notify_all();
     }
 
     fn record(&self, mut report: Stored) {
@@ -731,6 +803,14 @@ impl Behaviour {
                 false,
                 Answer::Response(ReportResponse {
                     errors: errors.clone(),
+                    ..ReportResponse::default()
+                }),
+            ),
+            Behaviour::RetryAfter { status, .. } => (false, Answer::Status(*status)),
+            Behaviour::RejectSpans { message, .. } => (
+                false,
+                Answer::Response(ReportResponse {
+                    errors: vec![message.clone()],
                     ..ReportResponse::default()
                 }),
             ),

@@ -7,7 +7,10 @@
 //! connections.
 
 use super::ingest::{self, Refusal};
-use super::{view, Answer, ReceivedReport, Shared, Stored, MAX_BODY_BYTES, REPORTS_PATH};
+use super::otlp::{self, ReceivedOtlp};
+use super::{
+    view, Answer, ReceivedReport, Shared, Stored, MAX_BODY_BYTES, REPORTS_PATH, TRACES_PATH,
+};
 use crate::protocol::ReportResponse;
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
@@ -163,16 +166,19 @@ async fn answer(request: Request<Incoming>, shared: &Shared) -> Response<Full<By
             return response;
         }
     }
-    if request.uri().path() != REPORTS_PATH {
+    let path = request.uri().path();
+    if path != REPORTS_PATH && path != TRACES_PATH {
         return text(
             StatusCode::NOT_FOUND,
-            format!("not found: the local satellite serves POST {REPORTS_PATH}"),
+            format!(
+                "not found: the local satellite serves POST {REPORTS_PATH} and POST {TRACES_PATH}"
+            ),
         );
     }
     if request.method() != Method::POST {
         let mut response = text(
             StatusCode::METHOD_NOT_ALLOWED,
-            format!("{REPORTS_PATH} takes POST only"),
+            format!("{path} takes POST only"),
         );
         response
             .headers_mut()
@@ -184,6 +190,9 @@ async fn answer(request: Request<Incoming>, shared: &Shared) -> Response<Full<By
         Ok(body) => body,
         Err(refused) => return refused.answer(shared),
     };
+    if parts.uri.path() == TRACES_PATH {
+        return answer_otlp(&parts, &body, behaviour, shared).await;
+    }
     // Every field but the spans, which wait, undecoded, until someone asks for them.
     let max_decoded_bytes = shared.limits.max_decoded_report_bytes;
     let report = match ingest::ingest(&body, max_decoded_bytes) {
@@ -265,6 +274,79 @@ async fn answer(request: Request<Incoming>, shared: &Shared) -> Response<Full<By
         Answer::Never => std::future::pending().await,
     }
 }
+
+/// Answers an OTLP export (its body read) as the behaviour says, and records it.
+async fn answer_otlp(
+    parts: &hyper::http::request::Parts,
+    body: &[u8],
+    behaviour: super::Behaviour,
+    shared: &Shared,
+) -> Response<Full<Bytes>> {
+    let gzipped = parts
+        .headers
+        .get(header::CONTENT_ENCODING)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"gzip"));
+    let request = match otlp::decode(body, gzipped) {
+        Ok(request) => request,
+        Err(otlp::BodyError::TooLarge) => {
+            return text(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!(
+                    "an export may not exceed {} bytes once decompressed",
+                    otlp::MAX_DECOMPRESSED_BYTES
+                ),
+            )
+        }
+        Err(otlp::BodyError::Invalid(reason)) => return text(StatusCode::BAD_REQUEST, reason),
+    };
+    if let super::Behaviour::Delay(delay) = behaviour {
+        tokio::time::sleep(delay).await;
+    }
+    let (accepted, rejected_spans, reply) = behaviour.answer_otlp(request.spans().count());
+    shared.record_otlp(ReceivedOtlp {
+        request,
+        headers: parts
+            .headers
+            .iter()
+            .map(|(name, value)| {
+                (
+                    name.as_str().to_owned(),
+                    String::from_utf8_lossy(value.as_bytes()).into_owned(),
+                )
+            })
+            .collect(),
+        body_len: body.len(),
+        accepted,
+        rejected_spans,
+    });
+    match reply {
+        otlp::Answer::Response(response) => bytes(
+            StatusCode::OK,
+            PROTOBUF,
+            Bytes::from(prost::Message::encode_to_vec(&response)),
+        ),
+        otlp::Answer::Status(code, retry_after) => {
+            let status = StatusCode::from_u16(code)
+                .ok()
+                .filter(|s| (200..=599).contains(&s.as_u16()))
+                .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            let mut response = text(
+                status,
+                format!("the local satellite was told to answer {status}"),
+            );
+            if let Some(seconds) = retry_after {
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+            }
+            response
+        }
+        otlp::Answer::Garbage => bytes(StatusCode::OK, PROTOBUF, Bytes::from_static(GARBAGE)),
+        otlp::Answer::Never => std::future::pending().await,
+    }
+}
+
+const PROTOBUF: &str = "application/x-protobuf";
 
 /// Why a request body was not read.
 enum BodyError {

@@ -103,7 +103,12 @@ impl ReportProtocol for LightStep {
         chunk.lend(&self.header)
     }
 
-    fn answer(&self, status: u16, body: AnswerBody<'_>) -> Result<Answer, ReportError> {
+    fn answer(
+        &self,
+        status: u16,
+        _retry_after: Option<std::time::Duration>,
+        body: AnswerBody<'_>,
+    ) -> Result<Answer, ReportError> {
         answer(status, body)
     }
 }

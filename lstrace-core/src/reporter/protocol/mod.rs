@@ -1,8 +1,9 @@
 //! What differs between the wire protocols a reporter can speak: the body around the spans,
 //! the headers, and what an answer means. The worker, the transport, the buffer's chunks,
-//! retries and accounting are shared.
+//! retries and accounting are shared. [`otlp`] also holds the OTLP messages.
 
 pub(crate) mod lightstep;
+pub mod otlp;
 
 use super::buffer::Chunk;
 use super::events::ReportError;
@@ -20,6 +21,13 @@ pub(crate) enum Answer {
     },
     /// Accepted, and the collector says: stop tracing.
     Disable,
+    /// OTLP `partial_success`: accepted, but `rejected` of its spans refused for good.
+    Partial {
+        /// How many spans the collector refused.
+        rejected: u64,
+        /// Why, in its words.
+        message: String,
+    },
 }
 
 /// An answer body as the transport read it: at most [`MAX_ANSWER_BYTES`].
@@ -64,8 +72,14 @@ pub(crate) trait ReportProtocol: Send {
         interval_start_nanos: u64,
     ) -> bytes::Bytes;
 
-    /// What an answer means. `body` is read only for a 2xx status.
-    fn answer(&self, status: u16, body: AnswerBody<'_>) -> Result<Answer, ReportError>;
+    /// What an answer means. `body` is read only for a 2xx status; `retry_after` is the
+    /// answer's `Retry-After` in seconds (capped), when it has one.
+    fn answer(
+        &self,
+        status: u16,
+        retry_after: Option<std::time::Duration>,
+        body: AnswerBody<'_>,
+    ) -> Result<Answer, ReportError>;
 }
 
 impl Carried {

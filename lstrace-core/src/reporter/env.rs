@@ -1,0 +1,346 @@
+//! The OpenTelemetry environment variables `Options::from_env` honours (see there). Values
+//! that cannot be used are left out and become warnings; header values never show in them.
+
+use super::options::{Compression, Options, Protocol};
+use super::protocol::otlp::TRACES_PATH;
+use std::time::Duration;
+
+/// Applies the `OTEL_*` variables to options read from the `LS_*` ones.
+pub(crate) fn read_otel(mut options: Options, var: impl Fn(&str) -> Option<String>) -> Options {
+    // Set but empty counts as unset, as the OpenTelemetry SDKs read them.
+    let var = |name: &str| var(name).filter(|v| !v.trim().is_empty());
+    let mut warnings = Vec::new();
+    let endpoint = var("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT").or_else(|| {
+        var("OTEL_EXPORTER_OTLP_ENDPOINT")
+            .map(|base| format!("{}{TRACES_PATH}", base.trim().trim_end_matches('/')))
+    });
+    if let Some(endpoint) = endpoint {
+        options = options
+            .protocol(Protocol::Otlp)
+            .collector_url(endpoint.trim());
+        let signal_or_all = |name: &str| {
+            var(&format!("OTEL_EXPORTER_OTLP_TRACES_{name}"))
+                .or_else(|| var(&format!("OTEL_EXPORTER_OTLP_{name}")))
+        };
+        if let Some(headers) = signal_or_all("HEADERS") {
+            for (name, value) in key_values(&headers, "OTEL_EXPORTER_OTLP_HEADERS", &mut warnings) {
+                options = options.header(name, value);
+            }
+        }
+        if let Some(timeout) = signal_or_all("TIMEOUT") {
+            match timeout.trim().parse::<u64>() {
+                Ok(ms) if ms > 0 => options = options.report_timeout(Duration::from_millis(ms)),
+                _ => warnings.push(format!(
+                    "OTEL_EXPORTER_OTLP_TIMEOUT={timeout:?} is not a number of milliseconds \
+                     above zero: the report timeout stays {:?}",
+                    options.report_timeout
+                )),
+            }
+        }
+        if let Some(compression) = signal_or_all("COMPRESSION") {
+            match compression.trim().to_ascii_lowercase().as_str() {
+                "gzip" => options = options.compression(Compression::Gzip),
+                "none" => options = options.compression(Compression::None),
+                _ => warnings.push(format!(
+                    "OTEL_EXPORTER_OTLP_COMPRESSION={compression:?} is neither gzip nor none: \
+                     reports are not compressed"
+                )),
+            }
+        }
+    }
+    let mut service_name = None;
+    if let Some(attributes) = var("OTEL_RESOURCE_ATTRIBUTES") {
+        for (key, value) in key_values(&attributes, "OTEL_RESOURCE_ATTRIBUTES", &mut warnings) {
+            if key == "service.name" {
+                service_name = Some(value);
+            } else {
+                options = options.tag(key, value);
+            }
+        }
+    }
+    if options.component_name.is_none() {
+        options.component_name = service_name;
+    }
+    if let Some(name) = var("OTEL_SERVICE_NAME") {
+        options = options.component_name(name.trim());
+    }
+    if let Some(disabled) = var("OTEL_SDK_DISABLED") {
+        match disabled.trim().to_ascii_lowercase().as_str() {
+            "true" => options = options.disabled(true),
+            "false" => {}
+            _ => warnings.push(format!(
+                "OTEL_SDK_DISABLED={disabled:?} is neither true nor false: tracing stays on"
+            )),
+        }
+    }
+    options.env_warnings.extend(warnings);
+    options
+}
+
+/// The pairs of a `key=value,...` list, values URL-decoded. Entries that are not pairs are
+/// left out with a warning that names the variable and the entry's key, never a value.
+fn key_values(list: &str, variable: &str, warnings: &mut Vec<String>) -> Vec<(String, String)> {
+    let mut pairs = Vec::new();
+    for (index, entry) in list.split(',').enumerate() {
+        if entry.trim().is_empty() {
+            continue;
+        }
+        let Some((key, value)) = entry.split_once('=') else {
+            warnings.push(format!(
+                "{variable}: entry {} is not key=value: left out",
+                index + 1
+            ));
+            continue;
+        };
+        let key = key.trim();
+        match (key.is_empty(), percent_decode(value.trim())) {
+            (false, Some(value)) => pairs.push((key.to_owned(), value)),
+            (true, _) => warnings.push(format!(
+                "{variable}: entry {} has an empty key: left out",
+                index + 1
+            )),
+            (false, None) => warnings.push(format!(
+                "{variable}: the value of {key:?} is not valid URL-encoded UTF-8: left out"
+            )),
+        }
+    }
+    pairs
+}
+
+/// `%XX` escapes decoded; `None` for a broken escape or bytes that are not UTF-8.
+fn percent_decode(s: &str) -> Option<String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = bytes.get(i + 1..i + 3)?;
+            let hex = std::str::from_utf8(hex).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::reporter::events::Event;
+    use crate::reporter::options::InitError;
+    use std::collections::HashMap;
+
+    fn options(vars: &[(&str, &str)]) -> Options {
+        let vars: HashMap<&str, &str> = vars.iter().copied().collect();
+        Options::from_vars(|k| vars.get(k).map(|v| (*v).to_owned()))
+    }
+
+    fn warnings(events: &[Event]) -> Vec<&str> {
+        events
+            .iter()
+            .map(|e| match e {
+                Event::Warning { message } => message.as_str(),
+                other => panic!("{other:?}"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn an_otlp_endpoint_switches_to_otlp() {
+        let (config, _) = options(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318/")])
+            .component_name("svc")
+            .validate()
+            .unwrap();
+        assert_eq!(config.protocol, Protocol::Otlp);
+        assert_eq!(
+            config.endpoints[0].as_str(),
+            "http://collector:4318/v1/traces"
+        );
+        // A base with a path keeps it.
+        let (config, _) = options(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "https://in.example/otlp")])
+            .validate()
+            .unwrap();
+        assert_eq!(
+            config.endpoints[0].as_str(),
+            "https://in.example/otlp/v1/traces"
+        );
+        // The traces endpoint is a full URL, and wins.
+        let (config, _) = options(&[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://a:4318"),
+            (
+                "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+                "https://ingest.lightstep.com:443/traces/otlp/v0.9",
+            ),
+            ("LS_ACCESS_TOKEN", "tok"),
+        ])
+        .validate()
+        .unwrap();
+        assert_eq!(
+            config.endpoints[0].as_str(),
+            "https://ingest.lightstep.com/traces/otlp/v0.9"
+        );
+        assert_eq!(config.access_token, "tok");
+        // Without either, LightStep stays the default, and needs its token.
+        assert_eq!(
+            options(&[("OTEL_EXPORTER_OTLP_HEADERS", "a=b")])
+                .validate()
+                .err(),
+            Some(InitError::MissingAccessToken)
+        );
+        let (config, _) = options(&[("LS_ACCESS_TOKEN", "t")]).validate().unwrap();
+        assert_eq!(config.protocol, Protocol::LightStep);
+        assert!(config.headers.is_empty());
+    }
+
+    #[test]
+    fn headers_timeout_and_compression() {
+        let (config, warnings) = options(&[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4318"),
+            (
+                "OTEL_EXPORTER_OTLP_HEADERS",
+                "authorization=Bearer%20s3cr3t, x-api-key = k%3D1 ,,",
+            ),
+            ("OTEL_EXPORTER_OTLP_TIMEOUT", "2500"),
+            ("OTEL_EXPORTER_OTLP_COMPRESSION", "gzip"),
+            ("OTEL_SERVICE_NAME", "svc"),
+        ])
+        .validate()
+        .unwrap();
+        assert!(warnings.is_empty(), "{warnings:?}");
+        assert_eq!(config.headers["authorization"], "Bearer s3cr3t");
+        assert!(config.headers["authorization"].is_sensitive());
+        assert_eq!(config.headers["x-api-key"], "k=1");
+        assert_eq!(config.report_timeout, Duration::from_millis(2500));
+        assert_eq!(config.compression, Compression::Gzip);
+        assert_eq!(config.component_name, "svc");
+        // The traces-specific variables win.
+        let (config, _) = options(&[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4318"),
+            ("OTEL_EXPORTER_OTLP_COMPRESSION", "gzip"),
+            ("OTEL_EXPORTER_OTLP_TRACES_COMPRESSION", "none"),
+            ("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "10"),
+            ("OTEL_SERVICE_NAME", "svc"),
+        ])
+        .validate()
+        .unwrap();
+        assert_eq!(config.compression, Compression::None);
+        assert_eq!(config.report_timeout, Duration::from_millis(10));
+    }
+
+    #[test]
+    fn service_name_resource_attributes_and_disabled() {
+        let (config, _) = options(&[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4318"),
+            (
+                "OTEL_RESOURCE_ATTRIBUTES",
+                "service.name=from-attributes,deployment.environment=prod,team=a%2Cb",
+            ),
+        ])
+        .validate()
+        .unwrap();
+        assert_eq!(config.component_name, "from-attributes");
+        let attribute = |key: &str| {
+            config
+                .resource
+                .attributes
+                .iter()
+                .find(|kv| kv.key == key)
+                .and_then(|kv| kv.value.clone())
+        };
+        let string = |s: &str| {
+            Some(crate::reporter::protocol::otlp::AnyValue {
+                value: Some(
+                    crate::reporter::protocol::otlp::any_value::Value::StringValue(s.into()),
+                ),
+            })
+        };
+        assert_eq!(attribute("deployment.environment"), string("prod"));
+        assert_eq!(attribute("team"), string("a,b"));
+        assert_eq!(attribute("service.name"), string("from-attributes"));
+        // LS_SERVICE_NAME wins over the attribute, OTEL_SERVICE_NAME over both.
+        let named = |vars: &[(&str, &str)]| {
+            let mut all = vec![("LS_ACCESS_TOKEN", "t")];
+            all.extend_from_slice(vars);
+            options(&all).validate().unwrap().0.component_name
+        };
+        let attributes = ("OTEL_RESOURCE_ATTRIBUTES", "service.name=a");
+        assert_eq!(named(&[attributes, ("LS_SERVICE_NAME", "b")]), "b");
+        assert_eq!(
+            named(&[
+                attributes,
+                ("LS_SERVICE_NAME", "b"),
+                ("OTEL_SERVICE_NAME", "c")
+            ]),
+            "c"
+        );
+        assert!(options(&[("OTEL_SDK_DISABLED", "TRUE")]).disabled);
+        assert!(!options(&[("OTEL_SDK_DISABLED", "false")]).disabled);
+        // Disabled needs no token.
+        assert!(options(&[("OTEL_SDK_DISABLED", "true")]).validate().is_ok());
+    }
+
+    #[test]
+    fn bad_values_are_warnings_that_hide_header_values() {
+        let (config, events) = options(&[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4318"),
+            (
+                "OTEL_EXPORTER_OTLP_HEADERS",
+                "novalue-s3cr3t,=s3cr3t,bad=%zz-s3cr3t,bad2=%ff,ok=1",
+            ),
+            ("OTEL_EXPORTER_OTLP_TIMEOUT", "soon"),
+            ("OTEL_EXPORTER_OTLP_COMPRESSION", "zstd"),
+            ("OTEL_SDK_DISABLED", "maybe"),
+            ("OTEL_RESOURCE_ATTRIBUTES", "k"),
+            ("OTEL_SERVICE_NAME", "svc"),
+        ])
+        .validate()
+        .unwrap();
+        let warnings = warnings(&events);
+        assert_eq!(warnings.len(), 8, "{warnings:#?}");
+        for warning in &warnings {
+            assert!(!warning.contains("s3cr3t"), "{warning}");
+        }
+        assert!(warnings
+            .iter()
+            .any(|w| w.contains("OTEL_EXPORTER_OTLP_TIMEOUT")));
+        assert!(warnings.iter().any(|w| w.contains("zstd")));
+        assert!(warnings.iter().any(|w| w.contains("OTEL_SDK_DISABLED")));
+        assert!(warnings
+            .iter()
+            .any(|w| w.contains("OTEL_RESOURCE_ATTRIBUTES")));
+        assert_eq!(config.headers.len(), 1);
+        assert_eq!(config.compression, Compression::None);
+        assert_eq!(config.report_timeout, Duration::from_secs(30));
+        assert!(!config.disabled);
+        // An unusable endpoint is an error from init, as any collector URL.
+        let err = options(&[("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "collector:4318")])
+            .validate()
+            .err();
+        assert!(
+            matches!(err, Some(InitError::InvalidCollectorUrl { .. })),
+            "{err:?}"
+        );
+        // A header value a request cannot carry: an error that names the header only.
+        let err = Options::new("")
+            .protocol(Protocol::Otlp)
+            .header("x-key", "s3cr3t\nx")
+            .validate()
+            .err()
+            .unwrap();
+        assert!(err.to_string().contains("x-key"), "{err}");
+        assert!(!format!("{err} {err:?}").contains("s3cr3t"));
+    }
+
+    #[test]
+    fn percent_decoding() {
+        assert_eq!(percent_decode("a%20b%2C%3d"), Some("a b,=".into()));
+        assert_eq!(percent_decode("%C3%A9"), Some("é".into()));
+        assert_eq!(percent_decode("%"), None);
+        assert_eq!(percent_decode("%4"), None);
+        assert_eq!(percent_decode("%ff"), None);
+        assert_eq!(percent_decode("plain"), Some("plain".into()));
+    }
+}

@@ -1,0 +1,375 @@
+//! The reporter over OTLP/HTTP end to end, through real HTTP to the local satellite's
+//! `/v1/traces`: what the LightStep tests check in `reporter.rs`, for the second protocol,
+//! plus OTLP's own rules (retries per status, `Retry-After`, partial success, gzip).
+#![cfg(feature = "satellite")]
+
+mod support;
+
+use lstrace_core::reporter::protocol::otlp::{any_value::Value, KeyValue, SpanKind};
+use lstrace_core::reporter::{
+    Compression, DropReason, Protocol, ReportError, ReportFailure, StatusReport,
+};
+use lstrace_core::satellite::{Behaviour, LocalSatellite};
+use lstrace_core::testing::TestRecorder;
+use lstrace_core::{span, Event, Options, Recorder, SpanRecord, Tracer};
+use std::collections::HashSet;
+use std::time::Duration;
+use support::{dead_url, EventLog, PATIENCE, TOKEN};
+
+/// OTLP options for a test, as `support::options` makes LightStep ones.
+fn options(urls: &[String], events: &EventLog) -> Options {
+    support::options(urls, events).protocol(Protocol::Otlp)
+}
+
+fn small_spans(n: usize) -> Vec<SpanRecord> {
+    let capture = TestRecorder::install().capture();
+    capture.in_scope(|| {
+        for i in 0..n {
+            let _s = span("work").with_tag("i", i as i64).start();
+        }
+    });
+    capture.spans()
+}
+
+fn feed(tracer: &Tracer, spans: Vec<SpanRecord>) {
+    tracer.record(&mut spans.into_iter());
+}
+
+fn attribute<'a>(attributes: &'a [KeyValue], key: &str) -> Option<&'a Value> {
+    attributes
+        .iter()
+        .find(|kv| kv.key == key)
+        .and_then(|kv| kv.value.as_ref())
+        .and_then(|v| v.value.as_ref())
+}
+
+fn span_ids(satellite: &LocalSatellite) -> Vec<u64> {
+    satellite
+        .otlp_spans()
+        .iter()
+        .map(|s| u64::from_be_bytes(s.span_id.clone().try_into().unwrap()))
+        .collect()
+}
+
+#[test]
+fn exports_carry_what_was_traced_and_render_as_lightstep_reports_do() {
+    let satellite = LocalSatellite::start().unwrap();
+    let events = EventLog::new();
+    let tracer = Tracer::start(
+        options(&[satellite.url()], &events)
+            .tag("deployment", "canary")
+            .header("x-api-key", "key-5ec2e7"),
+    )
+    .unwrap();
+    let capture = TestRecorder::install().capture();
+    capture.in_scope(|| {
+        let _root = span("checkout")
+            .kind(lstrace_core::SpanKind::Server)
+            .start();
+        let mut child = span("charge").with_tag("amount", 12).start();
+        child.log([("event", "retry")]);
+    });
+    let spans = capture.spans();
+    let trace_id = spans[0].context().trace_id();
+    let expected_tree = capture.tree();
+    feed(&tracer, spans);
+    let flushed = tracer.flush(PATIENCE);
+    assert!(!flushed.timed_out);
+    assert_eq!(flushed.spans_sent, 2);
+
+    let exports = satellite.otlp_requests();
+    assert_eq!(exports.len(), 1);
+    let export = &exports[0];
+    assert_eq!(
+        export.header("content-type"),
+        Some("application/x-protobuf")
+    );
+    assert_eq!(export.header("lightstep-access-token"), Some(TOKEN));
+    assert_eq!(export.header("x-api-key"), Some("key-5ec2e7"));
+    assert_eq!(export.header("content-encoding"), None);
+    let resource_spans = &export.request.resource_spans;
+    assert_eq!(resource_spans.len(), 1);
+    let resource = resource_spans[0].resource.as_ref().unwrap();
+    assert_eq!(
+        attribute(&resource.attributes, "service.name"),
+        Some(&Value::StringValue("reporter-tests".into()))
+    );
+    assert_eq!(
+        attribute(&resource.attributes, "deployment"),
+        Some(&Value::StringValue("canary".into()))
+    );
+    let scope = resource_spans[0].scope_spans[0].scope.as_ref().unwrap();
+    assert_eq!(scope.name, "lstrace");
+    let spans = satellite.otlp_spans();
+    let root = spans.iter().find(|s| s.name == "checkout").unwrap();
+    let child = spans.iter().find(|s| s.name == "charge").unwrap();
+    assert_eq!(root.trace_id, trace_id.0.to_be_bytes(), "all 128 bits");
+    assert_eq!(root.kind, SpanKind::Server as i32);
+    assert_eq!(child.parent_span_id, root.span_id);
+    assert_eq!(child.events[0].name, "retry");
+    assert_eq!(satellite.tree(), expected_tree, "the same tree either way");
+    assert!(events.wait_for(|e| matches!(e, Event::ReportSent(StatusReport { spans_sent: 2, .. }))));
+}
+
+#[test]
+fn gzip_bodies_arrive_whole() {
+    let satellite = LocalSatellite::start().unwrap();
+    let events = EventLog::new();
+    let tracer =
+        Tracer::start(options(&[satellite.url()], &events).compression(Compression::Gzip)).unwrap();
+    let spans = small_spans(50);
+    let sent: Vec<u64> = spans.iter().map(|s| s.context().span_id().get()).collect();
+    feed(&tracer, spans);
+    assert!(!tracer.flush(PATIENCE).timed_out);
+    let exports = satellite.otlp_requests();
+    assert_eq!(exports[0].header("content-encoding"), Some("gzip"));
+    assert_eq!(span_ids(&satellite), sent);
+    // Fifty spans that differ in a few bytes compress well.
+    assert!(exports[0].body_len < 50 * 60, "{}", exports[0].body_len);
+}
+
+#[test]
+fn a_full_buffer_drops_the_newest_and_tells_the_collector() {
+    let satellite = LocalSatellite::start().unwrap();
+    let events = EventLog::new();
+    let tracer = Tracer::start(options(&[satellite.url()], &events).max_buffered_spans(2)).unwrap();
+    let spans = small_spans(5);
+    let first_two: Vec<u64> = spans[..2]
+        .iter()
+        .map(|s| s.context().span_id().get())
+        .collect();
+    tracer.dropped(4);
+    feed(&tracer, spans);
+    assert!(!tracer.flush(PATIENCE).timed_out);
+    assert_eq!(span_ids(&satellite), first_two, "the oldest are kept");
+    let exports = satellite.otlp_requests();
+    let scope = exports[0].request.resource_spans[0].scope_spans[0]
+        .scope
+        .clone()
+        .unwrap();
+    assert_eq!(
+        attribute(&scope.attributes, "spans.dropped"),
+        Some(&Value::IntValue(7))
+    );
+    let stats = tracer.stats();
+    assert_eq!(
+        (
+            stats.spans_received,
+            stats.spans_sent,
+            stats.spans_dropped,
+            stats.spans_buffered
+        ),
+        (5, 2, 7, 0)
+    );
+    assert!(events.wait_for(|e| *e
+        == Event::SpansDropped {
+            count: 3,
+            reason: DropReason::BufferFull
+        }));
+    // Once told, the collector hears no count again.
+    feed(&tracer, small_spans(1));
+    assert!(!tracer.flush(PATIENCE).timed_out);
+    let exports = satellite.otlp_requests();
+    let scope = exports[1].request.resource_spans[0].scope_spans[0]
+        .scope
+        .clone()
+        .unwrap();
+    assert!(scope.attributes.is_empty());
+}
+
+#[test]
+fn throttling_statuses_are_retried_after_retry_after() {
+    for status in [429, 502, 503, 504] {
+        let satellite = LocalSatellite::start().unwrap();
+        satellite.set_behaviour(Behaviour::RetryAfter { status, seconds: 1 });
+        let events = EventLog::new();
+        let tracer = Tracer::start(options(&[satellite.url()], &events)).unwrap();
+        let spans = small_spans(3);
+        let sent: HashSet<u64> = spans.iter().map(|s| s.context().span_id().get()).collect();
+        feed(&tracer, spans);
+        let flushed = std::thread::scope(|scope| {
+            let flush = scope.spawn(|| tracer.flush(PATIENCE));
+            assert!(satellite.wait_for_reports(1, PATIENCE));
+            satellite.set_behaviour(Behaviour::Accept);
+            flush.join().unwrap()
+        });
+        assert!(!flushed.timed_out, "{status}");
+        assert_eq!(flushed.spans_sent, 3, "{status}");
+        let received: HashSet<u64> = span_ids(&satellite).into_iter().collect();
+        assert_eq!(received, sent, "{status}");
+        assert!(events.wait_for(|e| matches!(
+            e,
+            Event::ReportFailed(ReportFailure {
+                error: ReportError::Throttled { status: s, retry_after: Some(wait) },
+                will_retry: true,
+                ..
+            }) if *s == status && *wait == Duration::from_secs(1)
+        )));
+    }
+}
+
+#[test]
+fn a_retry_waits_as_long_as_the_server_asks() {
+    let satellite = LocalSatellite::start().unwrap();
+    satellite.set_behaviour(Behaviour::RetryAfter {
+        status: 503,
+        seconds: 3600,
+    });
+    let events = EventLog::new();
+    let tracer = Tracer::start(options(&[satellite.url()], &events)).unwrap();
+    feed(&tracer, small_spans(1));
+    let flushed = std::thread::scope(|scope| {
+        let flush = scope.spawn(|| tracer.flush(Duration::from_secs(2)));
+        assert!(satellite.wait_for_reports(1, PATIENCE));
+        satellite.set_behaviour(Behaviour::Accept);
+        flush.join().unwrap()
+    });
+    // Without Retry-After the retry would leave after the 20 ms backoff and succeed; the
+    // server asked for an hour (capped at a minute), so the flush runs out first.
+    assert!(flushed.timed_out);
+    assert_eq!(satellite.requests_seen(), 1);
+    assert_eq!(tracer.stats().spans_buffered, 1, "waiting for its retry");
+}
+
+#[test]
+fn other_statuses_are_not_retried() {
+    for status in [400, 401, 403, 413, 500, 501] {
+        let satellite = LocalSatellite::start().unwrap();
+        satellite.set_behaviour(Behaviour::Status(status));
+        let events = EventLog::new();
+        let tracer = Tracer::start(options(&[satellite.url()], &events)).unwrap();
+        feed(&tracer, small_spans(2));
+        let flushed = tracer.flush(PATIENCE);
+        assert!(!flushed.timed_out);
+        assert_eq!(
+            (flushed.spans_sent, flushed.spans_dropped),
+            (0, 2),
+            "{status}"
+        );
+        assert_eq!(satellite.requests_seen(), 1, "{status}: one attempt only");
+        assert!(events.wait_for(|e| matches!(
+            e,
+            Event::ReportFailed(ReportFailure {
+                will_retry: false,
+                ..
+            })
+        )));
+        assert!(events.wait_for(|e| *e
+            == Event::SpansDropped {
+                count: 2,
+                reason: DropReason::ReportFailed
+            }));
+    }
+}
+
+#[test]
+fn partial_success_counts_the_refused_spans() {
+    let satellite = LocalSatellite::start().unwrap();
+    satellite.set_behaviour(Behaviour::RejectSpans {
+        count: 2,
+        message: "spans too old".into(),
+    });
+    let events = EventLog::new();
+    let tracer = Tracer::start(options(&[satellite.url()], &events)).unwrap();
+    feed(&tracer, small_spans(5));
+    let flushed = tracer.flush(PATIENCE);
+    assert!(!flushed.timed_out);
+    assert_eq!((flushed.spans_sent, flushed.spans_dropped), (3, 2));
+    assert_eq!(satellite.requests_seen(), 1, "never retried");
+    let stats = tracer.stats();
+    assert_eq!(
+        stats.spans_received,
+        stats.spans_sent + stats.spans_dropped + stats.spans_buffered
+    );
+    assert!(events.wait_for(|e| *e
+        == Event::SpansRejected {
+            endpoint: format!("{}/v1/traces", satellite.url()),
+            count: 2,
+            message: "spans too old".into(),
+        }));
+    assert!(events.wait_for(|e| *e
+        == Event::SpansDropped {
+            count: 2,
+            reason: DropReason::Rejected
+        }));
+}
+
+#[test]
+fn a_dead_endpoint_fails_over_to_a_live_one() {
+    let live = LocalSatellite::start().unwrap();
+    let events = EventLog::new();
+    let tracer = Tracer::start(options(&[dead_url(), live.url()], &events)).unwrap();
+    let mut sent = HashSet::new();
+    for _ in 0..3 {
+        let spans = small_spans(2);
+        sent.extend(spans.iter().map(|s| s.context().span_id().get()));
+        feed(&tracer, spans);
+        let flushed = tracer.flush(PATIENCE);
+        assert!(!flushed.timed_out);
+        assert_eq!(flushed.spans_dropped, 0);
+    }
+    let received: HashSet<u64> = span_ids(&live).into_iter().collect();
+    assert_eq!(received, sent);
+}
+
+#[test]
+fn flush_and_close_keep_their_deadline_against_a_silent_endpoint() {
+    let satellite = LocalSatellite::start().unwrap();
+    satellite.set_behaviour(Behaviour::Never);
+    let events = EventLog::new();
+    let tracer = Tracer::start(options(&[satellite.url()], &events)).unwrap();
+    feed(&tracer, small_spans(2));
+    let flushed = tracer.flush(Duration::from_millis(200));
+    assert!(flushed.timed_out);
+    let closed = tracer.close(Duration::from_millis(200));
+    assert!(closed.timed_out || closed.stopped);
+    assert!(tracer.is_stopped());
+    let stats = tracer.stats();
+    assert_eq!(stats.spans_received, 2);
+    assert_eq!(
+        stats.spans_received,
+        stats.spans_sent + stats.spans_dropped + stats.spans_buffered
+    );
+}
+
+#[test]
+fn a_token_is_optional_and_header_values_never_show() {
+    let satellite = LocalSatellite::start().unwrap();
+    let events = EventLog::new();
+    let tracer = Tracer::start(
+        Options::new("")
+            .protocol(Protocol::Otlp)
+            .component_name("no-token")
+            .collector_url(satellite.url())
+            .header("authorization", "Bearer hdr-9d1f0b")
+            .event_handler(events.handler()),
+    )
+    .unwrap();
+    feed(&tracer, small_spans(1));
+    assert!(!tracer.flush(PATIENCE).timed_out);
+    let export = &satellite.otlp_requests()[0];
+    assert_eq!(export.header("lightstep-access-token"), None);
+    assert_eq!(export.header("authorization"), Some("Bearer hdr-9d1f0b"));
+    let shown = format!("{tracer:?} {export:?} {:?}", events.events());
+    assert!(!shown.contains("hdr-9d1f0b"), "{shown}");
+}
+
+#[test]
+fn the_web_view_shows_otlp_spans_with_lightstep_ones() {
+    let satellite = LocalSatellite::start_with_view(
+        std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+        lstrace_core::satellite::ViewLimits::default(),
+    )
+    .unwrap();
+    let events = EventLog::new();
+    let otlp = Tracer::start(options(&[satellite.url()], &events)).unwrap();
+    let lightstep = Tracer::start(support::options(&[satellite.url()], &events)).unwrap();
+    feed(&otlp, small_spans(2));
+    feed(&lightstep, small_spans(3));
+    assert!(!otlp.flush(PATIENCE).timed_out);
+    assert!(!lightstep.flush(PATIENCE).timed_out);
+    assert!(satellite.wait_for_spans(5, PATIENCE));
+    let stats = satellite.view_stats().unwrap();
+    assert_eq!(stats.spans, 5);
+    assert_eq!(satellite.reports_received(), 2);
+}
