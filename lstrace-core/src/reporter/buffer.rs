@@ -474,7 +474,13 @@ mod tests {
         let one_len = prost::encoding::message::encoded_len(2, &one);
         let mut buffer = SpanBuffer::new(one_len * 2 + one_len / 2, Protocol::Otlp);
         for _ in 0..5 {
-            assert_eq!(buffer.push_record(&record(100), &LIMITS), Ok(0));
+            assert_eq!(
+                buffer
+                    .push_record(&record(100), &LIMITS)
+                    .unwrap()
+                    .logs_dropped,
+                0
+            );
         }
         let resource = otlp::Resource::default();
         let scope = otlp::InstrumentationScope {
