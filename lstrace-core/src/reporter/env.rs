@@ -313,7 +313,10 @@ mod tests {
             .any(|w| w.contains("OTEL_RESOURCE_ATTRIBUTES")));
         assert_eq!(config.headers.len(), 1);
         assert_eq!(config.compression, Compression::None);
-        assert_eq!(config.report_timeout, Duration::from_secs(30));
+        assert_eq!(
+            config.report_timeout,
+            crate::reporter::options::DEFAULT_REPORT_TIMEOUT
+        );
         assert!(!config.disabled);
         // An unusable endpoint is an error from init, as any collector URL.
         let err = options(&[("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "collector:4318")])
