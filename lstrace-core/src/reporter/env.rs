@@ -10,14 +10,18 @@ pub(crate) fn read_otel(mut options: Options, var: impl Fn(&str) -> Option<Strin
     // Set but empty counts as unset, as the OpenTelemetry SDKs read them.
     let var = |name: &str| var(name).filter(|v| !v.trim().is_empty());
     let mut warnings = Vec::new();
-    let endpoint = var("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT").or_else(|| {
-        var("OTEL_EXPORTER_OTLP_ENDPOINT")
-            .map(|base| format!("{}{TRACES_PATH}", base.trim().trim_end_matches('/')))
-    });
-    if let Some(endpoint) = endpoint {
-        options = options
-            .protocol(Protocol::Otlp)
-            .collector_url(endpoint.trim());
+    // The signal's endpoint is a full URL, used as it is (a bare host posts to `/`); the
+    // base endpoint gets the signal's path.
+    let endpoint = match var("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") {
+        Some(full) => Some((full.trim().to_owned(), true)),
+        None => var("OTEL_EXPORTER_OTLP_ENDPOINT").map(|base| {
+            let base = base.trim().trim_end_matches('/').to_owned();
+            (format!("{base}{TRACES_PATH}"), false)
+        }),
+    };
+    if let Some((endpoint, as_is)) = endpoint {
+        options = options.protocol(Protocol::Otlp).collector_url(endpoint);
+        options.collector_urls_as_is = as_is;
         let signal_or_all = |name: &str| {
             var(&format!("OTEL_EXPORTER_OTLP_TRACES_{name}"))
                 .or_else(|| var(&format!("OTEL_EXPORTER_OTLP_{name}")))
@@ -183,6 +187,26 @@ mod tests {
             "https://ingest.lightstep.com/traces/otlp/v0.9"
         );
         assert_eq!(config.access_token, "tok");
+        // Used as it is: no `/v1/traces` for a URL without a path.
+        for (full, used) in [
+            ("http://collector:4318", "http://collector:4318/"),
+            ("http://collector:4318/", "http://collector:4318/"),
+            (
+                "http://collector:4318/custom",
+                "http://collector:4318/custom",
+            ),
+        ] {
+            let (config, _) = options(&[("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", full)])
+                .validate()
+                .unwrap();
+            assert_eq!(config.endpoints[0].as_str(), used, "{full}");
+        }
+        // A URL set in code afterwards is a collector URL again.
+        let (config, _) = options(&[("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://a:4318")])
+            .collector_url("http://b:4318")
+            .validate()
+            .unwrap();
+        assert_eq!(config.endpoints[0].as_str(), "http://b:4318/v1/traces");
         // Without either, LightStep stays the default, and needs its token.
         assert_eq!(
             options(&[("OTEL_EXPORTER_OTLP_HEADERS", "a=b")])

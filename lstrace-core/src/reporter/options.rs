@@ -85,6 +85,9 @@ pub struct Options {
     pub(crate) access_token: String,
     pub(crate) component_name: Option<String>,
     pub(crate) collector_urls: Vec<String>,
+    /// The collector URLs are full URLs, used as they are: no default path for an empty
+    /// one (`OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`).
+    pub(crate) collector_urls_as_is: bool,
     pub(crate) tags: Vec<Tag>,
     pub(crate) max_buffered_spans: usize,
     pub(crate) max_buffered_bytes: u64,
@@ -157,6 +160,7 @@ impl Options {
             access_token: access_token.into(),
             component_name: None,
             collector_urls: Vec::new(),
+            collector_urls_as_is: false,
             tags: Vec::new(),
             max_buffered_spans: DEFAULT_MAX_BUFFERED_SPANS,
             max_buffered_bytes: DEFAULT_MAX_BUFFERED_BYTES,
@@ -273,6 +277,7 @@ impl Options {
     #[must_use]
     pub fn collector_urls(mut self, urls: impl IntoIterator<Item = impl Into<String>>) -> Self {
         self.collector_urls = urls.into_iter().map(Into::into).collect();
+        self.collector_urls_as_is = false;
         self
     }
 
@@ -552,13 +557,16 @@ impl Options {
                 name
             }
         };
-        let (default_url, default_path) = match self.protocol {
-            Protocol::LightStep => (DEFAULT_COLLECTOR_URL, REPORT_PATH),
-            Protocol::Otlp => (DEFAULT_OTLP_URL, otlp::TRACES_PATH),
+        let (default_url, mut default_path) = match self.protocol {
+            Protocol::LightStep => (DEFAULT_COLLECTOR_URL, Some(REPORT_PATH)),
+            Protocol::Otlp => (DEFAULT_OTLP_URL, Some(otlp::TRACES_PATH)),
         };
         let urls = if self.collector_urls.is_empty() {
             vec![default_url.to_owned()]
         } else {
+            if self.collector_urls_as_is {
+                default_path = None;
+            }
             self.collector_urls
         };
         let endpoints = urls
@@ -771,8 +779,12 @@ pub(crate) fn redact(text: &str, token: &str) -> String {
 }
 
 /// Parses a collector URL: `http` or `https`, a host, no credentials; an empty path becomes
-/// the protocol's `default_path`.
-fn parse_collector_url(raw: &str, token: &str, default_path: &str) -> Result<Url, InitError> {
+/// the protocol's `default_path`, when there is one.
+fn parse_collector_url(
+    raw: &str,
+    token: &str,
+    default_path: Option<&str>,
+) -> Result<Url, InitError> {
     let invalid = |reason: &str| InitError::InvalidCollectorUrl {
         url: redact(raw, token),
         reason: reason.to_owned(),
@@ -789,8 +801,9 @@ fn parse_collector_url(raw: &str, token: &str, default_path: &str) -> Result<Url
             "credentials do not belong in the URL: the access token is sent in a header",
         ));
     }
-    if url.path().is_empty() || url.path() == "/" {
-        url.set_path(default_path);
+    match default_path {
+        Some(path) if url.path().is_empty() || url.path() == "/" => url.set_path(path),
+        _ => {}
     }
     Ok(url)
 }
