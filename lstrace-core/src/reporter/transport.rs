@@ -8,7 +8,7 @@ use reqwest::Url;
 use std::error::Error as _;
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 /// One HTTP client, reused for every report, and the collectors it reports to.
 #[derive(Clone)]
@@ -30,11 +30,19 @@ pub(crate) struct RawAnswer {
 /// after this (or dropped by the flush deadline or the attempt limit).
 pub(crate) const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
 
-/// A `Retry-After` in seconds (the form OTLP servers send), capped at [`MAX_RETRY_AFTER`].
-/// An HTTP date is not read: the usual backoff applies.
-pub(crate) fn retry_after(value: &str) -> Option<Duration> {
-    let seconds: u64 = value.trim().parse().ok()?;
-    Some(Duration::from_secs(seconds).min(MAX_RETRY_AFTER))
+/// A `Retry-After` (seconds, or an HTTP date: the wait until then, none once it is past),
+/// capped at [`MAX_RETRY_AFTER`]; `now` is the wall-clock time a date is counted from.
+/// `None` for a value that is neither: the usual backoff applies.
+pub(crate) fn retry_after(value: &str, now: SystemTime) -> Option<Duration> {
+    let value = value.trim();
+    let wait = match value.parse::<u64>() {
+        Ok(seconds) => Duration::from_secs(seconds),
+        Err(_) => {
+            let date = httpdate::parse_http_date(value).ok()?;
+            date.duration_since(now).unwrap_or(Duration::ZERO)
+        }
+    };
+    Some(wait.min(MAX_RETRY_AFTER))
 }
 
 impl Transport {
@@ -99,7 +107,7 @@ impl Transport {
                 .headers()
                 .get(reqwest::header::RETRY_AFTER)
                 .and_then(|v| v.to_str().ok())
-                .and_then(retry_after);
+                .and_then(|v| retry_after(v, SystemTime::now()));
             if !response.status().is_success() {
                 // Its body means nothing to the reporter: not read.
                 return Ok(RawAnswer {
@@ -156,4 +164,38 @@ fn error_chain(error: &reqwest::Error) -> String {
         source = cause.source();
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_takes_seconds_or_a_date_and_is_bounded() {
+        let now = httpdate::parse_http_date("Wed, 21 Oct 2026 07:28:00 GMT").unwrap();
+        let secs = Duration::from_secs;
+        assert_eq!(retry_after("3", now), Some(secs(3)));
+        assert_eq!(retry_after(" 0 ", now), Some(secs(0)));
+        assert_eq!(retry_after("86400", now), Some(MAX_RETRY_AFTER));
+        // The three HTTP-date forms (RFC 9110): IMF-fixdate, RFC 850, asctime.
+        for date in [
+            "Wed, 21 Oct 2026 07:28:05 GMT",
+            "Wednesday, 21-Oct-26 07:28:05 GMT",
+            "Wed Oct 21 07:28:05 2026",
+        ] {
+            assert_eq!(retry_after(date, now), Some(secs(5)), "{date}");
+        }
+        assert_eq!(
+            retry_after("Wed, 21 Oct 2026 09:00:00 GMT", now),
+            Some(MAX_RETRY_AFTER)
+        );
+        // A date already past: retry now.
+        assert_eq!(
+            retry_after("Wed, 21 Oct 2026 07:00:00 GMT", now),
+            Some(Duration::ZERO)
+        );
+        for bad in ["", "-1", "soon", "1.5", "Wed, 32 Oct 2026 07:28:00 GMT"] {
+            assert_eq!(retry_after(bad, now), None, "{bad:?}");
+        }
+    }
 }
