@@ -4,8 +4,8 @@
 use super::encode::Limits;
 use super::events::{Event, EventHandler};
 use super::identity;
-use crate::collector;
 use super::protocol::otlp;
+use crate::collector;
 use crate::propagation::PropagatorStack;
 use crate::protocol::KeyValue;
 use crate::sampling::{Sampling, SamplingError};

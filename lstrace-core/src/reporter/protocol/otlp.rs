@@ -6,7 +6,7 @@
 //! for the local satellite's users and for tests that read what was sent.
 #![allow(missing_docs)] // Field docs are the proto files'.
 
-use super::lightstep::{ACCESS_TOKEN_HEADER, LOGS_DROPPED, SPANS_DROPPED};
+use super::lightstep::{ACCESS_TOKEN_HEADER, LOGS_DROPPED, SPANS_DROPPED, TAGS_DROPPED};
 use super::{Answer, AnswerBody, Carried, ReportProtocol};
 use crate::reporter::buffer::Chunk;
 use crate::reporter::events::ReportError;
@@ -319,6 +319,7 @@ fn scope_with_drops(carried: Carried) -> InstrumentationScope {
     for (name, count) in [
         (SPANS_DROPPED, carried.spans_dropped),
         (LOGS_DROPPED, carried.logs_dropped),
+        (TAGS_DROPPED, carried.tags_dropped),
     ] {
         if count > 0 {
             scope.attributes.push(KeyValue::new(
@@ -356,6 +357,7 @@ impl ReportProtocol for Otlp {
         let widest = Carried {
             spans_dropped: u64::MAX,
             logs_dropped: u64::MAX,
+            tags_dropped: u64::MAX,
         };
         request_head(&self.resource, &scope_with_drops(widest), 0).len() + 2 * 10 + 64
     }

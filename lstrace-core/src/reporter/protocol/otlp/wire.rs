@@ -13,9 +13,10 @@
 //!   INTERNAL; a `span.kind` of another value stays an attribute;
 //! - a boolean `error` tag as the status: `true` is ERROR, with the `message` of the log
 //!   whose `event` is `error` (if any) as its message; `false` leaves it unset;
-//! - the other tags as attributes, typed; logs as events named by their `event` field (a
-//!   string), else `log`, with the other fields as attributes; logs dropped on the span or by
-//!   the per-span limit as `dropped_events_count`.
+//! - the other tags as attributes, typed, and the tags dropped by the per-span cap as
+//!   `dropped_attributes_count`; logs as events named by their `event` field (a string), else
+//!   `log`, with the other fields as attributes; logs dropped on the span or by the per-span
+//!   limit as `dropped_events_count`.
 //!
 //! Keys and string values are truncated to the limits, on character boundaries, as in
 //! LightStep reports.
@@ -49,6 +50,7 @@ const KIND: u8 = 6;
 const START_TIME: u8 = 7;
 const END_TIME: u8 = 8;
 const ATTRIBUTES: u8 = 9;
+const DROPPED_ATTRIBUTES: u8 = 10;
 const EVENTS: u8 = 11;
 const DROPPED_EVENTS: u8 = 12;
 const LINKS: u8 = 13;
@@ -175,6 +177,7 @@ fn room(record: &SpanRecord, logs: &[LogRecord]) -> usize {
         + UINT_FIELD
         + 2 * (1 + 8)
         + tags
+        + UINT_FIELD
         + events
         + UINT_FIELD
         + link
@@ -233,6 +236,7 @@ pub(crate) fn write(out: &mut Vec<u8>, field: u8, record: &SpanRecord, limits: &
     for tag in attributes(record) {
         key_value(&mut w, ATTRIBUTES, &tag.key, &tag.value, limits);
     }
+    w.uint(DROPPED_ATTRIBUTES, u64::from(record.dropped_tags()));
     for log in logs {
         let at = w.open(EVENTS);
         w.fixed64(1, log.unix_nanos());
@@ -311,7 +315,7 @@ pub(crate) fn message(record: &SpanRecord, limits: &Limits) -> (super::Span, u64
         attributes: attributes(record)
             .map(|t| kv(&t.key, &t.value, limits))
             .collect(),
-        dropped_attributes_count: 0,
+        dropped_attributes_count: record.dropped_tags(),
         events: logs
             .iter()
             .map(|log| Event {

@@ -260,6 +260,18 @@ fn logs_are_events_and_their_drops_are_counted() {
 }
 
 #[test]
+fn tags_over_the_per_span_cap_are_counted_as_dropped_attributes() {
+    let mut tags = TagList::new();
+    for i in 0..5 {
+        tags.set_within(format!("k{i}").into(), TagValue::Int(i), 3);
+    }
+    assert_eq!(tags.dropped(), 2);
+    let span = same_as_the_message(&record("op", tags, Vec::new()), &LIMITS);
+    assert_eq!(span.attributes.len(), 3);
+    assert_eq!(span.dropped_attributes_count, 2);
+}
+
+#[test]
 fn truncation_keeps_whole_characters() {
     let tags: TagList = [("ключ", TagValue::from("ünïcödé"))].into_iter().collect();
     let logs = vec![log(
