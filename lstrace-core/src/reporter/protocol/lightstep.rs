@@ -80,15 +80,7 @@ impl ReportProtocol for LightStep {
     fn max_envelope_bytes(&self) -> usize {
         // The header with the widest metrics values, and room for protobuf's framing.
         let mut header = self.header.clone();
-        let widest = Carried {
-            spans_dropped: u64::MAX,
-            logs_dropped: u64::MAX,
-            tags_dropped: u64::MAX,
-            baggage_dropped: u64::MAX,
-            names_truncated: u64::MAX,
-            fields_left_out: u64::MAX,
-        };
-        header.internal_metrics = Some(metrics(u64::MAX, u64::MAX, widest));
+        header.internal_metrics = Some(metrics(u64::MAX, u64::MAX, Carried::WIDEST));
         header.encoded_len() + 64
     }
 
@@ -124,14 +116,11 @@ fn metrics(start_nanos: u64, now_nanos: u64, carried: Carried) -> InternalMetric
         start_timestamp: Some(Timestamp::from_unix_nanos(start_nanos)),
         duration_micros: now_nanos.saturating_sub(start_nanos) / 1000,
         logs: Vec::new(),
-        counts: vec![
-            count(SPANS_DROPPED, carried.spans_dropped),
-            count(LOGS_DROPPED, carried.logs_dropped),
-            count(TAGS_DROPPED, carried.tags_dropped),
-            count(BAGGAGE_DROPPED, carried.baggage_dropped),
-            count(NAMES_TRUNCATED, carried.names_truncated),
-            count(FIELDS_LEFT_OUT, carried.fields_left_out),
-        ],
+        counts: carried
+            .named()
+            .iter()
+            .map(|&(name, value)| count(name, value))
+            .collect(),
         gauges: Vec::new(),
     }
 }

@@ -83,6 +83,33 @@ pub(crate) trait ReportProtocol: Send {
 }
 
 impl Carried {
+    /// Every count at its widest, for sizing a report's envelope.
+    pub(crate) const WIDEST: Carried = Carried {
+        spans_dropped: u64::MAX,
+        logs_dropped: u64::MAX,
+        tags_dropped: u64::MAX,
+        baggage_dropped: u64::MAX,
+        names_truncated: u64::MAX,
+        fields_left_out: u64::MAX,
+    };
+
+    /// The counts by the names reports give them (LightStep's internal metrics, OTLP scope
+    /// attributes).
+    pub(crate) fn named(self) -> [(&'static str, u64); 6] {
+        use lightstep::{
+            BAGGAGE_DROPPED, FIELDS_LEFT_OUT, LOGS_DROPPED, NAMES_TRUNCATED, SPANS_DROPPED,
+            TAGS_DROPPED,
+        };
+        [
+            (SPANS_DROPPED, self.spans_dropped),
+            (LOGS_DROPPED, self.logs_dropped),
+            (TAGS_DROPPED, self.tags_dropped),
+            (BAGGAGE_DROPPED, self.baggage_dropped),
+            (NAMES_TRUNCATED, self.names_truncated),
+            (FIELDS_LEFT_OUT, self.fields_left_out),
+        ]
+    }
+
     pub(crate) fn plus(self, other: Carried) -> Carried {
         Carried {
             spans_dropped: self.spans_dropped + other.spans_dropped,

@@ -6,7 +6,7 @@
 //! for the local satellite's users and for tests that read what was sent.
 #![allow(missing_docs)] // Field docs are the proto files'.
 
-use super::lightstep::{ACCESS_TOKEN_HEADER, LOGS_DROPPED, SPANS_DROPPED, TAGS_DROPPED};
+use super::lightstep::ACCESS_TOKEN_HEADER;
 use super::{Answer, AnswerBody, Carried, ReportProtocol};
 use crate::reporter::buffer::Chunk;
 use crate::reporter::events::ReportError;
@@ -316,11 +316,7 @@ impl Otlp {
 /// LightStep report carries as internal metrics), when they are not zero.
 fn scope_with_drops(carried: Carried) -> InstrumentationScope {
     let mut scope = otlp_scope();
-    for (name, count) in [
-        (SPANS_DROPPED, carried.spans_dropped),
-        (LOGS_DROPPED, carried.logs_dropped),
-        (TAGS_DROPPED, carried.tags_dropped),
-    ] {
+    for (name, count) in carried.named() {
         if count > 0 {
             scope.attributes.push(KeyValue::new(
                 name,
@@ -354,12 +350,7 @@ impl ReportProtocol for Otlp {
 
     fn max_envelope_bytes(&self) -> usize {
         // The widest counts, and the longest length prefixes.
-        let widest = Carried {
-            spans_dropped: u64::MAX,
-            logs_dropped: u64::MAX,
-            tags_dropped: u64::MAX,
-        };
-        request_head(&self.resource, &scope_with_drops(widest), 0).len() + 2 * 10 + 64
+        request_head(&self.resource, &scope_with_drops(Carried::WIDEST), 0).len() + 2 * 10 + 64
     }
 
     fn body(&mut self, chunk: &mut Chunk, carried: Carried, _interval_start_nanos: u64) -> Bytes {
