@@ -9,7 +9,7 @@
 //! reached its sink, measures nothing); `--samples N`, `--sample-ms N`, `--warmup-ms N`;
 //! `--rounds N` runs everything N times, interleaved, and keeps each lowest median;
 //! `--libs a,b` (ids: lstrace, lstrace-inline, fastrace, tracing, tracing-otel, tracing-bridge,
-//! tracing-bridge-idle, baseline); any other
+//! tracing-bridge-idle, fastrace-tracing, baseline); any other
 //! word selects the cases whose name contains it (`wide`, `async/100`, ...).
 //! `--child LIB CASE --profile N` runs N iterations of one case untimed, for a profiler
 //! (`valgrind --tool=callgrind`).
@@ -79,6 +79,11 @@ const LIBRARIES: &[Entry] = &[
         id: "tracing-bridge-idle",
         title: "tracing + bridge, no lstrace tracer",
         library: &Tracing(Pipeline::BridgeIdle),
+    },
+    Entry {
+        id: "fastrace-tracing",
+        title: "tracing + fastrace-tracing",
+        library: &Tracing(Pipeline::FastraceBridge),
     },
     Entry {
         id: "baseline",

@@ -1,9 +1,12 @@
 //! tokio `tracing` 0.1 with `#[instrument]`: on `tracing-subscriber`'s registry alone, with
 //! `tracing-opentelemetry` and an OpenTelemetry SDK tracer provider whose batch span processor
-//! exports to an exporter that discards (the way tracing users export spans), or with lstrace's
-//! bridge layer (recording into lstrace's discarding recorder, or with no lstrace tracer).
+//! exports to an exporter that discards (the way tracing users export spans), with lstrace's
+//! bridge layer (recording into lstrace's discarding recorder, or with no lstrace tracer), or
+//! with fastrace's bridge layer (`fastrace-tracing`, recording into fastrace's discarding
+//! reporter).
 
 use crate::cases::{Case, Library};
+use crate::with_fastrace::Fastrace;
 use crate::with_lstrace::{Drain, Lstrace};
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::error::OTelSdkResult;
@@ -30,6 +33,9 @@ pub enum Pipeline {
     /// The registry with lstrace's bridge layer and no lstrace tracer: what the layer costs
     /// while lstrace records nothing (compare with `Registry`).
     BridgeIdle,
+    /// The registry with `fastrace-tracing`'s layer, recording as the `fastrace` library does;
+    /// each root runs under a fastrace root span, which that layer needs to record anything.
+    FastraceBridge,
 }
 
 /// How the bridge pipeline's lstrace records: as the `lstrace` library's measurements do.
@@ -105,8 +111,17 @@ async fn wide_async(n: usize) {
     }
 }
 
+async fn children_async(n: usize) {
+    for _ in 0..n {
+        child_async().await;
+    }
+}
+
 impl Library for Tracing {
     fn supports(&self, case: Case) -> bool {
+        if self.0 == Pipeline::FastraceBridge {
+            return matches!(case, Case::Wide(_) | Case::Async(_));
+        }
         match case {
             // The registry has no sampling (nor has a `tracing` root span through the bridge),
             // and without a subscriber every pipeline is one.
@@ -121,7 +136,8 @@ impl Library for Tracing {
             return;
         }
         COUNTING.store(
-            (verify && self.0 != Pipeline::Bridge) || self.0 == Pipeline::OpenTelemetry,
+            (verify && !matches!(self.0, Pipeline::Bridge | Pipeline::FastraceBridge))
+                || self.0 == Pipeline::OpenTelemetry,
             Ordering::Relaxed,
         );
         let installed = match self.0 {
@@ -133,6 +149,12 @@ impl Library for Tracing {
                 BRIDGE_RECORDER.init(case, verify);
                 tracing::subscriber::set_global_default(
                     Registry::default().with(lstrace::tracing::layer()),
+                )
+            }
+            Pipeline::FastraceBridge => {
+                Fastrace.init(case, verify);
+                tracing::subscriber::set_global_default(
+                    Registry::default().with(fastrace_tracing::FastraceCompatLayer::new()),
                 )
             }
             Pipeline::BridgeIdle if verify => tracing::subscriber::set_global_default(
@@ -175,6 +197,24 @@ impl Library for Tracing {
     }
 
     fn iteration(&self, case: Case) {
+        if self.0 == Pipeline::FastraceBridge {
+            // The fastrace root stands for the `tracing` root of the other pipelines.
+            let root = fastrace::Span::root("root", fastrace::prelude::SpanContext::random());
+            match case {
+                Case::Wide(n) => {
+                    let _parent = root.set_local_parent();
+                    for _ in 0..n {
+                        child();
+                    }
+                }
+                Case::Async(n) => {
+                    use fastrace::future::FutureExt as _;
+                    futures::executor::block_on(children_async(n).in_span(root));
+                }
+                _ => unreachable!("not a fastrace-tracing case"),
+            }
+            return;
+        }
         match case {
             Case::Wide(n) | Case::WideTwoThreads(n) | Case::Unsampled(n) | Case::SampledOut(n) => {
                 wide(n)
@@ -193,6 +233,9 @@ impl Library for Tracing {
         if self.0 == Pipeline::Bridge {
             BRIDGE_RECORDER.settle();
         }
+        if self.0 == Pipeline::FastraceBridge {
+            Fastrace.settle();
+        }
         if let Some(provider) = PROVIDER.get() {
             provider
                 .force_flush()
@@ -203,6 +246,9 @@ impl Library for Tracing {
     fn delivered(&self) -> Option<u64> {
         if self.0 == Pipeline::Bridge {
             return BRIDGE_RECORDER.delivered();
+        }
+        if self.0 == Pipeline::FastraceBridge {
+            return Fastrace.delivered();
         }
         COUNTING
             .load(Ordering::Relaxed)
