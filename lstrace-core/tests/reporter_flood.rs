@@ -5,7 +5,7 @@
 mod support;
 
 use lstrace_core::satellite::LocalSatellite;
-use lstrace_core::{init, log, span, Options};
+use lstrace_core::{init, log, span, Event, Options};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use support::{EventLog, PATIENCE, TOKEN};
@@ -55,4 +55,19 @@ fn reports_leave_while_spans_arrive_faster_than_they_are_drained() {
     // What was not delivered was dropped and counted: the ring's drops are not received.
     assert!(stats.spans_received <= stats.spans_sent + stats.spans_dropped);
     assert_eq!(satellite.spans().len() as u64, stats.spans_sent);
+    assert_eq!(
+        stats.spans_made,
+        stats.spans_sent + stats.spans_dropped,
+        "{stats:?}"
+    );
+    // Every drop, the rings' included, reached the event handler, once.
+    let told: u64 = events
+        .events()
+        .iter()
+        .map(|e| match e {
+            Event::SpansDropped { count, .. } => *count,
+            _ => 0,
+        })
+        .sum();
+    assert_eq!(told, stats.spans_dropped, "{stats:?}");
 }
