@@ -18,7 +18,7 @@
 //! (at most as much again). Measured in `memory_per_span_is_its_encoding` for a span with a
 //! name, a parent and three tags (string, int, bool), no logs: 120 bytes encoded, 131 bytes
 //! of buffer capacity per span; the `SpanRecord` it came from is 256 bytes plus its heap.
-//! So the default 50,000 buffered spans of that kind hold about 6.5 MB; bigger spans are
+//! So the default 100,000 buffered spans of that kind hold about 13 MB; bigger spans are
 //! bounded by the bytes held (64 MB by default, see `Options::max_buffered_bytes`, which
 //! counts encoded bytes: the slack can double it). Besides, up to
 //! [`MAX_SPARES`] chunks' memory waits for reuse: each at most a report's size (twice that

@@ -23,7 +23,7 @@ pub const DEFAULT_COLLECTOR_URL: &str = "https://collector.lightstep.com:443";
 pub const REPORT_PATH: &str = "/api/v2/reports";
 
 /// The default of [`Options::max_buffered_spans`].
-pub const DEFAULT_MAX_BUFFERED_SPANS: usize = 50_000;
+pub const DEFAULT_MAX_BUFFERED_SPANS: usize = 100_000;
 
 /// The default of [`Options::max_buffered_bytes`].
 pub const DEFAULT_MAX_BUFFERED_BYTES: u64 = 64 * 1024 * 1024;
@@ -127,12 +127,12 @@ impl Options {
     /// |---|---|
     /// | component name | the executable's file name, with an [`Event::Warning`] (printed to stderr when no event handler is set) |
     /// | collector | [`DEFAULT_COLLECTOR_URL`] |
-    /// | max buffered spans | 50,000 |
+    /// | max buffered spans | 100,000 |
     /// | max buffered bytes | 64 MiB |
     /// | reporting period | 2.5 s |
-    /// | min reporting period | 500 ms |
+    /// | min reporting period (first backoff) | 100 ms |
     /// | report timeout | 5 s |
-    /// | report attempts | 3 |
+    /// | report attempts | 5 |
     /// | exit close timeout | 1 s |
     /// | max log key / value length | 256 / 1024 bytes |
     /// | max logs per span | 500 |
@@ -142,18 +142,22 @@ impl Options {
     /// | drop span logs | false |
     /// | sampling | parent-based, every new trace recorded |
     ///
-    /// The Go tracer holds 1000 spans and waits 30 s for an answer: a service making a few
-    /// thousand spans a second then drops most of them, and a hung satellite holds a report
-    /// for half a minute. Here a report leaves as soon as an eighth of the buffer is full
-    /// (several may be in flight), the buffer absorbs a second of 50,000 spans a second, and
-    /// a satellite that has not answered within 5 s (it normally answers within
-    /// milliseconds) is taken out of rotation while the report goes elsewhere.
+    /// The Go tracer holds 1000 spans, waits 30 s for an answer and 500 ms before a report
+    /// after a failure: a service making a few thousand spans a second then drops most of
+    /// them, and a hung satellite holds a report for half a minute. Here a report leaves as
+    /// soon as an eighth of the buffer is full (several may be in flight), the buffer
+    /// absorbs two seconds of 50,000 spans a second, a satellite that has not answered
+    /// within 5 s (it normally answers within milliseconds) is taken out of rotation while
+    /// the report goes elsewhere, and a failed report is retried after 100, 200, 400 and
+    /// 800 ms: at 50,000 spans a second, with one satellite, an outage of about 1.5 s or
+    /// answers that take a second lose nothing.
     ///
-    /// Memory, by default: spans held by the reporter are bounded by 50,000 spans and by
+    /// Memory, by default: spans held by the reporter are bounded by 100,000 spans and by
     /// 64 MiB of encoded spans, whichever comes first (a typical span encodes to about
-    /// 120 bytes: 50,000 of them hold about 6.5 MB). The buffers' growth slack can at
-    /// worst double that, and up to four spare report buffers of at most 8 MB each are kept
-    /// while spans arrive fast. Each thread's ring of finished spans adds at most 2 MiB.
+    /// 120 bytes: 100,000 of them hold about 13 MB; spans of 670 bytes or more reach the
+    /// 64 MiB bound first). The buffers' growth slack can at worst double that, and up to
+    /// four spare report buffers of at most 8 MB each are kept while spans arrive fast: at
+    /// worst about 160 MB. Each thread's ring of finished spans adds at most 2 MiB.
     #[must_use]
     pub fn new(access_token: impl Into<String>) -> Self {
         Options {
@@ -165,9 +169,9 @@ impl Options {
             max_buffered_spans: DEFAULT_MAX_BUFFERED_SPANS,
             max_buffered_bytes: DEFAULT_MAX_BUFFERED_BYTES,
             reporting_period: Duration::from_millis(2500),
-            min_reporting_period: Duration::from_millis(500),
+            min_reporting_period: Duration::from_millis(100),
             report_timeout: DEFAULT_REPORT_TIMEOUT,
-            max_report_attempts: 3,
+            max_report_attempts: 5,
             exit_close_timeout: DEFAULT_EXIT_CLOSE_TIMEOUT,
             max_log_key_len: 256,
             max_log_value_len: 1024,
@@ -889,10 +893,11 @@ mod tests {
             "https://collector.lightstep.com/api/v2/reports"
         );
         assert_eq!(config.endpoints[0].port_or_known_default(), Some(443));
-        assert_eq!(config.max_buffered_spans, 50_000);
+        assert_eq!(config.max_buffered_spans, 100_000);
         assert_eq!(config.max_buffered_bytes, 64 << 20);
         assert_eq!(config.reporting_period, Duration::from_millis(2500));
-        assert_eq!(config.min_reporting_period, Duration::from_millis(500));
+        assert_eq!(config.min_reporting_period, Duration::from_millis(100));
+        assert_eq!(config.max_report_attempts, 5);
         assert_eq!(config.report_timeout, Duration::from_secs(5));
         assert_eq!(config.exit_close_timeout, Duration::from_secs(1));
         assert_eq!(config.limits.max_key_len, 256);

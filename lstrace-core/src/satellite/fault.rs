@@ -10,6 +10,10 @@
 //! answer would), and on a black hole (which read the whole report). A reporter that resends
 //! such a report makes the server ingest its spans twice, which [`FaultServer::ingested`]
 //! shows.
+//!
+//! Report bodies are kept as they arrive and decoded when the test reads them: decoding on
+//! the server's one thread would make it, not the reporter, the bottleneck of a test that
+//! sends tens of thousands of spans a second (unoptimised builds decode slowly).
 
 use crate::protocol::{self, metrics_sample, ReportRequest, ReportResponse};
 use prost::Message;
@@ -89,7 +93,10 @@ impl FaultRequest {
 #[derive(Default)]
 struct State {
     fault: Option<Fault>,
+    /// Every request; the bodies of the last `undecoded.len()` are in `undecoded`.
     requests: Vec<FaultRequest>,
+    /// Bodies not decoded yet, oldest first.
+    undecoded: Vec<Vec<u8>>,
     /// Answers written, or given up because the client had gone.
     answers: usize,
 }
@@ -103,6 +110,25 @@ struct Shared {
 impl Shared {
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The state, with every report decoded: what the test reads.
+    fn decoded(&self) -> std::sync::MutexGuard<'_, State> {
+        let mut state = self.state();
+        state.decode();
+        state
+    }
+}
+
+impl State {
+    fn decode(&mut self) {
+        let first = self.requests.len() - self.undecoded.len();
+        for (request, body) in self.requests[first..]
+            .iter_mut()
+            .zip(std::mem::take(&mut self.undecoded))
+        {
+            request.report = ReportRequest::decode(&body[..]).ok();
+        }
     }
 }
 
@@ -164,14 +190,14 @@ impl FaultServer {
     /// Every request so far, in arrival order.
     #[must_use]
     pub fn requests(&self) -> Vec<FaultRequest> {
-        self.shared.state().requests.clone()
+        self.shared.decoded().requests.clone()
     }
 
     /// The spans of every ingested report, duplicates included.
     #[must_use]
     pub fn ingested(&self) -> Vec<protocol::Span> {
         self.shared
-            .state()
+            .decoded()
             .requests
             .iter()
             .filter(|r| r.ingested)
@@ -184,7 +210,7 @@ impl FaultServer {
     #[must_use]
     pub fn ingested_drops(&self) -> i64 {
         self.shared
-            .state()
+            .decoded()
             .requests
             .iter()
             .filter(|r| r.ingested)
@@ -223,6 +249,7 @@ impl FaultServer {
         let deadline = Instant::now() + timeout;
         let mut state = self.shared.state();
         loop {
+            state.decode();
             if done(&state) {
                 return true;
             }
@@ -385,9 +412,10 @@ async fn serve_connection(mut stream: TcpStream, shared: Arc<Shared>) {
             state.requests.push(FaultRequest {
                 path: request.path,
                 access_token_header: request.token,
-                report: ReportRequest::decode(&request.body[..]).ok(),
+                report: None,
                 ingested,
             });
+            state.undecoded.push(request.body);
         }
         shared.changed.notify_all();
         let open = answer(&mut stream, fault).await;
