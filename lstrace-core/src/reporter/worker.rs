@@ -35,7 +35,8 @@ use tokio::task::{self, JoinError, JoinSet};
 
 /// The most reports in flight at once: enough to keep delivering at 50,000 spans a second
 /// while a satellite takes tens of milliseconds to answer or one satellite hangs, few
-/// enough that a broken network does not hold many reports' memory.
+/// enough that a broken network does not hold many reports' memory. Each may have a hedge
+/// besides (the same body, shared): at most twice as many HTTP requests.
 pub(crate) const MAX_IN_FLIGHT: usize = 4;
 
 /// A report leaves early once the buffer holds this fraction of `max_buffered_spans`.
