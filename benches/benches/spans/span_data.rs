@@ -15,16 +15,19 @@ fn unix_nanos(t: SystemTime) -> i128 {
 /// Spans made every 100 ms for `seconds`, drained every second (as a reporter would); each
 /// span's start is compared with wall-clock readings taken just before and after it. Also
 /// shows what one anchor at start with quanta's calibration (lstrace 0.1 before re-anchoring)
-/// would have placed at the same moments, and how far a span lasting the whole run is from
-/// the wall clock's duration, in ppm.
+/// would have placed at the same moments, and, for a span lasting the whole run, how far its
+/// duration is from the wall clock's (ppm), and how far its end and the logs made on it every
+/// second are outside the wall-clock readings around them.
 pub fn drift(seconds: u64) -> Result<String, String> {
     let capture = TestRecorder::install().capture();
     let quanta = quanta::Clock::new();
     let (start_raw, start_wall) = (quanta.raw(), unix_nanos(SystemTime::now()));
     let began = Instant::now();
     let run = Duration::from_secs(seconds);
-    let long = capture.in_scope(|| lstrace::span("whole run").start_detached());
+    let mut long = capture.in_scope(|| lstrace::span("whole run").start_detached());
     let long_start = unix_nanos(SystemTime::now());
+    // The wall-clock readings around each log on the long span.
+    let mut long_logs = Vec::new();
     // (seconds since the start, reading before, reading after, one-anchor estimate)
     let mut samples = Vec::new();
     let mut i = 0u64;
@@ -36,6 +39,9 @@ pub fn drift(seconds: u64) -> Result<String, String> {
         let after = unix_nanos(SystemTime::now());
         samples.push((elapsed.as_secs_f64(), before, after, one_anchor));
         if i % 10 == 9 {
+            let before = unix_nanos(SystemTime::now());
+            long.log([("sample", i as i64)]);
+            long_logs.push((before, unix_nanos(SystemTime::now())));
             // Drains, and anchors the time line again.
             black_box(capture.spans().len());
         }
@@ -45,9 +51,20 @@ pub fn drift(seconds: u64) -> Result<String, String> {
         i += 1;
         std::thread::sleep(Duration::from_millis(100));
     }
+    let long_end_before = unix_nanos(SystemTime::now());
     long.finish();
     let long_end = unix_nanos(SystemTime::now());
     let spans = capture.spans();
+    // How far outside [before, after]; zero inside.
+    let outside = |at: i128, before: i128, after: i128| {
+        if at < before {
+            at - before
+        } else if at > after {
+            at - after
+        } else {
+            0
+        }
+    };
     let mut worst = 0i128;
     let mut worst_one_anchor = 0i128;
     let mut rows = String::new();
@@ -57,15 +74,7 @@ pub fn drift(seconds: u64) -> Result<String, String> {
             .iter()
             .find(|s| s.name() == name)
             .ok_or_else(|| format!("{name} was not recorded"))?;
-        let start = i128::from(span.start_unix_nanos());
-        // Off by how much outside [before, after]; zero inside.
-        let off = if start < *before {
-            start - before
-        } else if start > *after {
-            start - after
-        } else {
-            0
-        };
+        let off = outside(i128::from(span.start_unix_nanos()), *before, *after);
         let one_anchor_off = one_anchor - (before + after) / 2;
         if off.abs() > worst.abs() {
             worst = off;
@@ -88,17 +97,42 @@ pub fn drift(seconds: u64) -> Result<String, String> {
         .ok_or("the whole-run span was not recorded")?;
     let wall = (long_end - long_start) as f64;
     let ppm = (whole.duration().as_nanos() as f64 - wall) / wall * 1e6;
+    let whole_start = i128::from(whole.start_unix_nanos());
+    let end_off = outside(
+        whole_start + whole.duration().as_nanos() as i128,
+        long_end_before,
+        long_end,
+    );
+    if whole.logs().len() != long_logs.len() {
+        return Err(format!(
+            "{} logs of {}",
+            whole.logs().len(),
+            long_logs.len()
+        ));
+    }
+    let worst_log = whole
+        .logs()
+        .iter()
+        .zip(&long_logs)
+        .map(|(log, (before, after))| outside(i128::from(log.unix_nanos()), *before, *after))
+        .max_by_key(|off| off.abs())
+        .unwrap_or(0);
     Ok(format!(
         "Span start times against the wall clock, {seconds} s, one span every 100 ms, drained \
          every second (load average after: {}).\n\n\
          | seconds | lstrace: µs outside the wall-clock readings around the span | width of \
          those readings, µs | one anchor at start (before): µs off |\n|---|---|---|---|\n{rows}\n\
          Worst: lstrace {:.1} µs outside the readings; one anchor at start {:.1} µs off. \
-         A span lasting the whole run: {:.2} ppm from the wall clock's duration.\n",
+         A span lasting the whole run: {:.2} ppm from the wall clock's duration; its end {:.1} \
+         µs and its {} logs (one a second) at worst {:.1} µs outside the readings around \
+         them.\n",
         crate::load_average(),
         worst as f64 / 1e3,
         worst_one_anchor as f64 / 1e3,
         ppm,
+        end_off as f64 / 1e3,
+        long_logs.len(),
+        worst_log as f64 / 1e3,
     ))
 }
 
