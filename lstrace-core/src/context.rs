@@ -128,7 +128,9 @@ impl SpanContext {
     }
 
     /// True when upstream asked (with B3's debug flag) that this trace be recorded whatever
-    /// the samplers say. A debug context is sampled.
+    /// the samplers say. A debug context is sampled. Only the B3 formats carry the flag
+    /// downstream; the others send it as sampled (see
+    /// [propagation](crate::propagation#sampling-decisions-baggage-and-the-debug-flag)).
     #[must_use]
     pub fn is_debug(&self) -> bool {
         self.debug

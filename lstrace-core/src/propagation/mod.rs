@@ -44,6 +44,24 @@
 //! `tracestate` that extraction would leave out is not written. Injection never panics: a
 //! carrier that cannot hold a field (an HTTP header map that is full, or a value that is not
 //! visible ASCII) skips it. Whatever is left out is counted in [`fields_left_out`].
+//!
+//! # Sampling decisions, baggage and the debug flag
+//! Every format carries the sampling decision, "not sampled" included, so that a service in
+//! the middle of a chain passes its caller's decision on. What else each one carries:
+//!
+//! | format | baggage | B3's debug flag |
+//! |---|---|---|
+//! | [`Format::LightStep`] | `ot-baggage-<key>` | no |
+//! | [`Format::TraceContext`] | W3C `baggage` | no |
+//! | [`Format::Envoy`] | the binary carrier's baggage | no |
+//! | [`Format::B3Multi`] | no | `x-b3-flags: 1` (read and written) |
+//! | [`Format::B3Single`] | no | `d` as the sampling field (read and written) |
+//!
+//! B3 has no baggage: put it in a stack with W3C trace context (or LightStep) and the items
+//! go along in that format's headers. LightStep, W3C trace context and envoy have no debug
+//! flag: a debug context goes out in them as plainly sampled, so a next service that reads
+//! only those formats follows it as sampled (a parent-based policy records it) but does not
+//! know it was forced; in a stack with B3, the flag travels in B3's headers.
 
 pub mod b3;
 pub mod binary;
