@@ -61,6 +61,18 @@ pub(crate) enum Ending {
     Cancelled,
 }
 
+impl Ending {
+    /// How a span that finishes now ends: panicked, when the thread is unwinding.
+    #[inline]
+    pub(crate) fn now() -> Ending {
+        if std::thread::panicking() {
+            Ending::Panicked
+        } else {
+            Ending::Normal
+        }
+    }
+}
+
 impl Frame {
     /// The frame of a span that records, started at `start`.
     #[inline]
@@ -173,6 +185,24 @@ impl Frame {
     }
 }
 
+/// Takes the top frame off `stack` and moves its record into the ring (or drops it, if the
+/// ring is full).
+///
+/// # Safety
+/// `stack` has a top frame, of a span that records, stamped.
+#[inline(always)]
+unsafe fn move_top_to_ring(stack: &mut Vec<Frame>, producer: &mut Option<Producer>) {
+    let len = stack.len();
+    // SAFETY: the top frame leaves the stack (the length no longer covers it) and its record
+    // is given up to `push_record_from`; its other fields need no drop (checked above
+    // `Local`).
+    unsafe {
+        stack.set_len(len - 1);
+        let frame = stack.as_mut_ptr().add(len - 1);
+        push_record_from(producer, ptr::addr_of_mut!((*frame).record));
+    }
+}
+
 /// Moves a record from `src` to `dst` field by field: an empty tag list (most spans') is
 /// written anew rather than copied, which leaves about half the bytes of a record to copy.
 ///
@@ -276,26 +306,57 @@ impl Local {
         tags: *const TagList,
         start: Stamp,
     ) -> u64 {
+        let key = context.span_id().get();
+        // SAFETY: passed on from the caller.
+        unsafe { self.push_in_place(key, true, context, parent, name, tags, start.raw()) };
+        key
+    }
+
+    /// Pushes a context-only frame for `context` under `key` (see [`Frame::context_only`]),
+    /// written in place as [`Local::push_recording`] does.
+    #[inline]
+    pub(crate) fn push_context_only(&mut self, key: u64, context: SpanContext) {
+        let empty = mem::ManuallyDrop::new(TagList::new());
+        // SAFETY: the empty list moves into the frame; its original is not dropped.
+        unsafe {
+            self.push_in_place(key, false, context, None, Str::Borrowed(""), &*empty, 0);
+        }
+    }
+
+    /// Writes a frame field by field at the end of the stack.
+    ///
+    /// # Safety
+    /// `tags` points to a valid list that the caller gives up: it moves into the frame.
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    unsafe fn push_in_place(
+        &mut self,
+        key: u64,
+        recording: bool,
+        context: SpanContext,
+        parent: Option<(Relationship, u64)>,
+        name: Str,
+        tags: *const TagList,
+        start_raw: u64,
+    ) {
         self.stack.reserve(1);
         let len = self.stack.len();
-        let key = context.span_id().get();
         // SAFETY: `reserve` made room for a frame at `len`; every field is written before the
         // length covers it; the caller gave `*tags` up.
         unsafe {
             let frame = self.stack.as_mut_ptr().add(len);
             ptr::addr_of_mut!((*frame).key).write(key);
-            ptr::addr_of_mut!((*frame).recording).write(true);
+            ptr::addr_of_mut!((*frame).recording).write(recording);
             let record = ptr::addr_of_mut!((*frame).record);
             ptr::addr_of_mut!((*record).context).write(context);
             ptr::addr_of_mut!((*record).parent).write(parent);
             ptr::addr_of_mut!((*record).name).write(name);
-            ptr::addr_of_mut!((*record).start_unix_nanos).write(start.raw());
+            ptr::addr_of_mut!((*record).start_unix_nanos).write(start_raw);
             ptr::addr_of_mut!((*record).duration_nanos).write(0);
             TagList::move_to(tags, ptr::addr_of_mut!((*record).tags));
             ptr::addr_of_mut!((*record).logs).write(None);
             self.stack.set_len(len + 1);
         }
-        key
     }
 
     /// Finishes the entered span with `key` into this thread's ring. It is normally the top
@@ -306,6 +367,36 @@ impl Local {
             self.finish_top(end, ending);
         } else if let Some(frame) = self.remove_below_top(key) {
             self.finish(frame, end, ending);
+        }
+    }
+
+    /// Finishes the entered span with `key` now, as [`Local::finish_entered`] does. The clock
+    /// and the panic flag are read only for a span that records: leaving the scope of a span
+    /// that is not recorded (a sampled-out root, an entered context) reads neither.
+    #[inline]
+    pub(crate) fn finish_entered_now(&mut self, key: u64) {
+        let Local {
+            stack, producer, ..
+        } = self;
+        match stack.last_mut() {
+            Some(top) if top.key == key => {
+                if !top.recording {
+                    // Dropped where it is, not moved out first.
+                    stack.truncate(stack.len() - 1);
+                    return;
+                }
+                top.stamp(clock::now(), Ending::now());
+                // SAFETY: the top frame records, and is stamped.
+                unsafe { move_top_to_ring(stack, producer) };
+            }
+            _ => self.finish_below_top_now(key),
+        }
+    }
+
+    #[cold]
+    fn finish_below_top_now(&mut self, key: u64) {
+        if let Some(frame) = self.remove_below_top(key).filter(|f| f.recording) {
+            self.finish(frame, clock::now(), Ending::now());
         }
     }
 
@@ -320,18 +411,11 @@ impl Local {
             return;
         };
         if !top.stamp(end, ending) {
-            stack.pop();
+            stack.truncate(stack.len() - 1);
             return;
         }
-        let len = stack.len();
-        // SAFETY: the top frame leaves the stack (the length no longer covers it) and its
-        // record is given up to `push_record_from`; its other fields need no drop (checked
-        // above `Local`).
-        unsafe {
-            stack.set_len(len - 1);
-            let frame = stack.as_mut_ptr().add(len - 1);
-            push_record_from(producer, ptr::addr_of_mut!((*frame).record));
-        }
+        // SAFETY: the top frame records, and is stamped.
+        unsafe { move_top_to_ring(stack, producer) };
     }
 
     /// Finishes the span whose frame is in `slot` (a detached span's) into this thread's

@@ -103,15 +103,6 @@ pub fn span(name: impl Into<Str>) -> SpanBuilder {
     }
 }
 
-/// How a new span starts, when it does: as a context-only scope, or recording.
-enum Started {
-    ContextOnly(SpanContext),
-    Recording {
-        context: SpanContext,
-        parent: Option<(Relationship, u64)>,
-    },
-}
-
 impl SpanBuilder {
     /// Sets a tag; a later tag with the same key replaces the value.
     pub fn with_tag(mut self, key: impl Into<Str>, value: impl Into<TagValue>) -> Self {
@@ -225,12 +216,14 @@ impl SpanBuilder {
 unsafe fn start_detached(builder: &mut ManuallyDrop<SpanBuilder>) -> Span {
     let b: &mut SpanBuilder = builder;
     let started = match &b.parent {
-        Parent::Current => with_local(|local| b.spec.started(local.top().map(Frame::context))),
-        Parent::Root => Some(b.spec.started(None)),
-        Parent::Explicit(ctx) => Some(b.spec.started_explicit(ctx)),
+        Parent::Current => {
+            with_local(|local| b.spec.under_current(local.top().map(Frame::context)))
+        }
+        Parent::Root => Some(b.spec.under_current(None)),
+        Parent::Explicit(ctx) => Some(b.spec.under_explicit(ctx)),
     };
     let frame = match started {
-        Some(Started::Recording { context, parent }) => {
+        Some((context, parent)) if context.is_sampled() => {
             let start = b.spec.start();
             // SAFETY: the name and tags move into the frame, and the rest of the builder is
             // dropped without them.
@@ -246,9 +239,7 @@ unsafe fn start_detached(builder: &mut ManuallyDrop<SpanBuilder>) -> Span {
                 return Span { frame: Some(frame) };
             }
         }
-        Some(Started::ContextOnly(context)) => {
-            Some(Frame::context_only(context.span_id().get(), context))
-        }
+        Some((context, _)) => Some(Frame::context_only(context.span_id().get(), context)),
         None => None,
     };
     // SAFETY: the builder is dropped once, whole.
@@ -304,40 +295,88 @@ unsafe fn start_entered(builder: &mut ManuallyDrop<SpanBuilder>) -> SpanGuard {
 /// Moves the name and tags out of `b`: the caller must not drop them again.
 #[inline(never)]
 unsafe fn push_started(local: &mut Local, b: &mut SpanBuilder) -> u64 {
-    let started = match &b.parent {
-        Parent::Current => b.spec.started(local.top().map(Frame::context)),
-        Parent::Root => b.spec.started(None),
-        Parent::Explicit(ctx) => b.spec.started_explicit(ctx),
+    let parent = match &b.parent {
+        Parent::Current => local.top().map(Frame::context),
+        Parent::Root => None,
+        // SAFETY: passed on from the caller.
+        Parent::Explicit(_) => return unsafe { push_decided(local, b) },
     };
-    match started {
-        Started::Recording { context, parent } => {
-            let start = b.spec.start();
-            // SAFETY: the name and tags move into the frame.
-            unsafe {
-                local.push_recording(
-                    context,
-                    parent,
-                    ptr::read(&b.spec.name),
-                    &b.spec.tags,
-                    start,
-                )
-            }
+    match parent {
+        // A child of the current span: the caller checked that its parent records. Its own
+        // path, so that the context goes straight from here into the frame.
+        Some(p) => {
+            let context = p.child(SpanId::random());
+            let parent = Some((b.spec.relationship, p.span_id().get()));
+            // SAFETY: passed on from the caller.
+            unsafe { push_recording(local, b, context, parent) }
         }
-        Started::ContextOnly(context) => {
-            // A span that is not recorded still needs a frame, so its children know. Its
-            // name and tags are dropped here.
-            let key = context.span_id().get();
-            local.push(Frame::context_only(key, context));
-            // SAFETY: dropped once; the caller does not drop them again.
-            unsafe {
-                ptr::drop_in_place(&mut b.spec.name);
-                if !b.spec.tags.is_new() {
-                    ptr::drop_in_place(&mut b.spec.tags);
-                }
-            }
-            key
+        // SAFETY: passed on from the caller.
+        None => unsafe { push_decided(local, b) },
+    }
+}
+
+/// Pushes the frame of a new trace's root or of an explicit parent's child, recording as the
+/// sampling policy decides. Returns its key.
+///
+/// # Safety
+/// As [`push_started`].
+#[inline(never)]
+unsafe fn push_decided(local: &mut Local, b: &mut SpanBuilder) -> u64 {
+    let (context, parent) = match &b.parent {
+        Parent::Explicit(ctx) => b.spec.under_explicit(ctx),
+        Parent::Current | Parent::Root => b.spec.under_current(None),
+    };
+    // SAFETY: passed on from the caller.
+    unsafe {
+        if context.is_sampled() {
+            push_recording(local, b, context, parent)
+        } else {
+            push_unrecorded(local, b, context)
         }
     }
+}
+
+/// Pushes the frame of a span that records, moving the name and tags of `b` into it.
+///
+/// # Safety
+/// As [`push_started`].
+#[inline(always)]
+unsafe fn push_recording(
+    local: &mut Local,
+    b: &mut SpanBuilder,
+    context: SpanContext,
+    parent: Option<(Relationship, u64)>,
+) -> u64 {
+    let start = b.spec.start();
+    // SAFETY: the name and tags move into the frame.
+    unsafe {
+        local.push_recording(
+            context,
+            parent,
+            ptr::read(&b.spec.name),
+            &b.spec.tags,
+            start,
+        )
+    }
+}
+
+/// Pushes a context-only frame for a span that is not recorded: its children need to know.
+/// Its name and tags are dropped here. Returns its key.
+///
+/// # Safety
+/// Drops the name and tags of `b`: the caller must not drop them again.
+#[inline(never)]
+unsafe fn push_unrecorded(local: &mut Local, b: &mut SpanBuilder, context: SpanContext) -> u64 {
+    let key = context.span_id().get();
+    local.push_context_only(key, context);
+    // SAFETY: dropped once; the caller does not drop them again.
+    unsafe {
+        ptr::drop_in_place(&mut b.spec.name);
+        if !b.spec.tags.is_new() {
+            ptr::drop_in_place(&mut b.spec.tags);
+        }
+    }
+    key
 }
 
 /// The context a span started without a tracer has: its explicit parent's, passed through
@@ -388,6 +427,8 @@ impl Spec {
     }
 
     /// The context of a new trace's root span, sampled as the policy (or `sampled`) says.
+    /// Out of line: children, the common case, do not carry its code.
+    #[inline(never)]
     fn root_context(&self) -> SpanContext {
         let trace_id = TraceId::random();
         let sampled = self
@@ -396,44 +437,33 @@ impl Spec {
         SpanContext::new(trace_id, SpanId::random(), sampled)
     }
 
-    /// Decides how the span starts under the current span `parent` (none: a new trace), and
-    /// makes its context.
-    #[inline]
-    fn started(&self, parent: Option<&SpanContext>) -> Started {
+    /// The new span's context and parent reference under the current span `parent` (none: a
+    /// new trace). A child follows its parent's decision; the span records when its context
+    /// is sampled. Always inlined: for a child, the decision costs nothing more than the
+    /// parent's flag, and the context is made where the frame wants it.
+    #[inline(always)]
+    fn under_current(
+        &self,
+        parent: Option<&SpanContext>,
+    ) -> (SpanContext, Option<(Relationship, u64)>) {
         match parent {
-            // Children of the current span follow its decision.
-            Some(p) if p.is_sampled() => Started::Recording {
-                context: p.child(SpanId::random()),
-                parent: Some((self.relationship, p.span_id().get())),
-            },
-            Some(p) => Started::ContextOnly(p.child(SpanId::random())),
-            None => {
-                let context = self.root_context();
-                if context.is_sampled() {
-                    Started::Recording {
-                        context,
-                        parent: None,
-                    }
-                } else {
-                    Started::ContextOnly(context)
-                }
-            }
+            Some(p) => (
+                p.child(SpanId::random()),
+                Some((self.relationship, p.span_id().get())),
+            ),
+            None => (self.root_context(), None),
         }
     }
 
-    /// Decides how the span starts as the child of the explicit parent `parent` (as the
-    /// sampling policy says: by default, as the parent decided), and makes its context.
-    fn started_explicit(&self, parent: &SpanContext) -> Started {
+    /// The new span's context and parent reference as the child of the explicit parent
+    /// `parent`, sampled as the policy says (by default, as the parent decided).
+    #[inline(never)]
+    fn under_explicit(&self, parent: &SpanContext) -> (SpanContext, Option<(Relationship, u64)>) {
         let sampled = sampling::sample_child(parent, &self.name, &self.tags);
-        let context = parent.child(SpanId::random()).with_sampled(sampled);
-        if sampled {
-            Started::Recording {
-                context,
-                parent: Some((self.relationship, parent.span_id().get())),
-            }
-        } else {
-            Started::ContextOnly(context)
-        }
+        (
+            parent.child(SpanId::random()).with_sampled(sampled),
+            Some((self.relationship, parent.span_id().get())),
+        )
     }
 }
 
@@ -571,13 +601,7 @@ impl Drop for SpanGuard {
 }
 
 fn finish_entered(key: u64) {
-    let end = clock::now();
-    let ending = if std::thread::panicking() {
-        Ending::Panicked
-    } else {
-        Ending::Normal
-    };
-    with_local(|local| local.finish_entered(key, end, ending));
+    with_local(|local| local.finish_entered_now(key));
 }
 
 impl fmt::Debug for SpanGuard {

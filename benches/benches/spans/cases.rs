@@ -19,7 +19,7 @@ pub enum Case {
     /// A root span that is not sampled and `n` synchronous children.
     Unsampled(usize),
     /// A root span that the sampler leaves out (a trace id ratio of 0) and `n` synchronous
-    /// children.
+    /// children; with no children, what a sampled-out root costs by itself.
     SampledOut(usize),
 }
 
@@ -38,6 +38,7 @@ pub const ALL: &[Case] = &[
     Case::WideTwoThreads(1000),
     Case::NoTracer(100),
     Case::Unsampled(100),
+    Case::SampledOut(0),
     Case::SampledOut(100),
 ];
 
@@ -51,12 +52,14 @@ impl Case {
     }
 
     /// What the per-span figures divide by: spans (or calls) per iteration per worker. For
-    /// the unsampled and sampled-out cases only the children count, so the figure is the cost per child.
+    /// the unsampled and sampled-out cases only the children count, so the figure is the cost
+    /// per child; a sampled-out root without children counts itself.
     pub fn spans_per_iteration(self) -> u64 {
         let n = match self {
             Case::Wide(n) | Case::Async(n) | Case::WideTwoThreads(n) => n + 1,
             Case::Deep(depth) => depth,
-            Case::NoTracer(n) | Case::Unsampled(n) | Case::SampledOut(n) => n,
+            Case::NoTracer(n) | Case::Unsampled(n) => n,
+            Case::SampledOut(n) => n.max(1),
         };
         n as u64
     }
