@@ -20,6 +20,8 @@ use prost::encoding::{DecodeContext, WireType};
 use prost::{DecodeError, Message};
 use std::mem::size_of;
 
+pub(super) mod otlp;
+
 /// The field number of `ReportRequest.spans`.
 const SPANS_FIELD: u32 = 3;
 
@@ -537,7 +539,7 @@ mod tests {
     use prost::encoding::encode_varint;
 
     /// Counts the bytes that each thread's allocations hold, to check what decoding holds.
-    mod counting {
+    pub(super) mod counting {
         use std::alloc::{GlobalAlloc, Layout, System};
         use std::cell::Cell;
 
@@ -553,7 +555,7 @@ mod tests {
         }
 
         /// The bytes this thread's allocations hold, less what it freed.
-        pub(super) fn live() -> isize {
+        pub(in crate::satellite::ingest) fn live() -> isize {
             LIVE.with(Cell::get)
         }
 
@@ -777,7 +779,7 @@ mod tests {
     }
 
     /// `depth` groups of field 15, one inside the other, around a varint field.
-    fn nested_groups(depth: usize) -> Vec<u8> {
+    pub(super) fn nested_groups(depth: usize) -> Vec<u8> {
         let mut bytes = vec![0x7b; depth];
         bytes.extend_from_slice(b"\x78\x01");
         bytes.extend(std::iter::repeat_n(0x7c, depth));
@@ -855,7 +857,7 @@ mod tests {
     ];
 
     /// A length-delimited field.
-    fn field(tag: u64, content: &[u8]) -> Vec<u8> {
+    pub(super) fn field(tag: u64, content: &[u8]) -> Vec<u8> {
         let mut bytes = Vec::new();
         encode_varint(tag << 3 | 2, &mut bytes);
         encode_varint(content.len() as u64, &mut bytes);
@@ -911,7 +913,7 @@ mod tests {
 
     /// Fields of any kind: a key and a payload that fits its wire type or not, groups
     /// (closed, unclosed, mismatched, nested), truncated varints.
-    fn any_fields() -> impl Strategy<Value = Vec<u8>> {
+    pub(super) fn any_fields() -> impl Strategy<Value = Vec<u8>> {
         let payload = prop_oneof![
             any::<u64>().prop_map(|v| {
                 let mut bytes = Vec::new();

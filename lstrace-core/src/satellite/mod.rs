@@ -36,8 +36,10 @@
 //! | a body that is not a `ReportRequest` | 400, `ReportResponse.errors` says why | no |
 //! | a report that would hold more than [`Limits::max_decoded_report_bytes`] decoded | 413, `ReportResponse.errors` says why | no |
 //! | a report | as the [`Behaviour`] says | yes |
+//! | at `/v1/traces`: a `Content-Encoding` other than `gzip` or `identity` | 415 | no |
 //! | at `/v1/traces`: over [`MAX_DECOMPRESSED_BYTES`] once un-gzipped | 413 | no |
 //! | at `/v1/traces`: not (gzipped) `ExportTraceServiceRequest` | 400, text says why | no |
+//! | at `/v1/traces`: an export that would hold more than [`Limits::max_decoded_report_bytes`] decoded | 413, text says why | no |
 //! | at `/v1/traces`: an export | as the [`Behaviour`] says | yes, in [`LocalSatellite::otlp_requests`] |
 //!
 //! [`LocalSatellite::requests_seen`] counts every request, answered or not. A report answered
@@ -120,9 +122,9 @@ pub struct Limits {
     /// counts in full as soon as the headers arrive); a request that would hold more is
     /// answered 503 with `Retry-After: 1`. Default: 32 MiB, eight reports of the largest size.
     pub max_body_bytes_held: usize,
-    /// The memory a report may hold once decoded (worked out on arrival, without decoding
-    /// it: its values and strings, not the allocator's overheads); a report that would hold
-    /// more is answered 413. Default: 64 MiB, several times what the largest reports of real
+    /// The memory a report (or an OTLP export) may hold once decoded (worked out on
+    /// arrival, without decoding it: its values and strings, not the allocator's overheads);
+    /// a report that would hold more is answered 413. Default: 64 MiB, several times what the largest reports of real
     /// spans hold (a 4 MB report of two million empty spans would hold 400 MB).
     pub max_decoded_report_bytes: usize,
     /// The memory the reports kept for [`LocalSatellite::reports`] and
@@ -160,8 +162,9 @@ pub struct Stats {
     /// Requests answered 503 because their body would have held more than
     /// [`Limits::max_body_bytes_held`].
     pub busy_requests: u64,
-    /// Reports answered 413 because decoded they would hold more than
-    /// [`Limits::max_decoded_report_bytes`].
+    /// Reports and OTLP exports answered 413 because decoded they would hold more than
+    /// [`Limits::max_decoded_report_bytes`] (or, gzipped exports, because they inflate to
+    /// more than [`MAX_DECOMPRESSED_BYTES`]).
     pub oversized_reports: u64,
     /// Bytes of request bodies being received now.
     pub body_bytes_held: usize,
@@ -428,7 +431,12 @@ impl LocalSatellite {
     /// view, which keeps their spans in its traces instead).
     #[must_use]
     pub fn otlp_requests(&self) -> Vec<ReceivedOtlp> {
-        self.shared.lock().otlp.clone()
+        self.shared
+            .lock()
+            .otlp
+            .iter()
+            .map(|kept| kept.export.clone())
+            .collect()
     }
 
     /// The spans of every accepted OTLP export, in arrival order.
@@ -438,6 +446,7 @@ impl LocalSatellite {
             .lock()
             .otlp
             .iter()
+            .map(|kept| &kept.export)
             .filter(|r| r.accepted)
             .flat_map(|r| r.request.spans().cloned().collect::<Vec<_>>())
             .collect()
@@ -657,7 +666,9 @@ struct State {
     kept_bytes: usize,
     evicted_reports: u64,
     reports_received: usize,
-    otlp: Vec<ReceivedOtlp>,
+    /// The OTLP exports received, unless there is a view; the oldest first. Their bytes
+    /// count in `kept_bytes` with the reports'.
+    otlp: VecDeque<KeptExport>,
     accepted_spans: usize,
     requests_seen: usize,
 }
@@ -673,6 +684,37 @@ struct Stored {
     spans: usize,
     /// The memory it holds, as its body or decoded, whichever is larger.
     bytes: usize,
+    /// Its place among the reports and exports received (set when it is recorded).
+    arrival: usize,
+}
+
+/// An OTLP export as the satellite keeps it.
+struct KeptExport {
+    export: ReceivedOtlp,
+    /// The memory it holds, as its body or decoded, whichever is larger.
+    bytes: usize,
+    /// Its place among the reports and exports received (see `State::evict_beyond`).
+    arrival: usize,
+}
+
+impl State {
+    /// Lets the oldest reports and exports go, counted, until what they hold is within
+    /// `limit`; the newest stays, whatever its size (it is within the decoded limit).
+    fn evict_beyond(&mut self, limit: usize) {
+        while self.kept_bytes > limit && self.reports.len() + self.otlp.len() > 1 {
+            let report_is_older = match (self.reports.front(), self.otlp.front()) {
+                (Some(report), Some(export)) => report.arrival < export.arrival,
+                (report, _) => report.is_some(),
+            };
+            let bytes = if report_is_older {
+                self.reports.pop_front().map(|r| r.bytes)
+            } else {
+                self.otlp.pop_front().map(|e| e.bytes)
+            };
+            self.kept_bytes -= bytes.unwrap_or(0);
+            self.evicted_reports += 1;
+        }
+    }
 }
 
 impl Stored {
@@ -697,7 +739,8 @@ impl Shared {
         state.behaviour.clone()
     }
 
-    fn record_otlp(&self, export: ReceivedOtlp) {
+    /// Records an export that holds `bytes` (its body or decoded, whichever is larger).
+    fn record_otlp(&self, export: ReceivedOtlp, bytes: usize) {
         let rejected = usize::try_from(export.rejected_spans).unwrap_or(0);
         let spans = export.request.spans().count();
         if let (true, Some(view)) = (export.accepted, &self.view) {
@@ -712,7 +755,14 @@ impl Shared {
         }
         state.reports_received += 1;
         if self.view.is_none() {
-            state.otlp.push(export);
+            let arrival = state.reports_received;
+            state.kept_bytes += bytes;
+            state.otlp.push_back(KeptExport {
+                export,
+                bytes,
+                arrival,
+            });
+            state.evict_beyond(self.limits.max_kept_report_bytes);
         }
         drop(state);
         self.changed.notify_all();
@@ -734,15 +784,10 @@ impl Shared {
         }
         state.reports_received += 1;
         if self.view.is_none() {
+            report.arrival = state.reports_received;
             state.kept_bytes += report.bytes;
             state.reports.push_back(report);
-            // The newest report stays, whatever its size (it is within the decoded limit).
-            while state.kept_bytes > self.limits.max_kept_report_bytes && state.reports.len() > 1 {
-                if let Some(evicted) = state.reports.pop_front() {
-                    state.kept_bytes -= evicted.bytes;
-                    state.evicted_reports += 1;
-                }
-            }
+            state.evict_beyond(self.limits.max_kept_report_bytes);
         }
         drop(state);
         self.changed.notify_all();

@@ -1,6 +1,7 @@
 //! The satellite's OTLP/HTTP side: `POST /v1/traces` with an `ExportTraceServiceRequest`
 //! (protobuf, gzipped or not), kept alongside LightStep reports and shown in the same trees.
 
+use super::ingest::{self, Refusal};
 use super::Behaviour;
 use crate::protocol::{self, key_value};
 use crate::reporter::protocol::otlp::wire::{
@@ -60,35 +61,74 @@ impl fmt::Debug for ReceivedOtlp {
     }
 }
 
-/// Why a body is not an export the satellite can read.
+/// Why a body is not an export the satellite takes.
 #[derive(Debug)]
 pub(super) enum BodyError {
     /// Bigger than [`MAX_DECOMPRESSED_BYTES`] once decompressed.
     TooLarge,
+    /// Decoded, it would hold more than `limit` bytes (at least `decoded_bytes`).
+    Oversized {
+        /// What the part of the export walked so far would hold decoded.
+        decoded_bytes: usize,
+        /// `Limits::max_decoded_report_bytes`.
+        limit: usize,
+    },
     /// Not gzip, or not an `ExportTraceServiceRequest`.
     Invalid(String),
 }
 
-/// Decompresses (for `Content-Encoding: gzip`) and decodes a request body.
-pub(super) fn decode(body: &[u8], gzipped: bool) -> Result<ExportTraceServiceRequest, BodyError> {
-    use prost::Message;
-    let plain;
+/// Decompresses (for `Content-Encoding: gzip`) and decodes a request body, unless decoded
+/// it would hold more than `max_decoded_bytes` (worked out before anything is decoded, as
+/// for LightStep reports).
+/// Returns the export and what it holds decoded.
+pub(super) fn decode(
+    body: &[u8],
+    gzipped: bool,
+    max_decoded_bytes: usize,
+) -> Result<(ExportTraceServiceRequest, usize), BodyError> {
+    let inflated;
     let bytes = if gzipped {
-        let mut out = Vec::new();
-        flate2::read::GzDecoder::new(body)
-            .take(MAX_DECOMPRESSED_BYTES as u64 + 1)
-            .read_to_end(&mut out)
-            .map_err(|e| BodyError::Invalid(format!("not gzip: {e}")))?;
-        if out.len() > MAX_DECOMPRESSED_BYTES {
-            return Err(BodyError::TooLarge);
-        }
-        plain = out;
-        &plain[..]
+        inflated = gunzip(body)?;
+        &inflated[..]
     } else {
         body
     };
-    ExportTraceServiceRequest::decode(bytes)
-        .map_err(|e| BodyError::Invalid(format!("not an ExportTraceServiceRequest: {e}")))
+    ingest::otlp::ingest_otlp(bytes, max_decoded_bytes).map_err(|refusal| match refusal {
+        Refusal::Invalid(e) => BodyError::Invalid(format!("not an ExportTraceServiceRequest: {e}")),
+        Refusal::TooLarge {
+            decoded_bytes,
+            limit,
+        } => BodyError::Oversized {
+            decoded_bytes,
+            limit,
+        },
+    })
+}
+
+/// Inflates a gzip body, refusing it as soon as it passes [`MAX_DECOMPRESSED_BYTES`]. The
+/// buffer grows with what was inflated, never past the limit: a small body that inflates
+/// to gigabytes holds no more than that.
+fn gunzip(body: &[u8]) -> Result<Vec<u8>, BodyError> {
+    let mut decoder = flate2::read::GzDecoder::new(body);
+    let mut out = Vec::with_capacity(body.len().saturating_mul(4).min(MAX_DECOMPRESSED_BYTES));
+    let mut piece = vec![0; 64 * 1024];
+    loop {
+        let read = match decoder.read(&mut piece) {
+            Ok(0) => return Ok(out),
+            Ok(read) => read,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(BodyError::Invalid(format!("not gzip: {e}"))),
+        };
+        let needed = out.len() + read;
+        if needed > MAX_DECOMPRESSED_BYTES {
+            return Err(BodyError::TooLarge);
+        }
+        if needed > out.capacity() {
+            let capacity = needed.max(out.capacity() * 2).min(MAX_DECOMPRESSED_BYTES);
+            out.reserve_exact(capacity - out.len());
+        }
+        out.extend_from_slice(&piece[..read]);
+    }
 }
 
 /// The answer to an export, by the behaviour: whether its spans are kept, the HTTP status,
@@ -414,6 +454,7 @@ mod tests {
             }],
         };
         let body = request.encode_to_vec();
+        let decode = |body: &[u8], gzipped| decode(body, gzipped, usize::MAX).map(|(r, _)| r);
         assert_eq!(decode(&body, false).unwrap(), request);
         let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
         gz.write_all(&body).unwrap();

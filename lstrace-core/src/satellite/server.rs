@@ -254,6 +254,7 @@ async fn answer(request: Request<Incoming>, shared: &Shared) -> Response<Full<By
         // A report without spans is already whole.
         body: (report.spans > 0).then_some(body),
         spans: report.spans,
+        arrival: 0,
     });
     // The body is the satellite's now, no longer a request's.
     drop(held);
@@ -282,20 +283,42 @@ async fn answer_otlp(
     behaviour: super::Behaviour,
     shared: &Shared,
 ) -> Response<Full<Bytes>> {
-    let gzipped = parts
-        .headers
-        .get(header::CONTENT_ENCODING)
-        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"gzip"));
-    let request = match otlp::decode(body, gzipped) {
-        Ok(request) => request,
-        Err(otlp::BodyError::TooLarge) => {
+    let gzipped = match parts.headers.get(header::CONTENT_ENCODING) {
+        None => false,
+        Some(v) if v.as_bytes().eq_ignore_ascii_case(b"identity") => false,
+        Some(v) if v.as_bytes().eq_ignore_ascii_case(b"gzip") => true,
+        Some(_) => {
             return text(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                format!(
-                    "an export may not exceed {} bytes once decompressed",
-                    otlp::MAX_DECOMPRESSED_BYTES
-                ),
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "the local satellite reads exports gzipped or not compressed".into(),
             )
+        }
+    };
+    let max_decoded_bytes = shared.limits.max_decoded_report_bytes;
+    let refused = |message: String| {
+        shared
+            .counters
+            .oversized_reports
+            .fetch_add(1, Ordering::Relaxed);
+        text(StatusCode::PAYLOAD_TOO_LARGE, message)
+    };
+    let (request, decoded_bytes) = match otlp::decode(body, gzipped, max_decoded_bytes) {
+        Ok(decoded) => decoded,
+        Err(otlp::BodyError::TooLarge) => {
+            return refused(format!(
+                "an export may not exceed {} bytes once decompressed",
+                otlp::MAX_DECOMPRESSED_BYTES
+            ))
+        }
+        Err(otlp::BodyError::Oversized {
+            decoded_bytes,
+            limit,
+        }) => {
+            return refused(format!(
+                "the export would hold more than {decoded_bytes} bytes of memory decoded, \
+                 over the local satellite's limit of {limit} \
+                 (Limits::max_decoded_report_bytes): send smaller exports"
+            ))
         }
         Err(otlp::BodyError::Invalid(reason)) => return text(StatusCode::BAD_REQUEST, reason),
     };
@@ -303,7 +326,8 @@ async fn answer_otlp(
         tokio::time::sleep(delay).await;
     }
     let (accepted, rejected_spans, reply) = behaviour.answer_otlp(request.spans().count());
-    shared.record_otlp(ReceivedOtlp {
+    let kept_bytes = decoded_bytes.max(body.len());
+    let export = ReceivedOtlp {
         request,
         headers: parts
             .headers
@@ -318,7 +342,8 @@ async fn answer_otlp(
         body_len: body.len(),
         accepted,
         rejected_spans,
-    });
+    };
+    shared.record_otlp(export, kept_bytes);
     match reply {
         otlp::Answer::Response(response) => bytes(
             StatusCode::OK,

@@ -1,0 +1,683 @@
+//! The same walk for OTLP exports: an `ExportTraceServiceRequest` judged against its schema
+//! without being built, adding up what decoding it would hold, so that an export that would
+//! hold more than the limit decoded is refused before prost builds it.
+
+use super::{delimited, fixed64, key, skip, string_bytes, varint, vec_bytes, Refusal, Refused};
+use super::{Walk, RECURSION_LIMIT};
+use crate::reporter::protocol::otlp::{
+    AnyValue, Event, ExportTraceServiceRequest, KeyValue, Link, ResourceSpans, ScopeSpans, Span,
+};
+use prost::encoding::{check_wire_type, WireType};
+use prost::Message;
+use std::mem::size_of;
+
+/// Decodes an export, unless decoded it would hold more than `max_decoded_bytes`; with what
+/// it holds decoded (as the walk works it out).
+pub(in crate::satellite) fn ingest_otlp(
+    body: &[u8],
+    max_decoded_bytes: usize,
+) -> Result<(ExportTraceServiceRequest, usize), Refusal> {
+    let mut walk = Walk {
+        decoded_bytes: 0,
+        limit: max_decoded_bytes,
+    };
+    // Whatever the walk says, prost decides; a walk that refused stopped no earlier than
+    // prost would (the tests hold it to that), having counted no more than the limit.
+    let _ = walk.export(body);
+    if walk.decoded_bytes > max_decoded_bytes {
+        return Err(Refusal::TooLarge {
+            decoded_bytes: walk.decoded_bytes,
+            limit: max_decoded_bytes,
+        });
+    }
+    let request = ExportTraceServiceRequest::decode(body).map_err(Refusal::Invalid)?;
+    Ok((request, walk.decoded_bytes))
+}
+
+/// `fixed32` fields.
+#[inline(always)]
+fn fixed32(wire_type: WireType, buf: &mut &[u8]) -> Result<(), Refused> {
+    check_wire_type(WireType::ThirtyTwoBit, wire_type)?;
+    if buf.len() < 4 {
+        return Err(Refused);
+    }
+    *buf = &buf[4..];
+    Ok(())
+}
+
+impl Walk {
+    /// `bytes` fields: decoded into a new `Vec<u8>`, which holds at least 8 bytes.
+    #[inline(always)]
+    fn bytes(&mut self, wire_type: WireType, buf: &mut &[u8]) -> Result<(), Refused> {
+        check_wire_type(WireType::LengthDelimited, wire_type)?;
+        let bytes = delimited(buf)?;
+        self.add(string_bytes(bytes.len()));
+        Ok(())
+    }
+
+    /// `ExportTraceServiceRequest`; stops early, refused, once what it would hold decoded is
+    /// over the limit.
+    fn export(&mut self, mut body: &[u8]) -> Result<(), Refused> {
+        let buf = &mut body;
+        let depth = RECURSION_LIMIT;
+        let mut resource_spans = 0;
+        let walked = (|| {
+            while !buf.is_empty() {
+                let (tag, wire_type) = key(buf)?;
+                match tag {
+                    1 => {
+                        self.message(wire_type, buf, depth, Self::resource_spans)?;
+                        resource_spans += 1;
+                    }
+                    _ => skip(wire_type, tag, buf, depth)?,
+                }
+                let held = vec_bytes(resource_spans, size_of::<ResourceSpans>());
+                if self.decoded_bytes.saturating_add(held) > self.limit {
+                    return Err(Refused);
+                }
+            }
+            Ok(())
+        })();
+        self.add(vec_bytes(resource_spans, size_of::<ResourceSpans>()));
+        walked
+    }
+
+    /// `ResourceSpans`.
+    fn resource_spans(&mut self, buf: &mut &[u8], depth: u32) -> Result<(), Refused> {
+        let mut scope_spans = 0;
+        let walked = self.fields(buf, depth, |walk, tag, wire_type, buf| {
+            match tag {
+                1 => walk.message(wire_type, buf, depth, Self::resource)?,
+                2 => {
+                    walk.message(wire_type, buf, depth, Self::scope_spans)?;
+                    scope_spans += 1;
+                }
+                3 => walk.string(wire_type, buf)?,
+                _ => return Ok(false),
+            }
+            Ok(true)
+        });
+        self.add(vec_bytes(scope_spans, size_of::<ScopeSpans>()));
+        walked
+    }
+
+    /// `Resource`.
+    fn resource(&mut self, buf: &mut &[u8], depth: u32) -> Result<(), Refused> {
+        let mut attributes = 0;
+        let walked = self.fields(buf, depth, |walk, tag, wire_type, buf| {
+            match tag {
+                1 => {
+                    walk.message(wire_type, buf, depth, Self::otlp_key_value)?;
+                    attributes += 1;
+                }
+                2 => varint(wire_type, buf)?,
+                _ => return Ok(false),
+            }
+            Ok(true)
+        });
+        self.add(vec_bytes(attributes, size_of::<KeyValue>()));
+        walked
+    }
+
+    /// `ScopeSpans`.
+    fn scope_spans(&mut self, buf: &mut &[u8], depth: u32) -> Result<(), Refused> {
+        let mut spans = 0;
+        let walked = self.fields(buf, depth, |walk, tag, wire_type, buf| {
+            match tag {
+                1 => walk.message(wire_type, buf, depth, Self::scope)?,
+                2 => {
+                    walk.message(wire_type, buf, depth, Self::otlp_span)?;
+                    spans += 1;
+                }
+                3 => walk.string(wire_type, buf)?,
+                _ => return Ok(false),
+            }
+            // A scope of many empty spans holds far more decoded than it takes on the wire:
+            // the walk stops as soon as it is over the limit.
+            if walk
+                .decoded_bytes
+                .saturating_add(vec_bytes(spans, size_of::<Span>()))
+                > walk.limit
+            {
+                return Err(Refused);
+            }
+            Ok(true)
+        });
+        self.add(vec_bytes(spans, size_of::<Span>()));
+        walked
+    }
+
+    /// `InstrumentationScope`.
+    fn scope(&mut self, buf: &mut &[u8], depth: u32) -> Result<(), Refused> {
+        let mut attributes = 0;
+        let walked = self.fields(buf, depth, |walk, tag, wire_type, buf| {
+            match tag {
+                1 | 2 => walk.string(wire_type, buf)?,
+                3 => {
+                    walk.message(wire_type, buf, depth, Self::otlp_key_value)?;
+                    attributes += 1;
+                }
+                4 => varint(wire_type, buf)?,
+                _ => return Ok(false),
+            }
+            Ok(true)
+        });
+        self.add(vec_bytes(attributes, size_of::<KeyValue>()));
+        walked
+    }
+
+    /// `Span`.
+    fn otlp_span(&mut self, buf: &mut &[u8], depth: u32) -> Result<(), Refused> {
+        let (mut attributes, mut events, mut links) = (0, 0, 0);
+        let walked = self.fields(buf, depth, |walk, tag, wire_type, buf| {
+            match tag {
+                1 | 2 | 4 => walk.bytes(wire_type, buf)?,
+                3 | 5 => walk.string(wire_type, buf)?,
+                6 | 10 | 12 | 14 => varint(wire_type, buf)?,
+                7 | 8 => fixed64(wire_type, buf)?,
+                9 => {
+                    walk.message(wire_type, buf, depth, Self::otlp_key_value)?;
+                    attributes += 1;
+                }
+                11 => {
+                    walk.message(wire_type, buf, depth, Self::event)?;
+                    events += 1;
+                }
+                13 => {
+                    walk.message(wire_type, buf, depth, Self::link)?;
+                    links += 1;
+                }
+                15 => walk.message(wire_type, buf, depth, Self::status)?,
+                16 => fixed32(wire_type, buf)?,
+                _ => return Ok(false),
+            }
+            Ok(true)
+        });
+        self.add(vec_bytes(attributes, size_of::<KeyValue>()));
+        self.add(vec_bytes(events, size_of::<Event>()));
+        self.add(vec_bytes(links, size_of::<Link>()));
+        walked
+    }
+
+    /// `Span.Event`.
+    fn event(&mut self, buf: &mut &[u8], depth: u32) -> Result<(), Refused> {
+        let mut attributes = 0;
+        let walked = self.fields(buf, depth, |walk, tag, wire_type, buf| {
+            match tag {
+                1 => fixed64(wire_type, buf)?,
+                2 => walk.string(wire_type, buf)?,
+                3 => {
+                    walk.message(wire_type, buf, depth, Self::otlp_key_value)?;
+                    attributes += 1;
+                }
+                4 => varint(wire_type, buf)?,
+                _ => return Ok(false),
+            }
+            Ok(true)
+        });
+        self.add(vec_bytes(attributes, size_of::<KeyValue>()));
+        walked
+    }
+
+    /// `Span.Link`.
+    fn link(&mut self, buf: &mut &[u8], depth: u32) -> Result<(), Refused> {
+        let mut attributes = 0;
+        let walked = self.fields(buf, depth, |walk, tag, wire_type, buf| {
+            match tag {
+                1 | 2 => walk.bytes(wire_type, buf)?,
+                3 => walk.string(wire_type, buf)?,
+                4 => {
+                    walk.message(wire_type, buf, depth, Self::otlp_key_value)?;
+                    attributes += 1;
+                }
+                5 => varint(wire_type, buf)?,
+                6 => fixed32(wire_type, buf)?,
+                _ => return Ok(false),
+            }
+            Ok(true)
+        });
+        self.add(vec_bytes(attributes, size_of::<KeyValue>()));
+        walked
+    }
+
+    /// `Status`.
+    fn status(&mut self, buf: &mut &[u8], depth: u32) -> Result<(), Refused> {
+        self.fields(buf, depth, |walk, tag, wire_type, buf| {
+            match tag {
+                2 => walk.string(wire_type, buf)?,
+                3 => varint(wire_type, buf)?,
+                _ => return Ok(false),
+            }
+            Ok(true)
+        })
+    }
+
+    /// `KeyValue`.
+    fn otlp_key_value(&mut self, buf: &mut &[u8], depth: u32) -> Result<(), Refused> {
+        self.fields(buf, depth, |walk, tag, wire_type, buf| {
+            match tag {
+                1 => walk.string(wire_type, buf)?,
+                2 => walk.message(wire_type, buf, depth, Self::any_value)?,
+                _ => return Ok(false),
+            }
+            Ok(true)
+        })
+    }
+
+    /// `AnyValue`: a oneof, arrays and lists nesting as deep as prost lets them.
+    fn any_value(&mut self, buf: &mut &[u8], depth: u32) -> Result<(), Refused> {
+        self.fields(buf, depth, |walk, tag, wire_type, buf| {
+            match tag {
+                1 => walk.string(wire_type, buf)?,
+                2 | 3 => varint(wire_type, buf)?,
+                4 => fixed64(wire_type, buf)?,
+                5 => walk.message(wire_type, buf, depth, Self::array_value)?,
+                6 => walk.message(wire_type, buf, depth, Self::key_value_list)?,
+                7 => walk.bytes(wire_type, buf)?,
+                _ => return Ok(false),
+            }
+            Ok(true)
+        })
+    }
+
+    /// `ArrayValue`.
+    fn array_value(&mut self, buf: &mut &[u8], depth: u32) -> Result<(), Refused> {
+        let mut values = 0;
+        let walked = self.fields(buf, depth, |walk, tag, wire_type, buf| {
+            match tag {
+                1 => {
+                    walk.message(wire_type, buf, depth, Self::any_value)?;
+                    values += 1;
+                }
+                _ => return Ok(false),
+            }
+            Ok(true)
+        });
+        self.add(vec_bytes(values, size_of::<AnyValue>()));
+        walked
+    }
+
+    /// `KeyValueList`.
+    fn key_value_list(&mut self, buf: &mut &[u8], depth: u32) -> Result<(), Refused> {
+        let mut values = 0;
+        let walked = self.fields(buf, depth, |walk, tag, wire_type, buf| {
+            match tag {
+                1 => {
+                    walk.message(wire_type, buf, depth, Self::otlp_key_value)?;
+                    values += 1;
+                }
+                _ => return Ok(false),
+            }
+            Ok(true)
+        });
+        self.add(vec_bytes(values, size_of::<KeyValue>()));
+        walked
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests::{any_fields, counting, field, nested_groups};
+    use super::*;
+    use crate::reporter::protocol::otlp::{
+        any_value::Value, ArrayValue, InstrumentationScope, KeyValueList, Resource, Status,
+    };
+    use proptest::prelude::*;
+
+    fn kv(key: &str, value: Value) -> KeyValue {
+        KeyValue::new(key, value)
+    }
+
+    /// An export with every field of every message set, values of every kind, nested.
+    fn export() -> ExportTraceServiceRequest {
+        let attributes = || {
+            vec![
+                kv("s", Value::StringValue("text".into())),
+                kv("b", Value::BoolValue(true)),
+                kv("i", Value::IntValue(-3)),
+                kv("f", Value::DoubleValue(1.5)),
+                kv("bytes", Value::BytesValue(vec![1, 2, 3])),
+                kv(
+                    "array",
+                    Value::ArrayValue(ArrayValue {
+                        values: vec![AnyValue {
+                            value: Some(Value::ArrayValue(ArrayValue {
+                                values: vec![AnyValue {
+                                    value: Some(Value::IntValue(1)),
+                                }],
+                            })),
+                        }],
+                    }),
+                ),
+                kv(
+                    "list",
+                    Value::KvlistValue(KeyValueList {
+                        values: vec![kv("inner", Value::StringValue("x".into()))],
+                    }),
+                ),
+            ]
+        };
+        let span = |id: u8| Span {
+            trace_id: vec![7; 16],
+            span_id: vec![id; 8],
+            trace_state: "k=v".into(),
+            parent_span_id: vec![1; 8],
+            name: format!("op {id}"),
+            kind: 2,
+            start_time_unix_nano: 1,
+            end_time_unix_nano: 2,
+            attributes: attributes(),
+            dropped_attributes_count: 1,
+            events: vec![Event {
+                time_unix_nano: 3,
+                name: "error".into(),
+                attributes: attributes(),
+                dropped_attributes_count: 2,
+            }],
+            dropped_events_count: 3,
+            links: vec![Link {
+                trace_id: vec![7; 16],
+                span_id: vec![1; 8],
+                trace_state: "k=v".into(),
+                attributes: attributes(),
+                dropped_attributes_count: 4,
+                flags: 1,
+            }],
+            dropped_links_count: 5,
+            status: Some(Status {
+                message: "boom".into(),
+                code: 2,
+            }),
+            flags: 0x101,
+        };
+        ExportTraceServiceRequest {
+            resource_spans: vec![ResourceSpans {
+                resource: Some(Resource {
+                    attributes: attributes(),
+                    dropped_attributes_count: 6,
+                }),
+                scope_spans: vec![ScopeSpans {
+                    scope: Some(InstrumentationScope {
+                        name: "lstrace".into(),
+                        version: "0.1.0".into(),
+                        attributes: attributes(),
+                        dropped_attributes_count: 7,
+                    }),
+                    spans: vec![span(2), span(3), span(4)],
+                    schema_url: "https://opentelemetry.io/schemas/1.0".into(),
+                }],
+                schema_url: "https://opentelemetry.io/schemas/1.0".into(),
+            }],
+        }
+    }
+
+    /// The walk judges `body` as prost does, and `ingest_otlp` answers what prost answers.
+    fn agrees_with_prost(body: &[u8]) {
+        let walked = Walk {
+            decoded_bytes: 0,
+            limit: usize::MAX,
+        }
+        .export(body);
+        let decoded = ExportTraceServiceRequest::decode(body);
+        assert_eq!(
+            walked.is_ok(),
+            decoded.is_ok(),
+            "{body:x?}: the walk says {walked:?}, prost {decoded:?}"
+        );
+        match (ingest_otlp(body, usize::MAX), decoded) {
+            (Ok((ours, _)), Ok(theirs)) => assert_eq!(ours, theirs),
+            (Err(Refusal::Invalid(ours)), Err(theirs)) => assert_eq!(ours, theirs),
+            (ours, theirs) => panic!("{body:x?}: ingest says {ours:?}, prost {theirs:?}"),
+        }
+    }
+
+    /// What the walk says decoding `body` holds, and what it does hold.
+    fn decoded_bytes(body: &[u8]) -> (usize, usize) {
+        let mut walk = Walk {
+            decoded_bytes: 0,
+            limit: usize::MAX,
+        };
+        walk.export(body).expect("a valid export");
+        let before = counting::live();
+        let decoded = ExportTraceServiceRequest::decode(body).unwrap();
+        let held = counting::live() - before;
+        drop(decoded);
+        (walk.decoded_bytes, usize::try_from(held).unwrap())
+    }
+
+    /// Where a field is added to a valid export: the field numbers down to the message.
+    const LEVELS: [&[u64]; 17] = [
+        &[],
+        &[1],
+        &[1, 1],
+        &[1, 1, 1],
+        &[1, 2],
+        &[1, 2, 1],
+        &[1, 2, 1, 3],
+        &[1, 2, 2],
+        &[1, 2, 2, 9],
+        &[1, 2, 2, 9, 2],
+        &[1, 2, 2, 9, 2, 5],
+        &[1, 2, 2, 9, 2, 5, 1],
+        &[1, 2, 2, 9, 2, 6],
+        &[1, 2, 2, 11],
+        &[1, 2, 2, 11, 3],
+        &[1, 2, 2, 13],
+        &[1, 2, 2, 15],
+    ];
+
+    /// A valid export with one more message at `path`, which holds `extra` after its own
+    /// fields (a repeated message gets one more element; a singular one merges).
+    fn with_extra(path: &[u64], extra: &[u8]) -> Vec<u8> {
+        let mut body = export().encode_to_vec();
+        let added = path
+            .iter()
+            .rev()
+            .fold(extra.to_vec(), |content, &tag| field(tag, &content));
+        body.extend_from_slice(&added);
+        body
+    }
+
+    #[test]
+    fn an_export_is_decoded_whole() {
+        let body = export().encode_to_vec();
+        assert_eq!(ingest_otlp(&body, usize::MAX).unwrap().0, export());
+        agrees_with_prost(&body);
+        for body in [
+            &b"<html><body>502 Bad Gateway</body></html>"[..],
+            b"\xff\xff\xff garbage",
+            b"\x0a\x05ab",
+        ] {
+            assert!(matches!(
+                ingest_otlp(body, usize::MAX),
+                Err(Refusal::Invalid(_))
+            ));
+            agrees_with_prost(body);
+        }
+        // A span name that is not UTF-8, and a flags field cut short.
+        for bad in [&b"\x2a\x02\xc3\x28"[..], b"\x85\x01\x01\x00"] {
+            agrees_with_prost(&with_extra(&[1, 2, 2], bad));
+        }
+    }
+
+    #[test]
+    fn groups_nest_as_deep_as_prost_lets_them_at_every_level() {
+        for depth in [1, 90, 94, 95, 96, 97, 98, 99, 100, 101] {
+            for path in LEVELS {
+                agrees_with_prost(&with_extra(path, &nested_groups(depth)));
+            }
+        }
+    }
+
+    #[test]
+    fn values_nest_as_deep_as_prost_lets_them() {
+        for depth in [1, 80, 90, 91, 92, 93, 94, 95, 96, 97, 98, 100, 120] {
+            // `depth` arrays, one inside the other.
+            let value =
+                (0..depth).fold(b"\x18\x01".to_vec(), |inner, _| field(5, &field(1, &inner)));
+            let attribute = field(2, &value);
+            agrees_with_prost(&with_extra(&[1, 2, 2, 9], &attribute));
+        }
+    }
+
+    #[test]
+    fn decoding_holds_no_more_than_the_walk_says() {
+        let (said, held) = decoded_bytes(&export().encode_to_vec());
+        assert!(held <= said, "held {held}, said {said}");
+        assert!(said <= held + held / 8, "held {held}, said {said}");
+    }
+
+    #[test]
+    fn exports_that_would_hold_too_much_decoded_are_refused() {
+        let limit = 64 << 20;
+        let scope = |spans: &[u8]| field(1, &field(2, spans));
+        // 2 M empty spans, 2 M empty attributes in one span, 2 M empty array values, and
+        // each of them with a broken field at the end (prost would refuse it, but only after
+        // building everything before it).
+        let bombs = [
+            scope(&b"\x12\x00".repeat(2 << 20)),
+            scope(&field(2, &b"\x4a\x00".repeat(2 << 20))),
+            scope(&field(
+                2,
+                &field(9, &field(2, &field(5, &b"\x0a\x00".repeat(2 << 20)))),
+            )),
+        ];
+        for bomb in &bombs {
+            for body in [bomb.clone(), [&bomb[..], b"\x0a\x05ab"].concat()] {
+                match ingest_otlp(&body, limit) {
+                    Err(Refusal::TooLarge {
+                        decoded_bytes,
+                        limit: refused_at,
+                    }) => assert!(decoded_bytes > limit && refused_at == limit),
+                    other => panic!("{other:?}"),
+                }
+            }
+        }
+        // Under the limit, the same export is taken.
+        let body = scope(&b"\x12\x00".repeat(1000));
+        assert_eq!(ingest_otlp(&body, limit).unwrap().0.spans().count(), 1000);
+        let (said, held) = decoded_bytes(&body);
+        assert!(held <= said, "held {held}, said {said}");
+    }
+
+    /// An export of any shape the OTLP exporters send, with any text and number of items.
+    fn any_export() -> impl Strategy<Value = ExportTraceServiceRequest> {
+        let leaf = prop_oneof![
+            "[ -~]{0,20}".prop_map(Value::StringValue),
+            any::<i64>().prop_map(Value::IntValue),
+            any::<f64>().prop_map(Value::DoubleValue),
+            any::<bool>().prop_map(Value::BoolValue),
+            prop::collection::vec(any::<u8>(), 0..20).prop_map(Value::BytesValue),
+        ];
+        let value = leaf.prop_recursive(3, 16, 4, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4).prop_map(|values| {
+                    Value::ArrayValue(ArrayValue {
+                        values: values
+                            .into_iter()
+                            .map(|v| AnyValue { value: Some(v) })
+                            .collect(),
+                    })
+                }),
+                prop::collection::vec(("[a-z]{0,6}", inner), 0..4).prop_map(|values| {
+                    Value::KvlistValue(KeyValueList {
+                        values: values.into_iter().map(|(k, v)| kv(&k, v)).collect(),
+                    })
+                }),
+            ]
+        });
+        let kv = ("[a-z.]{0,12}", value).prop_map(|(key, value)| kv(&key, value));
+        let event = ("[a-z]{0,8}", prop::collection::vec(kv.clone(), 0..4)).prop_map(
+            |(name, attributes)| Event {
+                time_unix_nano: 1,
+                name,
+                attributes,
+                dropped_attributes_count: 0,
+            },
+        );
+        let span = (
+            prop::collection::vec(any::<u8>(), 0..17),
+            "[a-z ]{0,30}",
+            prop::collection::vec(kv.clone(), 0..12),
+            prop::collection::vec(event, 0..4),
+            prop::collection::vec(prop::collection::vec(kv.clone(), 0..3), 0..3),
+        )
+            .prop_map(|(trace_id, name, attributes, events, links)| Span {
+                trace_id,
+                name,
+                attributes,
+                events,
+                links: links
+                    .into_iter()
+                    .map(|attributes| Link {
+                        attributes,
+                        ..Link::default()
+                    })
+                    .collect(),
+                ..export().resource_spans[0].scope_spans[0].spans[0].clone()
+            });
+        (
+            prop::collection::vec(span, 0..16),
+            prop::collection::vec(kv, 0..6),
+        )
+            .prop_map(|(spans, attributes)| {
+                let mut export = export();
+                let resource_spans = &mut export.resource_spans[0];
+                resource_spans.resource = Some(Resource {
+                    attributes,
+                    dropped_attributes_count: 0,
+                });
+                resource_spans.scope_spans[0].spans = spans;
+                export
+            })
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_bytes_are_judged_as_prost_judges_them(
+            body in proptest::collection::vec(any::<u8>(), 0..200)
+        ) {
+            agrees_with_prost(&body);
+        }
+
+        #[test]
+        fn damaged_exports_are_judged_as_prost_judges_them(
+            flips in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..4),
+            cut in any::<prop::sample::Index>(),
+        ) {
+            let mut body = export().encode_to_vec();
+            for (at, byte) in flips {
+                let at = at.index(body.len());
+                body[at] = byte;
+            }
+            agrees_with_prost(&body);
+            body.truncate(cut.index(body.len() + 1));
+            agrees_with_prost(&body);
+        }
+
+        #[test]
+        fn added_fields_are_judged_as_prost_judges_them(
+            path in prop::sample::select(LEVELS.to_vec()),
+            extra in any_fields(),
+            cut in any::<prop::sample::Index>(),
+        ) {
+            let mut body = with_extra(path, &extra);
+            agrees_with_prost(&body);
+            body.truncate(cut.index(body.len() + 1));
+            agrees_with_prost(&body);
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(32))]
+
+        #[test]
+        fn decoding_any_export_holds_no_more_than_the_walk_says(export in any_export()) {
+            let body = export.encode_to_vec();
+            agrees_with_prost(&body);
+            let (said, held) = decoded_bytes(&body);
+            prop_assert!(held <= said, "held {}, said {}", held, said);
+            prop_assert!(said <= held + held / 8, "held {}, said {}", held, said);
+        }
+    }
+}
