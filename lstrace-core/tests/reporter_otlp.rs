@@ -9,6 +9,7 @@ use lstrace_core::reporter::protocol::otlp::{any_value::Value, KeyValue, SpanKin
 use lstrace_core::reporter::{
     Compression, DropReason, Protocol, ReportError, ReportFailure, StatusReport,
 };
+use lstrace_core::satellite::fault::{Fault, FaultServer};
 use lstrace_core::satellite::{Behaviour, LocalSatellite};
 use lstrace_core::testing::TestRecorder;
 use lstrace_core::{span, Event, Options, Recorder, SpanRecord, Tracer};
@@ -372,4 +373,38 @@ fn the_web_view_shows_otlp_spans_with_lightstep_ones() {
     let stats = satellite.view_stats().unwrap();
     assert_eq!(stats.spans, 5);
     assert_eq!(satellite.reports_received(), 2);
+}
+
+/// A collector that redirects gets no retry at the new place: the access token and the
+/// configured headers go to the configured collectors only, and never show.
+#[test]
+fn redirects_are_not_followed_and_headers_stay_home() {
+    for status in [301, 302, 307, 308] {
+        let elsewhere = LocalSatellite::start().unwrap();
+        let target = format!("{}/v1/traces", elsewhere.url());
+        let collector = FaultServer::start(Fault::Redirect(status, target)).unwrap();
+        let events = EventLog::new();
+        let tracer = Tracer::start(
+            options(&[collector.url()], &events).header("authorization", "Bearer hdr-7c2e41"),
+        )
+        .unwrap();
+        feed(&tracer, small_spans(2));
+        let flushed = tracer.flush(PATIENCE);
+        assert!(!flushed.timed_out, "{status}");
+        assert_eq!(flushed.spans_dropped, 2, "{status}");
+        assert_eq!(collector.requests().len(), 1, "{status}: one attempt");
+        assert_eq!(
+            collector.requests()[0].access_token_header.as_deref(),
+            Some(TOKEN)
+        );
+        assert_eq!(elsewhere.requests_seen(), 0, "{status}: followed");
+        assert!(events.wait_for(|e| matches!(
+            e,
+            Event::ReportFailed(ReportFailure { error: ReportError::Refused { status: s }, .. })
+                if *s == status
+        )));
+        let shown = format!("{tracer:?} {:?}", events.events());
+        assert!(!shown.contains("hdr-7c2e41"), "{shown}");
+        assert!(!shown.contains(TOKEN), "{shown}");
+    }
 }
