@@ -88,6 +88,12 @@ fn exports_carry_what_was_traced_and_render_as_lightstep_reports_do() {
     assert_eq!(export.header("lightstep-access-token"), Some(TOKEN));
     assert_eq!(export.header("x-api-key"), Some("key-5ec2e7"));
     assert_eq!(export.header("content-encoding"), None);
+    // The head and the lent spans go as one body of a known length, not chunked.
+    assert_eq!(
+        export.header("content-length"),
+        Some(export.body_len.to_string().as_str())
+    );
+    assert_eq!(export.header("transfer-encoding"), None);
     let resource_spans = &export.request.resource_spans;
     assert_eq!(resource_spans.len(), 1);
     let resource = resource_spans[0].resource.as_ref().unwrap();

@@ -29,11 +29,13 @@ use super::encode::Limits;
 use super::options::Protocol;
 use super::protocol::otlp;
 use super::wire;
+#[cfg(test)]
 use crate::protocol;
 use crate::record::SpanRecord;
 use bytes::Bytes;
 #[cfg(test)]
 use prost::encoding::message;
+#[cfg(test)]
 use prost::Message;
 use std::sync::Arc;
 
@@ -71,31 +73,20 @@ impl AsRef<[u8]> for Shared {
 }
 
 impl Chunk {
-    /// The bytes of a report: the chunk's spans followed by the header fields (`reporter`,
-    /// `auth`, `internal_metrics`, ...) of `header`, which must have no spans. The chunk's
-    /// bytes are lent, not copied, until [`Chunk::reclaim`].
-    pub(crate) fn lend(&mut self, header: &protocol::ReportRequest) -> Bytes {
-        debug_assert!(header.spans.is_empty());
+    /// The chunk's spans followed by `trailer` (a LightStep report's header fields:
+    /// `reporter`, `auth`, `internal_metrics`, ..., encoded; nothing for OTLP, whose head
+    /// goes before). The chunk's bytes are lent, not copied, until [`Chunk::reclaim`].
+    pub(crate) fn lend(&mut self, trailer: &[u8]) -> Bytes {
         self.reclaim();
         let mut bytes = std::mem::take(&mut self.bytes);
         let spans_end = bytes.len();
-        bytes.extend_from_slice(&header.encode_to_vec());
+        bytes.extend_from_slice(trailer);
         let bytes = Arc::new(bytes);
         self.lent = Some(Lent {
             bytes: Arc::clone(&bytes),
             spans_end,
         });
         Bytes::from_owner(Shared(bytes))
-    }
-
-    /// The bytes of an OTLP request: `head` (see [`otlp::request_head`]), then the chunk's
-    /// spans, copied: the chunk keeps its bytes, for a retry or for reuse.
-    pub(crate) fn copy_after(&self, head: &[u8]) -> Bytes {
-        debug_assert!(self.lent.is_none());
-        let mut body = Vec::with_capacity(head.len() + self.bytes.len());
-        body.extend_from_slice(head);
-        body.extend_from_slice(&self.bytes);
-        Bytes::from(body)
     }
 
     /// Takes the bytes back from the body they were lent to, without the header: the same
@@ -334,7 +325,7 @@ mod tests {
             ..Default::default()
         };
         let mut chunk = chunks.into_iter().next().unwrap();
-        let body = chunk.lend(&header);
+        let body = chunk.lend(&header.encode_to_vec());
         let decoded = protocol::ReportRequest::decode(&body[..]).unwrap();
         assert_eq!(decoded.auth, header.auth);
         assert_eq!(decoded.timestamp_offset_micros, 5);
@@ -346,7 +337,7 @@ mod tests {
             timestamp_offset_micros: 9,
             ..header
         };
-        let retry = chunk.lend(&retry_header);
+        let retry = chunk.lend(&retry_header.encode_to_vec());
         let decoded = protocol::ReportRequest::decode(&retry[..]).unwrap();
         assert_eq!(decoded.timestamp_offset_micros, 9);
         assert_eq!(decoded.spans, spans);
@@ -490,9 +481,9 @@ mod tests {
         let chunks = buffer.take();
         let sizes: Vec<usize> = chunks.iter().map(|c| c.spans).collect();
         assert_eq!(sizes, [2, 2, 1]);
-        for chunk in &chunks {
+        for mut chunk in chunks {
             let head = otlp::request_head(&resource, &scope, chunk.bytes.len());
-            let body = chunk.copy_after(&head);
+            let body = [&head[..], &chunk.lend(&[])].concat();
             let request = otlp::ExportTraceServiceRequest::decode(&body[..]).unwrap();
             assert_eq!(request.resource_spans.len(), 1);
             let scope_spans = &request.resource_spans[0].scope_spans;

@@ -3,7 +3,7 @@
 
 use super::events::ReportError;
 use super::options::{redact, Config, InitError};
-use super::protocol::{Answer, ReportProtocol, MAX_ANSWER_BYTES};
+use super::protocol::{Answer, ReportBody, ReportProtocol, MAX_ANSWER_BYTES};
 use reqwest::Url;
 use std::error::Error as _;
 use std::future::Future;
@@ -81,13 +81,13 @@ impl Transport {
     pub(crate) fn send(
         &self,
         endpoint: usize,
-        body: bytes::Bytes,
+        body: ReportBody,
         timeout: Duration,
     ) -> impl Future<Output = Result<RawAnswer, ReportError>> + Send + 'static {
         let request = self
             .client
             .post(self.endpoints[endpoint].clone())
-            .body(body);
+            .body(body.into_http());
         let token = Arc::clone(&self.token);
         async move {
             let deadline = tokio::time::Instant::now() + timeout;

@@ -20,7 +20,7 @@
 use super::buffer::{Chunk, SpanBuffer};
 use super::events::{DropReason, Event, ReportError, ReportFailure, StatusReport};
 use super::options::{Config, InitError};
-use super::protocol::{Answer, Carried, ReportProtocol};
+use super::protocol::{Answer, Carried, ReportBody, ReportProtocol};
 use super::retry::{after, Endpoints};
 use super::transport::{RawAnswer, Transport};
 use super::Shared;
@@ -103,7 +103,7 @@ struct Batch {
 struct Flight {
     batch: Batch,
     /// The report's body, shared with its attempts, for a hedge to send again.
-    body: bytes::Bytes,
+    body: ReportBody,
     /// One attempt, or two once hedged, oldest first.
     attempts: Vec<Attempt>,
 }
@@ -363,7 +363,7 @@ impl Worker {
     fn spawn_attempt(
         &mut self,
         batch_id: u64,
-        body: bytes::Bytes,
+        body: ReportBody,
         endpoint: usize,
         now: Instant,
     ) -> Attempt {

@@ -2,7 +2,7 @@
 //! header fields (reporter, auth, internal metrics) follow the spans, and a
 //! `ReportResponse` answer.
 
-use super::{Answer, AnswerBody, Carried, ReportProtocol};
+use super::{Answer, AnswerBody, Carried, ReportBody, ReportProtocol};
 use crate::clock;
 use crate::protocol::{
     metrics_sample, Auth, InternalMetrics, MetricsSample, ReportRequest, ReportResponse, Reporter,
@@ -89,10 +89,10 @@ impl ReportProtocol for LightStep {
         chunk: &mut Chunk,
         carried: Carried,
         interval_start_nanos: u64,
-    ) -> bytes::Bytes {
+    ) -> ReportBody {
         let now = clock::system_time_to_unix_nanos(SystemTime::now());
         self.header.internal_metrics = Some(metrics(interval_start_nanos, now, carried));
-        chunk.lend(&self.header)
+        ReportBody::whole(chunk.lend(&self.header.encode_to_vec()))
     }
 
     fn answer(

@@ -8,7 +8,12 @@ pub mod otlp;
 use super::buffer::Chunk;
 use super::events::ReportError;
 use super::options::InitError;
+use bytes::Bytes;
+use http_body::{Frame, SizeHint};
 use reqwest::header::HeaderMap;
+use std::convert::Infallible;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 
 /// A collector's answer to a report that it accepted.
 #[derive(Debug, PartialEq, Eq)]
@@ -70,7 +75,7 @@ pub(crate) trait ReportProtocol: Send {
         chunk: &mut Chunk,
         carried: Carried,
         interval_start_nanos: u64,
-    ) -> bytes::Bytes;
+    ) -> ReportBody;
 
     /// What an answer means. `body` is read only for a 2xx status; `retry_after` is the
     /// answer's `Retry-After` in seconds (capped), when it has one.
@@ -80,6 +85,70 @@ pub(crate) trait ReportProtocol: Send {
         retry_after: Option<std::time::Duration>,
         body: AnswerBody<'_>,
     ) -> Result<Answer, ReportError>;
+}
+
+/// A report body: `head`, then `rest`, sent as one HTTP body of their total length. Either
+/// part may share memory with the span buffer (see [`Chunk::lend`]): nothing is copied to
+/// put them together. Cloning shares them too (a hedge sends the same body again).
+#[derive(Clone, Debug, Default)]
+pub(crate) struct ReportBody {
+    head: Bytes,
+    rest: Bytes,
+}
+
+impl ReportBody {
+    /// A body of one part.
+    pub(crate) fn whole(bytes: Bytes) -> Self {
+        ReportBody {
+            head: bytes,
+            rest: Bytes::new(),
+        }
+    }
+
+    /// `head`, then `rest`.
+    pub(crate) fn parts(head: Bytes, rest: Bytes) -> Self {
+        ReportBody { head, rest }
+    }
+
+    /// Its length in bytes.
+    pub(crate) fn len(&self) -> usize {
+        self.head.len() + self.rest.len()
+    }
+
+    /// The HTTP request body: a body of one part is sent as it is.
+    pub(crate) fn into_http(self) -> reqwest::Body {
+        if self.rest.is_empty() {
+            reqwest::Body::from(self.head)
+        } else {
+            reqwest::Body::wrap(self)
+        }
+    }
+}
+
+impl http_body::Body for ReportBody {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        let this = self.get_mut();
+        let part = if this.head.is_empty() {
+            &mut this.rest
+        } else {
+            &mut this.head
+        };
+        Poll::Ready((!part.is_empty()).then(|| Ok(Frame::data(std::mem::take(part)))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        SizeHint::with_exact(self.len() as u64)
+    }
 }
 
 impl Carried {

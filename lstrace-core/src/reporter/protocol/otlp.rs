@@ -7,7 +7,7 @@
 #![allow(missing_docs)] // Field docs are the proto files'.
 
 use super::lightstep::ACCESS_TOKEN_HEADER;
-use super::{Answer, AnswerBody, Carried, ReportProtocol};
+use super::{Answer, AnswerBody, Carried, ReportBody, ReportProtocol};
 use crate::reporter::buffer::Chunk;
 use crate::reporter::events::ReportError;
 use crate::reporter::identity::otlp_scope;
@@ -353,17 +353,23 @@ impl ReportProtocol for Otlp {
         request_head(&self.resource, &scope_with_drops(Carried::WIDEST), 0).len() + 2 * 10 + 64
     }
 
-    fn body(&mut self, chunk: &mut Chunk, carried: Carried, _interval_start_nanos: u64) -> Bytes {
+    /// The head, then the chunk's spans, lent: not copied (gzipped, they are read once).
+    fn body(
+        &mut self,
+        chunk: &mut Chunk,
+        carried: Carried,
+        _interval_start_nanos: u64,
+    ) -> ReportBody {
+        chunk.reclaim();
         let head = request_head(
             &self.resource,
             &scope_with_drops(carried),
             chunk.bytes.len(),
         );
-        let body = chunk.copy_after(&head);
         if self.gzip {
-            Bytes::from(gzip(&body))
+            ReportBody::whole(Bytes::from(gzip(&[&head, &chunk.bytes])))
         } else {
-            body
+            ReportBody::parts(Bytes::from(head), chunk.lend(&[]))
         }
     }
 
@@ -377,14 +383,16 @@ impl ReportProtocol for Otlp {
     }
 }
 
-/// `body` gzipped, at the fastest level: the reporter's thread has spans to encode too.
-pub(crate) fn gzip(body: &[u8]) -> Vec<u8> {
-    let mut encoder = flate2::write::GzEncoder::new(
-        Vec::with_capacity(body.len() / 4),
-        flate2::Compression::fast(),
-    );
-    // Writing to a Vec cannot fail.
-    let _ = encoder.write_all(body);
+/// The parts of a body, one after the other, gzipped at the fastest level: the reporter's
+/// thread has spans to encode too.
+pub(crate) fn gzip(parts: &[&[u8]]) -> Vec<u8> {
+    let len: usize = parts.iter().map(|p| p.len()).sum();
+    let mut encoder =
+        flate2::write::GzEncoder::new(Vec::with_capacity(len / 4), flate2::Compression::fast());
+    for part in parts {
+        // Writing to a Vec cannot fail.
+        let _ = encoder.write_all(part);
+    }
     encoder.finish().unwrap_or_default()
 }
 
@@ -489,12 +497,63 @@ mod tests {
     }
 
     #[test]
+    fn a_body_lends_the_spans_instead_of_copying_them() {
+        use crate::reporter::buffer::SpanBuffer;
+        use crate::reporter::encode::tests::{record, LIMITS};
+        use crate::reporter::options::{Options, Protocol};
+        use crate::tag::TagList;
+        let (config, _) = Options::new("t")
+            .protocol(Protocol::Otlp)
+            .component_name("svc")
+            .validate()
+            .unwrap();
+        let mut buffer = SpanBuffer::new(1 << 20, Protocol::Otlp);
+        for _ in 0..3 {
+            let span = record("op", TagList::new(), Vec::new());
+            buffer.push_record(&span, &LIMITS).unwrap();
+        }
+        let mut chunk = buffer.take().pop().unwrap();
+        let spans_at = chunk.bytes.as_ptr();
+        let carried = Carried {
+            spans_dropped: 2,
+            ..Carried::default()
+        };
+        let body = Otlp::new(&config).body(&mut chunk, carried, 0);
+        assert_eq!(body.rest.as_ptr(), spans_at, "lent, not copied");
+        let whole = [&body.head[..], &body.rest[..]].concat();
+        let request = ExportTraceServiceRequest::decode(&whole[..]).unwrap();
+        assert_eq!(request.spans().count(), 3);
+        let scope = request.resource_spans[0].scope_spans[0]
+            .scope
+            .clone()
+            .unwrap();
+        assert_eq!(scope.attributes.len(), 1, "spans.dropped");
+        // Once the body is gone, the chunk has its memory back, for a retry or the next spans.
+        drop(body);
+        chunk.reclaim();
+        assert_eq!(chunk.bytes.as_ptr(), spans_at);
+        // Gzipped, the same request.
+        let gzipped = Otlp::new(&Config {
+            compression: Compression::Gzip,
+            ..config
+        })
+        .body(&mut chunk, carried, 0);
+        let mut unzipped = Vec::new();
+        std::io::Read::read_to_end(
+            &mut flate2::read::GzDecoder::new(&gzipped.head[..]),
+            &mut unzipped,
+        )
+        .unwrap();
+        assert_eq!(unzipped, whole);
+    }
+
+    #[test]
     fn gzip_round_trips() {
         use std::io::Read as _;
         let body: Vec<u8> = (0..10_000u32)
             .flat_map(|i| (i % 251).to_le_bytes())
             .collect();
-        let zipped = gzip(&body);
+        let zipped = gzip(&[&body[..5], &body[5..]]);
         assert_eq!(&zipped[..2], [0x1f, 0x8b], "the gzip magic");
         assert!(zipped.len() < body.len());
         let mut unzipped = Vec::new();
