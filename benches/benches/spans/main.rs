@@ -24,6 +24,7 @@ mod harness;
 mod span_data;
 mod with_fastrace;
 mod with_lstrace;
+mod with_otlp_exporter;
 mod with_tracing;
 
 use cases::{Case, Library};
@@ -589,8 +590,9 @@ fn e2e_report(results: &[(e2e::Measurement, u64, e2e::Outcome)]) -> String {
         "\n### End to end: reporter to the local satellite over loopback HTTP \
          (3 tags and 1 log per span)\n\n\
          | run | spans created | delivered | dropped | seconds | delivered per second | \
-         bytes per buffered span | flush of the buffer |\n\
-         |---|---:|---:|---:|---:|---:|---:|---:|\n",
+         CPU per delivered span | request bytes per span | bytes per buffered span | \
+         flush of the buffer |\n\
+         |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
     );
     for (measurement, rate, o) in results {
         let run = if *measurement == e2e::Measurement::Paced {
@@ -606,12 +608,14 @@ fn e2e_report(results: &[(e2e::Measurement, u64, e2e::Outcome)]) -> String {
             .map_or("n/a".to_owned(), |s| format!("{:.1} ms", s * 1000.0));
         let _ = writeln!(
             out,
-            "| {run} | {} | {} | {} | {:.2} | {:.0} | {bytes} | {flush} |",
+            "| {run} | {} | {} | {} | {:.2} | {:.0} | {:.0} ns | {:.0} | {bytes} | {flush} |",
             o.created,
             o.sent,
             o.dropped,
             o.seconds,
-            o.delivered_per_second()
+            o.delivered_per_second(),
+            o.cpu_nanos_per_span(),
+            o.wire_bytes_per_span()
         );
     }
     let _ = writeln!(
