@@ -507,7 +507,7 @@ pub(crate) fn sample_new_trace(trace_id: TraceId, name: &str, tags: &TagList) ->
 /// True when children of explicit parents follow their decision (the policy is parent-based).
 #[cfg(feature = "tower")]
 pub(crate) fn follows_parent() -> bool {
-    GENERATION.load(Ordering::Acquire) == 0 || global_arc().is_none_or(|p| p.follow_parent)
+    with_policy(|policy| policy.is_none_or(|p| p.follow_parent))
 }
 
 /// Whether a span named `name` with `tags`, the child of the explicit parent `parent`, is
