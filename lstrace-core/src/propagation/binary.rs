@@ -74,7 +74,7 @@ pub fn decode(carrier: &str) -> Option<SpanContext> {
         basic
             .baggage_items
             .into_iter()
-            .filter(|(key, value)| budget.admit(key, value))
+            .filter(|(key, value)| budget.admit_extracted(key, value))
             .fold(context, |ctx, (key, value)| {
                 ctx.with_baggage_item(key, value)
             }),

@@ -68,7 +68,7 @@ pub(super) fn extract(carrier: &dyn Extractor) -> Option<SpanContext> {
     Some(
         items
             .into_iter()
-            .filter(|(key, value)| budget.admit(key, value))
+            .filter(|(key, value)| budget.admit_extracted(key, value))
             .fold(context, |ctx, (key, value)| {
                 ctx.with_baggage_item(key.to_ascii_lowercase(), value)
             }),

@@ -243,7 +243,7 @@ fn complete(mut context: SpanContext, other: &SpanContext) -> SpanContext {
                 .baggage()
                 .any(|(have, _)| have.eq_ignore_ascii_case(key))
         })
-        .filter(|(key, value)| budget.admit(key, value))
+        .filter(|(key, value)| budget.admit_extracted(key, value))
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
         .collect();
     for (key, value) in missing {
@@ -328,16 +328,17 @@ pub fn extract<E: Extractor + ?Sized>(carrier: &E) -> Option<SpanContext> {
 
 static FIELDS_LEFT_OUT: AtomicU64 = AtomicU64::new(0);
 
-/// How many fields injection has left out of carriers since the process started, counted
-/// once per format and carrier: baggage items beyond the bounds (see the module's
+/// How many fields propagation has left out since the process started, counted once per
+/// format and carrier. Injecting: baggage items beyond the bounds (see the module's
 /// documentation) or that a format cannot write, a `tracestate` that extraction would refuse,
-/// and fields that a carrier could not hold.
+/// and fields that a carrier could not hold. Extracting: baggage items of a carrier beyond
+/// the bounds, which the extracted context does not get.
 #[must_use]
 pub fn fields_left_out() -> u64 {
     FIELDS_LEFT_OUT.load(Ordering::Relaxed)
 }
 
-/// Counts fields that injection left out.
+/// Counts fields that injection or extraction left out.
 pub(crate) fn leave_out(fields: usize) {
     if fields > 0 {
         FIELDS_LEFT_OUT.fetch_add(fields as u64, Ordering::Relaxed);
@@ -384,6 +385,15 @@ impl BaggageBudget {
             budget.bytes += key.len() + value.len();
         }
         budget
+    }
+
+    /// Whether one more item read from a carrier fits; if not, it is counted as left out.
+    pub(crate) fn admit_extracted(&mut self, key: &str, value: &str) -> bool {
+        let fits = self.admit(key, value);
+        if !fits {
+            leave_out(1);
+        }
+        fits
     }
 
     /// Whether one more item fits; if so, it is counted.

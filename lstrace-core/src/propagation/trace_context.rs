@@ -154,12 +154,16 @@ fn extract_baggage(carrier: &dyn Extractor, context: SpanContext) -> SpanContext
             };
             let key = key.trim_matches([' ', '\t']);
             let value = value.trim_matches([' ', '\t']);
+            if !is_token(key) {
+                continue;
+            }
             // A value longer than this cannot decode to one within the bounds.
-            if !is_token(key) || value.len() > 3 * super::MAX_BAGGAGE_VALUE_BYTES {
+            if value.len() > 3 * super::MAX_BAGGAGE_VALUE_BYTES {
+                leave_out(1);
                 continue;
             }
             let value = percent_decode(value);
-            if budget.admit(key, &value) {
+            if budget.admit_extracted(key, &value) {
                 items.push((key.to_owned(), value));
             }
         }
