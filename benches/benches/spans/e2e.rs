@@ -164,7 +164,14 @@ impl Outcome {
 /// Runs one measurement in this process (`rate`: spans per second of a paced run). `quick`
 /// makes it tiny (the smoke run).
 pub fn run(measurement: Measurement, rate: u64, quick: bool) -> Result<Outcome, String> {
-    let satellite = LocalSatellite::start().map_err(|e| format!("satellite: {e}"))?;
+    // Every report kept, so that the satellite's count of spans received is whole.
+    let mut limits = lstrace::satellite::Limits::default();
+    limits.max_kept_report_bytes = usize::MAX;
+    let satellite = LocalSatellite::start_with_limits(
+        std::net::SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, 0)),
+        limits,
+    )
+    .map_err(|e| format!("satellite: {e}"))?;
     let seconds = if quick { 0.02 } else { 2.0 };
     if measurement == Measurement::SaturatedOtelSdk {
         return crate::with_otlp_exporter::run(&satellite, seconds);

@@ -34,7 +34,8 @@ pub fn run(satellite: &LocalSatellite, seconds: f64) -> Result<Outcome, String> 
         .with_batch_config(
             BatchConfigBuilder::default()
                 .with_max_queue_size(200_000)
-                .with_max_export_batch_size(16_384)
+                // Bodies of about 640 bytes a span: 4096 stay under the satellite's 4 MiB.
+                .with_max_export_batch_size(4096)
                 .with_scheduled_delay(Duration::from_millis(100))
                 .build(),
         )
