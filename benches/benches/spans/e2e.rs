@@ -20,8 +20,9 @@ pub enum Measurement {
     /// One thread makes spans at a fixed rate, below what the reporter delivers: nothing
     /// may be dropped.
     Paced,
-    /// 100,000 spans are buffered by the reporter (nothing sent), then flushed: bytes per
-    /// buffered span, and the time the flush takes.
+    /// The collector is down while 100,000 spans are made: the reporter holds them all
+    /// (bytes of memory per span held); then it comes back, and the time to deliver them
+    /// is measured.
     FullBuffer,
     /// [`Saturated`](Measurement::Saturated) over OTLP/HTTP.
     SaturatedOtlp,
@@ -68,8 +69,14 @@ impl fmt::Display for Measurement {
 /// second, not millions.
 const THROUGHPUT_BUFFER: usize = 200_000;
 
-/// The spans buffered, then flushed, in the full-buffer run.
+/// The spans held while the collector is down, then delivered, in the full-buffer run.
 const FULL_BUFFER: usize = 100_000;
+
+/// The reporter's first retry after a failed report, in the full-buffer run, and (as the
+/// reporting period) the cap of its backoff: once the collector is back, the reporter tries
+/// it again within that.
+const FULL_BUFFER_RETRY: (Duration, Duration) =
+    (Duration::from_millis(10), Duration::from_millis(100));
 
 /// The rates of the paced runs, in spans per second: the target, and below it.
 pub const PACED_RATES: &[u64] = &[1_000_000, 250_000, 100_000];
@@ -98,6 +105,9 @@ pub struct Outcome {
     pub flush_seconds: Option<f64>,
     /// CPU time of the process's threads but the satellite's: making, encoding, sending.
     pub cpu_seconds: f64,
+    /// CPU time of the one thread that drains, encodes and sends: lstrace's reporter, or
+    /// the peer's batch span processor.
+    pub reporter_cpu_seconds: f64,
     /// Request body bytes the satellite received.
     pub wire_bytes: u64,
 }
@@ -105,7 +115,7 @@ pub struct Outcome {
 impl Outcome {
     pub fn to_line(&self) -> String {
         format!(
-            "E2E created={} sent={} dropped={} seconds={} satellite={} bytes_per_span={} flush_seconds={} cpu={} wire_bytes={}",
+            "E2E created={} sent={} dropped={} seconds={} satellite={} bytes_per_span={} flush_seconds={} cpu={} reporter_cpu={} wire_bytes={}",
             self.created,
             self.sent,
             self.dropped,
@@ -114,6 +124,7 @@ impl Outcome {
             self.bytes_per_buffered_span.map_or(-1.0, |b| b),
             self.flush_seconds.map_or(-1.0, |s| s),
             self.cpu_seconds,
+            self.reporter_cpu_seconds,
             self.wire_bytes,
         )
     }
@@ -138,6 +149,7 @@ impl Outcome {
                     outcome.flush_seconds = (s >= 0.0).then_some(s);
                 }
                 "cpu" => outcome.cpu_seconds = value.parse().ok()?,
+                "reporter_cpu" => outcome.reporter_cpu_seconds = value.parse().ok()?,
                 "wire_bytes" => outcome.wire_bytes = value.parse().ok()?,
                 _ => return None,
             }
@@ -155,6 +167,12 @@ impl Outcome {
         self.cpu_seconds * 1e9 / self.sent.max(1) as f64
     }
 
+    /// Spans delivered per second of the reporter thread's CPU time: what one reporter
+    /// thread can deliver when it has a core to itself.
+    pub fn delivered_per_reporter_cpu_second(&self) -> f64 {
+        self.sent as f64 / self.reporter_cpu_seconds
+    }
+
     /// Request bytes per delivered span.
     pub fn wire_bytes_per_span(&self) -> f64 {
         self.wire_bytes as f64 / self.sent.max(1) as f64
@@ -164,113 +182,165 @@ impl Outcome {
 /// Runs one measurement in this process (`rate`: spans per second of a paced run). `quick`
 /// makes it tiny (the smoke run).
 pub fn run(measurement: Measurement, rate: u64, quick: bool) -> Result<Outcome, String> {
-    // Every report kept, so that the satellite's count of spans received is whole.
-    let mut limits = lstrace::satellite::Limits::default();
-    limits.max_kept_report_bytes = usize::MAX;
-    let satellite = LocalSatellite::start_with_limits(
-        std::net::SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, 0)),
-        limits,
-    )
-    .map_err(|e| format!("satellite: {e}"))?;
-    let seconds = if quick { 0.02 } else { 2.0 };
-    if measurement == Measurement::SaturatedOtelSdk {
-        return crate::with_otlp_exporter::run(&satellite, seconds);
-    }
-    let (buffer, period) = match measurement {
-        Measurement::Saturated | Measurement::Paced | Measurement::SaturatedOtlp => {
-            (THROUGHPUT_BUFFER, Duration::from_millis(100))
-        }
-        // Nothing is sent until the flush: the buffer never gets half full (which would send
-        // a report early) and the period is an hour.
-        _ => (2 * FULL_BUFFER + 2, Duration::from_secs(3600)),
-    };
-    let min_period = match measurement {
-        Measurement::FullBuffer | Measurement::FullBufferOtlp => period,
-        _ => Duration::from_millis(5),
-    };
     let protocol = match measurement {
         Measurement::SaturatedOtlp | Measurement::FullBufferOtlp => Protocol::Otlp,
         _ => Protocol::LightStep,
     };
+    if matches!(
+        measurement,
+        Measurement::FullBuffer | Measurement::FullBufferOtlp
+    ) {
+        return full_buffer(protocol, quick);
+    }
+    let satellite = start_satellite(std::net::SocketAddr::from((
+        std::net::Ipv4Addr::LOCALHOST,
+        0,
+    )))?;
+    let seconds = if quick { 0.02 } else { 2.0 };
+    if measurement == Measurement::SaturatedOtelSdk {
+        return crate::with_otlp_exporter::run(&satellite, seconds);
+    }
     let tracer = lstrace::init(
-        Options::new("lstrace-benches-token")
-            .protocol(protocol)
-            .component_name("lstrace-benches")
-            .collector_url(satellite.url())
-            .max_buffered_spans(buffer)
-            .reporting_period(period)
-            .min_reporting_period(min_period),
+        options(protocol, &satellite.url())
+            .max_buffered_spans(THROUGHPUT_BUFFER)
+            .reporting_period(Duration::from_millis(100))
+            .min_reporting_period(Duration::from_millis(5)),
     )
     .map_err(|e| format!("init: {e}"))?;
     let mut outcome = Outcome::default();
     let start = Instant::now();
-    match measurement {
-        Measurement::Saturated | Measurement::SaturatedOtlp | Measurement::SaturatedOtelSdk => {
-            while start.elapsed().as_secs_f64() < seconds {
-                for _ in 0..1000 {
-                    one_span(outcome.created);
-                    outcome.created += 1;
-                }
+    if measurement == Measurement::Paced {
+        // Batches of 1000, each started on schedule.
+        let batch = 1000;
+        let every = Duration::from_secs_f64(batch as f64 / rate.max(1) as f64);
+        let mut next = start;
+        while start.elapsed().as_secs_f64() < seconds {
+            for _ in 0..batch {
+                one_span(outcome.created);
+                outcome.created += 1;
+            }
+            next += every;
+            if let Some(wait) = next.checked_duration_since(Instant::now()) {
+                std::thread::sleep(wait);
             }
         }
-        Measurement::Paced => {
-            // Batches of 1000, each started on schedule.
-            let batch = 1000;
-            let every = Duration::from_secs_f64(batch as f64 / rate.max(1) as f64);
-            let mut next = start;
-            while start.elapsed().as_secs_f64() < seconds {
-                for _ in 0..batch {
-                    one_span(outcome.created);
-                    outcome.created += 1;
-                }
-                next += every;
-                if let Some(wait) = next.checked_duration_since(Instant::now()) {
-                    std::thread::sleep(wait);
-                }
-            }
-        }
-        Measurement::FullBuffer | Measurement::FullBufferOtlp => {
-            let rss_before = resident_bytes();
-            let spans = if quick { 1000 } else { FULL_BUFFER as u64 };
-            // In steps no faster than the reporter encodes (100k spans a second), so that
-            // the whole buffer fills and no ring overflows.
-            for _ in 0..spans / 1000 {
-                for _ in 0..1000 {
-                    one_span(outcome.created);
-                    outcome.created += 1;
-                }
-                std::thread::sleep(Duration::from_millis(10));
-            }
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while tracer.stats().spans_buffered < outcome.created && Instant::now() < deadline {
-                lstrace::collector::drain();
-                std::thread::sleep(Duration::from_millis(1));
-            }
-            let buffered = tracer.stats().spans_buffered;
-            if let (Some(before), Some(after)) = (rss_before, resident_bytes()) {
-                if buffered > 0 {
-                    outcome.bytes_per_buffered_span =
-                        Some(after.saturating_sub(before) as f64 / buffered as f64);
-                }
-            }
-            let flush_start = Instant::now();
-            let flush = lstrace::flush(Duration::from_secs(60));
-            outcome.flush_seconds = Some(flush_start.elapsed().as_secs_f64());
-            if flush.timed_out {
-                return Err("the flush of a full buffer timed out".into());
+    } else {
+        while start.elapsed().as_secs_f64() < seconds {
+            for _ in 0..1000 {
+                one_span(outcome.created);
+                outcome.created += 1;
             }
         }
     }
+    finish(&tracer, &satellite, outcome, start)
+}
+
+/// The full-buffer measurement: the collector is down (nothing listens on its port) while
+/// the spans are made, so the reporter holds every one of them, retrying; then a satellite
+/// starts on that port and the time until every span is delivered is measured.
+fn full_buffer(protocol: Protocol, quick: bool) -> Result<Outcome, String> {
+    let down = std::net::TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, 0))
+        .and_then(|listener| listener.local_addr())
+        .map_err(|e| format!("no free port: {e}"))?;
+    let spans = if quick { 1000 } else { FULL_BUFFER as u64 };
+    let (first_retry, longest_retry) = FULL_BUFFER_RETRY;
+    let tracer = lstrace::init(
+        options(protocol, &format!("http://{down}"))
+            // Twice what is made: the bound is not what is measured.
+            .max_buffered_spans(2 * spans as usize)
+            .min_reporting_period(first_retry)
+            .reporting_period(longest_retry)
+            .max_report_attempts(u32::MAX)
+            // The failed reports are the point: not printed.
+            .event_handler(|_| {}),
+    )
+    .map_err(|e| format!("init: {e}"))?;
+    let mut outcome = Outcome::default();
+    let start = Instant::now();
+    let rss_before = resident_bytes();
+    // In steps no faster than the reporter drains the rings, so that no ring overflows.
+    for _ in 0..spans / 1000 {
+        for _ in 0..1000 {
+            one_span(outcome.created);
+            outcome.created += 1;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // Every span reaches the reporter, which holds it (or drops and counts it, if a ring
+    // was full): with the collector down, none can be sent.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let stats = tracer.stats();
+        if stats.spans_sent > 0 {
+            return Err(format!(
+                "{} spans were sent with the collector down",
+                stats.spans_sent
+            ));
+        }
+        if stats.spans_buffered + stats.spans_dropped >= outcome.created {
+            break;
+        }
+        if Instant::now() >= deadline {
+            return Err(format!(
+                "after 10 s the reporter holds {} of {} spans ({} dropped)",
+                stats.spans_buffered, outcome.created, stats.spans_dropped
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let held = tracer.stats().spans_buffered;
+    if let (Some(before), Some(after)) = (rss_before, resident_bytes()) {
+        if held > 0 {
+            outcome.bytes_per_buffered_span =
+                Some(after.saturating_sub(before) as f64 / held as f64);
+        }
+    }
+    // The collector comes back.
+    let satellite = start_satellite(down)?;
+    let back = Instant::now();
+    let flush = lstrace::flush(Duration::from_secs(60));
+    outcome.flush_seconds = Some(back.elapsed().as_secs_f64());
+    if flush.timed_out {
+        return Err("the delivery of the held spans timed out".into());
+    }
+    finish(&tracer, &satellite, outcome, start)
+}
+
+/// A local satellite on `addr` that keeps every report, so that its count of spans
+/// received is whole.
+fn start_satellite(addr: std::net::SocketAddr) -> Result<LocalSatellite, String> {
+    let mut limits = lstrace::satellite::Limits::default();
+    limits.max_kept_report_bytes = usize::MAX;
+    LocalSatellite::start_with_limits(addr, limits).map_err(|e| format!("satellite: {e}"))
+}
+
+/// The options every run shares.
+fn options(protocol: Protocol, collector_url: &str) -> Options {
+    Options::new("lstrace-benches-token")
+        .protocol(protocol)
+        .component_name("lstrace-benches")
+        .collector_url(collector_url)
+}
+
+/// Flushes what is left, and completes `outcome` with the reporter's counts, the CPU time
+/// spent and what the satellite received.
+fn finish(
+    tracer: &lstrace::Tracer,
+    satellite: &LocalSatellite,
+    mut outcome: Outcome,
+    start: Instant,
+) -> Result<Outcome, String> {
     let flush = lstrace::flush(Duration::from_secs(60));
     outcome.seconds = start.elapsed().as_secs_f64();
-    outcome.cpu_seconds = cpu_seconds_but_the_satellite();
+    outcome.cpu_seconds = thread_cpu_seconds(|name| !name.starts_with(SATELLITE_THREAD));
+    outcome.reporter_cpu_seconds = thread_cpu_seconds(|name| name == REPORTER_THREAD);
     if flush.timed_out {
         return Err("the final flush timed out".into());
     }
     let stats = tracer.stats();
     outcome.sent = stats.spans_sent;
     outcome.dropped = stats.spans_dropped;
-    delivered(&satellite, &mut outcome);
+    delivered(satellite, &mut outcome);
     Ok(outcome)
 }
 
@@ -283,14 +353,22 @@ pub fn delivered(satellite: &LocalSatellite, outcome: &mut Outcome) {
         + otlp.iter().map(|r| r.body_len as u64).sum::<u64>();
 }
 
-/// CPU time (user and system) of this process's threads, less the local satellite's, from
-/// /proc (Linux only; 0 elsewhere). Threads that already ended are not counted: the
-/// measured ones (the span maker, the reporter or exporter) run to the end.
-pub fn cpu_seconds_but_the_satellite() -> f64 {
+/// The local satellite's thread, as /proc names it (names are cut to 15 bytes:
+/// "lstrace-satellite-PORT" shows as this).
+pub const SATELLITE_THREAD: &str = "lstrace-satell";
+
+/// The reporter thread, as /proc names it.
+const REPORTER_THREAD: &str = "lstrace-reporte";
+
+/// CPU time (user and system) of this process's threads whose name `counted` accepts,
+/// from /proc (Linux only; 0 elsewhere): nanoseconds from `schedstat`, else clock ticks
+/// from `stat`. Threads that already ended are not counted: the measured ones (the span
+/// maker, the reporter or exporter) run to the end.
+pub fn thread_cpu_seconds(counted: impl Fn(&str) -> bool) -> f64 {
     let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
         return 0.0;
     };
-    let mut ticks = 0u64;
+    let mut seconds = 0.0;
     for task in tasks.flatten() {
         let Ok(stat) = std::fs::read_to_string(task.path().join("stat")) else {
             continue;
@@ -298,8 +376,17 @@ pub fn cpu_seconds_but_the_satellite() -> f64 {
         let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
             continue;
         };
-        // Thread names are cut to 15 bytes: "lstrace-satellite-PORT" shows as this.
-        if stat[open + 1..close].starts_with("lstrace-satell") {
+        if !counted(&stat[open + 1..close]) {
+            continue;
+        }
+        let schedstat = std::fs::read_to_string(task.path().join("schedstat")).ok();
+        let nanos = schedstat.as_deref().and_then(|s| {
+            s.split_whitespace()
+                .next()
+                .and_then(|n| n.parse::<u64>().ok())
+        });
+        if let Some(nanos) = nanos {
+            seconds += nanos as f64 / 1e9;
             continue;
         }
         // After the name: state (field 3), ..., utime (14), stime (15).
@@ -310,10 +397,10 @@ pub fn cpu_seconds_but_the_satellite() -> f64 {
                 .and_then(|f| f.parse::<u64>().ok())
                 .unwrap_or(0)
         };
-        ticks += field(11) + field(12);
+        // The kernel's USER_HZ is 100 on every Linux this runs on.
+        seconds += (field(11) + field(12)) as f64 / 100.0;
     }
-    // The kernel's USER_HZ is 100 on every Linux this runs on.
-    ticks as f64 / 100.0
+    seconds
 }
 
 /// This process's resident memory, from /proc (Linux only).

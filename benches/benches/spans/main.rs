@@ -454,8 +454,9 @@ fn run_all(options: &Options) -> ExitCode {
             Some(outcome) => {
                 if !options.quick {
                     eprintln!(
-                        "{name:<20} {:.0} spans/s delivered",
-                        outcome.delivered_per_second()
+                        "{name:<20} {:.0} spans/s delivered, {:.0} per second of reporter CPU",
+                        outcome.delivered_per_second(),
+                        outcome.delivered_per_reporter_cpu_second()
                     );
                 }
                 e2e_results.push((measurement, rate, outcome));
@@ -590,9 +591,10 @@ fn e2e_report(results: &[(e2e::Measurement, u64, e2e::Outcome)]) -> String {
         "\n### End to end: reporter to the local satellite over loopback HTTP \
          (3 tags and 1 log per span)\n\n\
          | run | spans created | delivered | dropped | seconds | delivered per second | \
-         CPU per delivered span | request bytes per span | bytes per buffered span | \
-         flush of the buffer |\n\
-         |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+         CPU per delivered span | reporter thread CPU per delivered span | \
+         delivered per second of reporter CPU | request bytes per span | \
+         bytes per buffered span | delivery of the held spans |\n\
+         |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
     );
     for (measurement, rate, o) in results {
         let run = if *measurement == e2e::Measurement::Paced {
@@ -608,13 +610,15 @@ fn e2e_report(results: &[(e2e::Measurement, u64, e2e::Outcome)]) -> String {
             .map_or("n/a".to_owned(), |s| format!("{:.1} ms", s * 1000.0));
         let _ = writeln!(
             out,
-            "| {run} | {} | {} | {} | {:.2} | {:.0} | {:.0} ns | {:.0} | {bytes} | {flush} |",
+            "| {run} | {} | {} | {} | {:.2} | {:.0} | {:.0} ns | {:.0} ns | {:.0} | {:.0} | {bytes} | {flush} |",
             o.created,
             o.sent,
             o.dropped,
             o.seconds,
             o.delivered_per_second(),
             o.cpu_nanos_per_span(),
+            o.reporter_cpu_seconds * 1e9 / o.sent.max(1) as f64,
+            o.delivered_per_reporter_cpu_second(),
             o.wire_bytes_per_span()
         );
     }

@@ -59,7 +59,11 @@ pub fn run(satellite: &LocalSatellite, seconds: f64) -> Result<Outcome, String> 
     }
     provider.force_flush().map_err(|e| format!("flush: {e}"))?;
     outcome.seconds = start.elapsed().as_secs_f64();
-    outcome.cpu_seconds = e2e::cpu_seconds_but_the_satellite();
+    outcome.cpu_seconds = e2e::thread_cpu_seconds(|name| !name.starts_with(e2e::SATELLITE_THREAD));
+    // The batch processor's thread, and the runtime thread its blocking HTTP client sends on.
+    outcome.reporter_cpu_seconds = e2e::thread_cpu_seconds(|name| {
+        name.starts_with("OpenTelemetry") || name.starts_with("reqwest-intern")
+    });
     e2e::delivered(satellite, &mut outcome);
     outcome.sent = outcome.satellite_spans;
     outcome.dropped = outcome.created - outcome.sent;
