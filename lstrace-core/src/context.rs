@@ -1,7 +1,9 @@
 //! The span context: what identifies a span across threads, tasks and processes.
 
+pub(crate) mod id;
+
 use crate::collector;
-use crate::id::{SpanId, TraceId};
+use crate::context::id::{SpanId, TraceId};
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;

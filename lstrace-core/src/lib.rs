@@ -8,37 +8,35 @@
 #[cfg(any(feature = "tracing", feature = "log"))]
 mod bridge;
 mod clock;
-pub mod collector;
 mod context;
-mod future;
 #[cfg(any(feature = "reqwest", feature = "tower"))]
 #[cfg_attr(docsrs, doc(cfg(any(feature = "reqwest", feature = "tower"))))]
 pub mod http;
-mod id;
-mod local;
 pub mod propagation;
-pub mod protocol;
 mod record;
+pub mod recorder;
 pub mod reporter;
-mod ring;
 pub mod sampling;
 #[cfg(feature = "satellite")]
 #[cfg_attr(docsrs, doc(cfg(feature = "satellite")))]
 pub mod satellite;
 mod span;
 mod tag;
+mod task;
 pub mod testing;
-pub mod tree;
+
+pub use recorder as collector;
+pub use reporter::protocol::lightstep::messages as protocol;
+pub use testing::tree;
 
 #[cfg(feature = "log")]
 pub use bridge::log;
 #[cfg(feature = "tracing")]
 pub use bridge::tracing;
-pub use collector::Recorder;
+pub use context::id::{SpanId, TraceId};
 pub use context::SpanContext;
-pub use future::{spawn, spawn_blocking, FutureExt, InCurrentContext, Instrumented};
-pub use id::{SpanId, TraceId};
 pub use record::{LogRecord, Relationship, SpanRecord};
+pub use recorder::Recorder;
 pub use reporter::{
     close, flush, init, set_event_handler, tracer, Event, FlushReport, InitError, Options,
     ShutdownGuard, Stats, Tracer,
@@ -48,3 +46,4 @@ pub use span::{
     SpanGuard, SpanKind,
 };
 pub use tag::{Str, Tag, TagList, TagValue, ToTagValue};
+pub use task::future::{spawn, spawn_blocking, FutureExt, InCurrentContext, Instrumented};

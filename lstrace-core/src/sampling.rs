@@ -37,8 +37,8 @@
 //! # drop(options);
 //! ```
 
+use crate::context::id::TraceId;
 use crate::context::SpanContext;
-use crate::id::TraceId;
 use crate::tag::TagList;
 use std::cell::RefCell;
 use std::fmt;
@@ -523,7 +523,7 @@ pub(crate) fn sample_child(parent: &SpanContext, name: &str, tags: &TagList) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::id::SpanId;
+    use crate::context::id::SpanId;
     use proptest::prelude::*;
     use std::sync::atomic::AtomicU64;
 

@@ -2,12 +2,12 @@
 
 use crate::clock;
 use crate::collector;
+use crate::context::id::{random_u64, SpanId, TraceId};
 use crate::context::SpanContext;
-use crate::id::{random_u64, SpanId, TraceId};
-use crate::local::{self, with_local, Ending, Frame, Local, Stamp};
 use crate::record::{LogRecord, Relationship};
 use crate::sampling;
 use crate::tag::{Str, Tag, TagList, TagValue};
+use crate::task::stack::{self, with_local, Ending, Frame, Local, Stamp};
 use std::fmt;
 use std::marker::PhantomData;
 use std::mem::ManuallyDrop;
@@ -701,13 +701,13 @@ impl Span {
 
     /// Finishes the span now.
     pub fn finish(mut self) {
-        local::finish_detached(&mut self.frame, Ending::Normal);
+        stack::finish_detached(&mut self.frame, Ending::Normal);
     }
 }
 
 impl Drop for Span {
     fn drop(&mut self) {
-        local::finish_detached(&mut self.frame, Ending::Normal);
+        stack::finish_detached(&mut self.frame, Ending::Normal);
     }
 }
 

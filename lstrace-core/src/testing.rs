@@ -11,17 +11,19 @@
 //! assert_eq!(capture.tree(), "outer [n=1]\n  inner\n");
 //! ```
 
+pub mod tree;
+
 use crate::collector::{self, AlreadyInstalled, Recorder};
+use crate::context::id::{SpanId, TraceId};
 use crate::context::SpanContext;
-use crate::future::{FutureExt, Instrumented};
-use crate::id::{SpanId, TraceId};
 use crate::record::SpanRecord;
 use crate::span::SpanGuard;
-use crate::tree::{self, TreeSpan, TreeStyle};
+use crate::task::future::{FutureExt, Instrumented};
 use once_cell::sync::OnceCell;
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
+use tree::{TreeSpan, TreeStyle};
 
 /// Keeps every finished span in memory. Install it once per test process; tests running in
 /// parallel each take a [`Capture`] to see only their own spans.

@@ -20,8 +20,8 @@
 
 use crate::clock;
 use crate::collector;
-use crate::local::{with_local, Stamp};
 use crate::tag::{Tag, TagValue};
+use crate::task::stack::{with_local, Stamp};
 use ::log::{LevelFilter, Log, Metadata, Record, SetLoggerError};
 use std::fmt;
 

@@ -58,10 +58,10 @@
 use crate::clock;
 use crate::collector;
 use crate::context::SpanContext;
-use crate::local::{self, with_local, Ending, Frame, Stamp};
 use crate::record::Relationship;
 use crate::span::SpanKind;
 use crate::tag::{Str, Tag, TagValue};
+use crate::task::stack::{self, with_local, Ending, Frame, Stamp};
 use ::tracing::field::{Field, Visit};
 use ::tracing::span::{Attributes, Id, Record};
 use ::tracing::{Event, Level, Subscriber};
@@ -175,7 +175,7 @@ impl Bridged {
 impl Drop for Bridged {
     fn drop(&mut self) {
         self.apply_pending();
-        local::finish_detached(&mut self.frame, Ending::Normal);
+        stack::finish_detached(&mut self.frame, Ending::Normal);
     }
 }
 

@@ -1,9 +1,9 @@
 //! Server (entry) spans for tower services.
 
 use super::{method_tag, operation_name, record_status};
-use crate::future::Instrumented;
 use crate::propagation::{self, PropagatorStack};
 use crate::sampling;
+use crate::task::future::Instrumented;
 use crate::{collector, FutureExt, Span, SpanKind};
 use ::http::{request, Request, Response};
 use std::fmt;

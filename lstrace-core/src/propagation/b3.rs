@@ -21,8 +21,8 @@
 //! recorded, as they ask.
 
 use super::{parse_hex, trace_id_hex, Extractor, Injector};
+use crate::context::id::{SpanId, TraceId};
 use crate::context::SpanContext;
-use crate::id::{SpanId, TraceId};
 
 /// The multi-header trace id header.
 pub const TRACE_ID: &str = "x-b3-traceid";

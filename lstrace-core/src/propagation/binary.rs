@@ -12,8 +12,8 @@
 //! whole.
 
 use super::{baggage_to_inject, BaggageBudget, Extractor, Injector};
+use crate::context::id::{SpanId, TraceId};
 use crate::context::SpanContext;
-use crate::id::{SpanId, TraceId};
 use crate::protocol::{BasicTracerCarrier, BinaryCarrier};
 use prost::Message;
 

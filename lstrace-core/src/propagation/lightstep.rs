@@ -14,8 +14,8 @@
 //! case (HTTP does not keep their case).
 
 use super::{baggage_to_inject, leave_out, parse_hex, BaggageBudget, Extractor, Injector};
+use crate::context::id::{SpanId, TraceId};
 use crate::context::SpanContext;
-use crate::id::{SpanId, TraceId};
 
 /// The trace id header.
 pub const TRACE_ID: &str = "ot-tracer-traceid";

@@ -71,8 +71,8 @@ pub mod trace_context;
 
 pub use carriers::{Extractor, Injector};
 
+use crate::context::id::TraceId;
 use crate::context::SpanContext;
-use crate::id::TraceId;
 use once_cell::sync::Lazy;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -444,7 +444,7 @@ pub(crate) fn trace_id_hex(trace_id: TraceId) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::id::SpanId;
+    use crate::context::id::SpanId;
     use std::collections::HashMap;
 
     /// A string map carrier from literal pairs, for the format modules' tests.

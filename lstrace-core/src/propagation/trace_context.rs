@@ -22,8 +22,8 @@ use super::{
     baggage_to_inject, leave_out, parse_lower_hex, BaggageBudget, Extractor, Injector,
     MAX_TRACE_STATE_BYTES,
 };
+use crate::context::id::{SpanId, TraceId};
 use crate::context::SpanContext;
-use crate::id::{SpanId, TraceId};
 use std::fmt::Write;
 
 /// The `traceparent` header.

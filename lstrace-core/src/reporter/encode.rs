@@ -125,8 +125,8 @@ pub(crate) fn span(record: &SpanRecord, limits: &Limits) -> EncodedSpan {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::context::id::{SpanId, TraceId};
     use crate::context::SpanContext;
-    use crate::id::{SpanId, TraceId};
     use crate::record::{LogRecord, Logs};
     use crate::tag::TagList;
 

@@ -312,8 +312,8 @@ fn duration_micros(record: &SpanRecord) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::context::id::{SpanId, TraceId};
     use crate::context::SpanContext;
-    use crate::id::{SpanId, TraceId};
     use crate::protocol;
     use crate::record::{LogRecord, Logs};
     use crate::reporter::encode::{self, tests::record};

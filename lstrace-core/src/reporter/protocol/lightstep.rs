@@ -2,6 +2,8 @@
 //! header fields (reporter, auth, internal metrics) follow the spans, and a
 //! `ReportResponse` answer.
 
+pub mod messages;
+
 use super::{Answer, AnswerBody, Carried, ReportBody, ReportProtocol};
 use crate::clock;
 use crate::protocol::{
@@ -43,7 +45,7 @@ impl LightStep {
         LightStep {
             header: ReportRequest {
                 reporter: Some(Reporter {
-                    reporter_id: crate::id::SpanId::random().get(),
+                    reporter_id: crate::context::id::SpanId::random().get(),
                     tags: config.reporter_tags.clone(),
                 }),
                 auth: Some(Auth {

@@ -1,6 +1,6 @@
 use super::*;
+use crate::context::id::{SpanId, TraceId};
 use crate::context::SpanContext;
-use crate::id::{SpanId, TraceId};
 use crate::record::Logs;
 use crate::reporter::encode::tests::{record, LIMITS};
 use crate::reporter::protocol::otlp::{any_value::Value, Span};

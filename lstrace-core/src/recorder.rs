@@ -1,10 +1,12 @@
 //! Where finished spans go: each thread's ring, the lists of rings, and the one
 //! installed [`Recorder`] that drains them.
 
+mod ring;
+
 use crate::clock::{self, Ticks};
 use crate::record::SpanRecord;
-use crate::ring::{Cursor, Pushed, Ring};
 use once_cell::sync::OnceCell;
+use ring::{Cursor, Pushed, Ring};
 use std::fmt;
 use std::mem::ManuallyDrop;
 use std::ptr;
@@ -381,10 +383,10 @@ pub(crate) fn lost(count: u64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::context::id::{SpanId, TraceId};
     use crate::context::SpanContext;
-    use crate::id::{SpanId, TraceId};
-    use crate::local::{Frame, Stamp};
     use crate::tag::TagList;
+    use crate::task::stack::{Frame, Stamp};
 
     fn record() -> SpanRecord {
         let context = SpanContext::new(TraceId::random(), SpanId::random(), true);
@@ -396,7 +398,7 @@ mod tests {
             Stamp::At(clock::now()),
         );
         frame
-            .into_record(clock::now(), crate::local::Ending::Normal)
+            .into_record(clock::now(), crate::task::stack::Ending::Normal)
             .expect("a recording frame has a record")
     }
 

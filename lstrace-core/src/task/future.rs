@@ -12,8 +12,8 @@
 //! stack as a synchronous function does, so one that completes in its first poll (most short
 //! ones) never copies its frame.
 
-use crate::local::{self, with_local, Ending, Frame, Local};
 use crate::span::{self, Span, SpanGuard};
+use crate::task::stack::{self, with_local, Ending, Frame, Local};
 use crate::SpanContext;
 use std::fmt;
 use std::future::Future;
@@ -98,7 +98,7 @@ impl<F> Instrumented<F> {
             }
             TaskFrames::Suspended(frames) => {
                 for frame in frames.drain(..).rev() {
-                    local::finish_detached(&mut Some(frame), Ending::Cancelled);
+                    stack::finish_detached(&mut Some(frame), Ending::Cancelled);
                 }
             }
         }
