@@ -69,6 +69,7 @@ pub(super) fn ingest(body: &[u8], max_decoded_bytes: usize) -> Result<Ingested, 
     let mut walk = Walk {
         decoded_bytes: 0,
         limit: max_decoded_bytes,
+        spans: 0,
     };
     let walked = walk.report(body);
     if walk.decoded_bytes > max_decoded_bytes {
@@ -127,6 +128,8 @@ struct Walk {
     decoded_bytes: usize,
     /// The walk stops once `decoded_bytes` is over this.
     limit: usize,
+    /// The OTLP spans walked so far (a LightStep report's walk returns its count).
+    spans: usize,
 }
 
 /// The heap bytes of a `Vec` of `len` elements of `size` bytes, pushed one at a time: its
@@ -675,6 +678,7 @@ mod tests {
         let walked = Walk {
             decoded_bytes: 0,
             limit: usize::MAX,
+            spans: 0,
         }
         .report(body);
         let decoded = ReportRequest::decode(body);
@@ -698,6 +702,7 @@ mod tests {
         let mut walk = Walk {
             decoded_bytes: 0,
             limit: usize::MAX,
+            spans: 0,
         };
         walk.report(body).expect("a valid report");
         let before = counting::live();

@@ -434,8 +434,8 @@ impl LocalSatellite {
         self.shared
             .lock()
             .otlp
-            .iter()
-            .map(|kept| kept.export.clone())
+            .iter_mut()
+            .map(|kept| kept.decoded().clone())
             .collect()
     }
 
@@ -445,8 +445,8 @@ impl LocalSatellite {
         self.shared
             .lock()
             .otlp
-            .iter()
-            .map(|kept| &kept.export)
+            .iter_mut()
+            .map(KeptExport::decoded)
             .filter(|r| r.accepted)
             .flat_map(|r| r.request.spans().cloned().collect::<Vec<_>>())
             .collect()
@@ -688,9 +688,13 @@ struct Stored {
     arrival: usize,
 }
 
-/// An OTLP export as the satellite keeps it.
+/// An OTLP export as the satellite keeps it: its spans are decoded when first asked for
+/// (see the `ingest` module).
 struct KeptExport {
+    /// The export; its request is empty until it is decoded.
     export: ReceivedOtlp,
+    /// The export's bytes (inflated), until they are decoded into `export.request`.
+    body: Option<Vec<u8>>,
     /// The memory it holds, as its body or decoded, whichever is larger.
     bytes: usize,
     /// Its place among the reports and exports received (see `State::evict_beyond`).
@@ -727,6 +731,16 @@ impl Stored {
     }
 }
 
+impl KeptExport {
+    /// The export with its spans, decoded once.
+    fn decoded(&mut self) -> &ReceivedOtlp {
+        if let Some(body) = self.body.take() {
+            self.export.request = ingest::otlp::decode_otlp(&body);
+        }
+        &self.export
+    }
+}
+
 impl Shared {
     fn lock(&self) -> MutexGuard<'_, State> {
         lock(&self.state)
@@ -739,13 +753,14 @@ impl Shared {
         state.behaviour.clone()
     }
 
-    /// Records an export that holds `bytes` (its body or decoded, whichever is larger).
-    fn record_otlp(&self, export: ReceivedOtlp, bytes: usize) {
+    /// Records an export of `spans` spans, not decoded yet (`body`), that holds `bytes` (its
+    /// body or decoded, whichever is larger).
+    fn record_otlp(&self, export: ReceivedOtlp, body: Vec<u8>, spans: usize, bytes: usize) {
         let rejected = usize::try_from(export.rejected_spans).unwrap_or(0);
-        let spans = export.request.spans().count();
         if let (true, Some(view)) = (export.accepted, &self.view) {
-            // Converted before the store is locked, as LightStep spans are decoded.
-            for (service, spans) in otlp::lightstep_spans(&export.request) {
+            // Decoded and converted before the store is locked, as LightStep spans are.
+            let request = ingest::otlp::decode_otlp(&body);
+            for (service, spans) in otlp::lightstep_spans(&request) {
                 lock(view).insert(&service, spans);
             }
         }
@@ -759,6 +774,7 @@ impl Shared {
             state.kept_bytes += bytes;
             state.otlp.push_back(KeptExport {
                 export,
+                body: Some(body),
                 bytes,
                 arrival,
             });

@@ -1,6 +1,7 @@
 //! The satellite's OTLP/HTTP side: `POST /v1/traces` with an `ExportTraceServiceRequest`
 //! (protobuf, gzipped or not), kept alongside LightStep reports and shown in the same trees.
 
+use super::ingest::otlp::WalkedExport;
 use super::ingest::{self, Refusal};
 use super::Behaviour;
 use crate::protocol::{self, key_value};
@@ -77,32 +78,29 @@ pub(super) enum BodyError {
     Invalid(String),
 }
 
-/// Decompresses (for `Content-Encoding: gzip`) and decodes a request body, unless decoded
-/// it would hold more than `max_decoded_bytes` (worked out before anything is decoded, as
-/// for LightStep reports).
-/// Returns the export and what it holds decoded.
-pub(super) fn decode(
-    body: &[u8],
+/// Decompresses (for `Content-Encoding: gzip`) and reads a request body on arrival, without
+/// decoding it, unless decoded it would hold more than `max_decoded_bytes` (worked out as
+/// for LightStep reports). Returns the export's bytes (inflated) and what the walk found;
+/// [`ingest::otlp::decode_otlp`] decodes them.
+pub(super) fn read(
+    body: Vec<u8>,
     gzipped: bool,
     max_decoded_bytes: usize,
-) -> Result<(ExportTraceServiceRequest, usize), BodyError> {
-    let inflated;
-    let bytes = if gzipped {
-        inflated = gunzip(body)?;
-        &inflated[..]
-    } else {
-        body
-    };
-    ingest::otlp::ingest_otlp(bytes, max_decoded_bytes).map_err(|refusal| match refusal {
-        Refusal::Invalid(e) => BodyError::Invalid(format!("not an ExportTraceServiceRequest: {e}")),
-        Refusal::TooLarge {
+) -> Result<(Vec<u8>, WalkedExport), BodyError> {
+    let bytes = if gzipped { gunzip(&body)? } else { body };
+    match ingest::otlp::ingest_otlp(&bytes, max_decoded_bytes) {
+        Ok(walked) => Ok((bytes, walked)),
+        Err(Refusal::Invalid(e)) => Err(BodyError::Invalid(format!(
+            "not an ExportTraceServiceRequest: {e}"
+        ))),
+        Err(Refusal::TooLarge {
             decoded_bytes,
             limit,
-        } => BodyError::Oversized {
+        }) => Err(BodyError::Oversized {
             decoded_bytes,
             limit,
-        },
-    })
+        }),
+    }
 }
 
 /// Inflates a gzip body, refusing it as soon as it passes [`MAX_DECOMPRESSED_BYTES`]. The
@@ -454,7 +452,12 @@ mod tests {
             }],
         };
         let body = request.encode_to_vec();
-        let decode = |body: &[u8], gzipped| decode(body, gzipped, usize::MAX).map(|(r, _)| r);
+        let decode = |body: &[u8], gzipped| {
+            read(body.to_vec(), gzipped, usize::MAX).map(|(bytes, walked)| {
+                assert_eq!(walked.spans, 2);
+                ingest::otlp::decode_otlp(&bytes)
+            })
+        };
         assert_eq!(decode(&body, false).unwrap(), request);
         let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
         gz.write_all(&body).unwrap();

@@ -12,6 +12,7 @@ use super::{
     view, Answer, ReceivedReport, Shared, Stored, MAX_BODY_BYTES, REPORTS_PATH, TRACES_PATH,
 };
 use crate::protocol::ReportResponse;
+use crate::reporter::protocol::otlp::ExportTraceServiceRequest;
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
 use hyper::header::{self, HeaderMap, HeaderValue};
@@ -191,7 +192,7 @@ async fn answer(request: Request<Incoming>, shared: &Shared) -> Response<Full<By
         Err(refused) => return refused.answer(shared),
     };
     if parts.uri.path() == TRACES_PATH {
-        return answer_otlp(&parts, &body, behaviour, shared).await;
+        return answer_otlp(&parts, body, behaviour, shared).await;
     }
     // Every field but the spans, which wait, undecoded, until someone asks for them.
     let max_decoded_bytes = shared.limits.max_decoded_report_bytes;
@@ -276,10 +277,11 @@ async fn answer(request: Request<Incoming>, shared: &Shared) -> Response<Full<By
     }
 }
 
-/// Answers an OTLP export (its body read) as the behaviour says, and records it.
+/// Answers an OTLP export (its body read) as the behaviour says, and records it; its spans
+/// wait, undecoded, until someone asks for them.
 async fn answer_otlp(
     parts: &hyper::http::request::Parts,
-    body: &[u8],
+    body: Vec<u8>,
     behaviour: super::Behaviour,
     shared: &Shared,
 ) -> Response<Full<Bytes>> {
@@ -302,8 +304,9 @@ async fn answer_otlp(
             .fetch_add(1, Ordering::Relaxed);
         text(StatusCode::PAYLOAD_TOO_LARGE, message)
     };
-    let (request, decoded_bytes) = match otlp::decode(body, gzipped, max_decoded_bytes) {
-        Ok(decoded) => decoded,
+    let body_len = body.len();
+    let (export_bytes, walked) = match otlp::read(body, gzipped, max_decoded_bytes) {
+        Ok(read) => read,
         Err(otlp::BodyError::TooLarge) => {
             return refused(format!(
                 "an export may not exceed {} bytes once decompressed",
@@ -325,10 +328,11 @@ async fn answer_otlp(
     if let super::Behaviour::Delay(delay) = behaviour {
         tokio::time::sleep(delay).await;
     }
-    let (accepted, rejected_spans, reply) = behaviour.answer_otlp(request.spans().count());
-    let kept_bytes = decoded_bytes.max(body.len());
+    let (accepted, rejected_spans, reply) = behaviour.answer_otlp(walked.spans);
+    let kept_bytes = walked.decoded_bytes.max(export_bytes.len());
     let export = ReceivedOtlp {
-        request,
+        // Decoded from `export_bytes` when first asked for.
+        request: ExportTraceServiceRequest::default(),
         headers: parts
             .headers
             .iter()
@@ -339,11 +343,11 @@ async fn answer_otlp(
                 )
             })
             .collect(),
-        body_len: body.len(),
+        body_len,
         accepted,
         rejected_spans,
     };
-    shared.record_otlp(export, kept_bytes);
+    shared.record_otlp(export, export_bytes, walked.spans, kept_bytes);
     match reply {
         otlp::Answer::Response(response) => bytes(
             StatusCode::OK,

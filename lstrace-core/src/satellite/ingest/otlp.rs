@@ -1,6 +1,8 @@
 //! The same walk for OTLP exports: an `ExportTraceServiceRequest` judged against its schema
-//! without being built, adding up what decoding it would hold, so that an export that would
-//! hold more than the limit decoded is refused before prost builds it.
+//! without being built, counting its spans and adding up what decoding it would hold, so
+//! that an export that would hold more than the limit decoded is refused before prost builds
+//! it, and a valid one is answered without being decoded: its spans are decoded when someone
+//! asks for them, as a LightStep report's are.
 
 use super::{delimited, fixed64, key, skip, string_bytes, varint, vec_bytes, Refusal, Refused};
 use super::{Walk, RECURSION_LIMIT};
@@ -11,27 +13,56 @@ use prost::encoding::{check_wire_type, WireType};
 use prost::Message;
 use std::mem::size_of;
 
-/// Decodes an export, unless decoded it would hold more than `max_decoded_bytes`; with what
-/// it holds decoded (as the walk works it out).
+/// An export read on arrival, without decoding it.
+#[derive(Debug, PartialEq, Eq)]
+pub(in crate::satellite) struct WalkedExport {
+    /// How many spans it carries.
+    pub(in crate::satellite) spans: usize,
+    /// The memory it holds once decoded (as the walk works it out).
+    pub(in crate::satellite) decoded_bytes: usize,
+}
+
+/// Reads an export on arrival: its span count and what it would hold decoded, or why it is
+/// not taken (prost's error, or more than `max_decoded_bytes` decoded). What it takes,
+/// [`decode_otlp`] decodes.
 pub(in crate::satellite) fn ingest_otlp(
     body: &[u8],
     max_decoded_bytes: usize,
-) -> Result<(ExportTraceServiceRequest, usize), Refusal> {
+) -> Result<WalkedExport, Refusal> {
     let mut walk = Walk {
         decoded_bytes: 0,
         limit: max_decoded_bytes,
+        spans: 0,
     };
-    // Whatever the walk says, prost decides; a walk that refused stopped no earlier than
-    // prost would (the tests hold it to that), having counted no more than the limit.
-    let _ = walk.export(body);
+    let walked = walk.export(body);
     if walk.decoded_bytes > max_decoded_bytes {
         return Err(Refusal::TooLarge {
             decoded_bytes: walk.decoded_bytes,
             limit: max_decoded_bytes,
         });
     }
-    let request = ExportTraceServiceRequest::decode(body).map_err(Refusal::Invalid)?;
-    Ok((request, walk.decoded_bytes))
+    match walked {
+        Ok(()) => Ok(WalkedExport {
+            spans: walk.spans,
+            decoded_bytes: walk.decoded_bytes,
+        }),
+        // prost decides, and refuses it no further than the walk went, which held no more
+        // than the limit (the tests hold the walk to that).
+        Err(Refused) => {
+            let request = ExportTraceServiceRequest::decode(body).map_err(Refusal::Invalid)?;
+            Ok(WalkedExport {
+                spans: request.spans().count(),
+                decoded_bytes: walk.decoded_bytes,
+            })
+        }
+    }
+}
+
+/// Decodes a body that [`ingest_otlp`] took.
+pub(in crate::satellite) fn decode_otlp(body: &[u8]) -> ExportTraceServiceRequest {
+    // `ingest_otlp` took it, so prost does too; an empty export would only hide a bug that
+    // the tests of this module exist to catch.
+    ExportTraceServiceRequest::decode(body).unwrap_or_default()
 }
 
 /// `fixed32` fields.
@@ -144,6 +175,7 @@ impl Walk {
             Ok(true)
         });
         self.add(vec_bytes(spans, size_of::<Span>()));
+        self.spans += spans;
         walked
     }
 
@@ -416,6 +448,7 @@ mod tests {
         let walked = Walk {
             decoded_bytes: 0,
             limit: usize::MAX,
+            spans: 0,
         }
         .export(body);
         let decoded = ExportTraceServiceRequest::decode(body);
@@ -425,7 +458,10 @@ mod tests {
             "{body:x?}: the walk says {walked:?}, prost {decoded:?}"
         );
         match (ingest_otlp(body, usize::MAX), decoded) {
-            (Ok((ours, _)), Ok(theirs)) => assert_eq!(ours, theirs),
+            (Ok(ours), Ok(theirs)) => {
+                assert_eq!(ours.spans, theirs.spans().count(), "{body:x?}");
+                assert_eq!(decode_otlp(body), theirs);
+            }
             (Err(Refusal::Invalid(ours)), Err(theirs)) => assert_eq!(ours, theirs),
             (ours, theirs) => panic!("{body:x?}: ingest says {ours:?}, prost {theirs:?}"),
         }
@@ -436,6 +472,7 @@ mod tests {
         let mut walk = Walk {
             decoded_bytes: 0,
             limit: usize::MAX,
+            spans: 0,
         };
         walk.export(body).expect("a valid export");
         let before = counting::live();
@@ -479,9 +516,12 @@ mod tests {
     }
 
     #[test]
-    fn an_export_is_decoded_whole() {
+    fn an_export_is_counted_on_arrival_and_decoded_whole_later() {
         let body = export().encode_to_vec();
-        assert_eq!(ingest_otlp(&body, usize::MAX).unwrap().0, export());
+        let walked = ingest_otlp(&body, usize::MAX).unwrap();
+        assert_eq!(walked.spans, export().spans().count());
+        assert!(walked.spans > 1);
+        assert_eq!(decode_otlp(&body), export());
         agrees_with_prost(&body);
         for body in [
             &b"<html><body>502 Bad Gateway</body></html>"[..],
@@ -498,6 +538,18 @@ mod tests {
         for bad in [&b"\x2a\x02\xc3\x28"[..], b"\x85\x01\x01\x00"] {
             agrees_with_prost(&with_extra(&[1, 2, 2], bad));
         }
+    }
+
+    #[test]
+    fn reading_an_export_on_arrival_builds_nothing() {
+        let body = export().encode_to_vec();
+        let before = counting::live();
+        let walked = ingest_otlp(&body, usize::MAX).unwrap();
+        // What the satellite holds until someone asks for the spans: the body alone.
+        assert_eq!(counting::live() - before, 0, "{walked:?}");
+        let decoded = decode_otlp(&body);
+        assert!(counting::live() - before > 0);
+        assert_eq!(decoded.spans().count(), walked.spans);
     }
 
     #[test]
@@ -555,7 +607,7 @@ mod tests {
         }
         // Under the limit, the same export is taken.
         let body = scope(&b"\x12\x00".repeat(1000));
-        assert_eq!(ingest_otlp(&body, limit).unwrap().0.spans().count(), 1000);
+        assert_eq!(ingest_otlp(&body, limit).unwrap().spans, 1000);
         let (said, held) = decoded_bytes(&body);
         assert!(held <= said, "held {held}, said {said}");
     }
