@@ -1,6 +1,5 @@
 //! The HTTP integrations against real servers on 127.0.0.1: reqwest client spans, the tower
 //! layer's server spans, and one trace across two services.
-#![cfg(all(feature = "reqwest", feature = "tower"))]
 
 use axum::extract::{MatchedPath, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};

@@ -4,7 +4,6 @@
 //!
 //! The process-wide propagator stack (which both integrations use) changes per format, so
 //! this binary holds a single test that runs the formats one after the other.
-#![cfg(all(feature = "reqwest", feature = "tower"))]
 
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderName, HeaderValue};

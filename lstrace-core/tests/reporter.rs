@@ -4,7 +4,6 @@
 //! recorder here); each test then hands them to a tracer of its own ([`Tracer::start`], not
 //! installed), so that every scenario runs in this one binary. `init` itself is tested in
 //! `reporter_init.rs` and `reporter_disable.rs`.
-#![cfg(feature = "satellite")]
 
 mod support;
 
@@ -124,8 +123,9 @@ fn reports_carry_what_was_traced() {
         Some("ann")
     );
     assert_eq!(parent.references.len(), 1, "the capture's invisible parent");
+    // At least the 20 ms slept, less 2% for the clock's rate against the sleep's.
     assert!(
-        parent.duration_micros >= 20_000,
+        parent.duration_micros >= 19_600,
         "{}",
         parent.duration_micros
     );

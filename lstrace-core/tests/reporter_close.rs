@@ -1,6 +1,5 @@
 //! A span open while the process's tracer closes. The tracer is global, so this binary holds
 //! one test.
-#![cfg(feature = "satellite")]
 
 mod support;
 

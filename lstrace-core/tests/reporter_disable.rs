@@ -1,5 +1,4 @@
 //! `init` inside async code, and a collector that disables the process's tracer.
-#![cfg(feature = "satellite")]
 
 mod support;
 

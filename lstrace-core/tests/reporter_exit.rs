@@ -3,7 +3,7 @@
 //! delivered by the at-exit hook, or counted on stderr when they cannot be. Each case runs
 //! this test binary again as a child process (the `child` test, which does nothing unless
 //! the parent asks it to).
-#![cfg(all(feature = "satellite", unix))]
+#![cfg(unix)]
 
 mod support;
 

@@ -1,7 +1,6 @@
 //! The reporter against satellites that misbehave the way real networks do (see
 //! `lstrace_core::satellite::fault`): every span is delivered or counted, once, and the access
 //! token never leaves for another origin.
-#![cfg(feature = "satellite")]
 
 mod support;
 

@@ -1,6 +1,5 @@
 //! `init`: the process's tracer, fed by the real span API through the per-thread rings.
 //! The tracer is global, so this binary holds one test that walks through its life.
-#![cfg(feature = "satellite")]
 
 mod support;
 

@@ -1,7 +1,6 @@
 //! The reporter over OTLP/HTTP end to end, through real HTTP to the local satellite's
 //! `/v1/traces`: what the LightStep tests check in `reporter.rs`, for the second protocol,
 //! plus OTLP's own rules (retries per status, `Retry-After`, partial success, gzip).
-#![cfg(feature = "satellite")]
 
 mod support;
 

@@ -1,7 +1,6 @@
 //! A tracer whose sampling policy comes from the environment: sampled-out work reaches
 //! neither the reporter's counts nor the collector. The tracer and the environment are
 //! process-wide, so this binary holds one test.
-#![cfg(feature = "satellite")]
 
 mod support;
 

@@ -1,7 +1,6 @@
 //! The local satellite's OTLP side (`POST /v1/traces`), driven over real HTTP: it holds no
 //! more for an export than its limits allow, whatever the body, and answers 200 only to
 //! exports it decoded.
-#![cfg(feature = "satellite")]
 
 use lstrace_core::reporter::protocol::otlp::{
     ExportTraceServiceRequest, ExportTraceServiceResponse, ResourceSpans, ScopeSpans, Span,

@@ -3,7 +3,6 @@
 //! `baggage.dropped`, `operation_names.truncated`), and so is what injection leaves out of a
 //! carrier (`propagation.fields_left_out`): to the collector, in `Stats` and to the event
 //! handler.
-#![cfg(feature = "satellite")]
 
 mod support;
 

@@ -235,9 +235,9 @@ impl Worker {
                     shared.woken();
                     self.drain();
                     // Lets the runtime run the HTTP connections and poll the sockets: when
-                    // spans arrive faster than they are drained, a wake is always pending,
-                    // and without this the loop never waits, so no report in flight ever
-                    // progresses.
+                    // spans arrive faster than they are drained, a wake is always pending and
+                    // the loop never waits, so reports in flight would progress only when
+                    // the task's cooperative budget runs out.
                     tokio::task::yield_now().await;
                 }
                 Step::Timer => self.on_timer(Instant::now()),
@@ -707,5 +707,50 @@ impl Worker {
         for waiter in self.waiters.drain(..) {
             waiter.reply.send(false);
         }
+    }
+}
+
+#[cfg(all(test, feature = "satellite"))]
+mod tests {
+    use crate::reporter::events::DropReason;
+    use crate::reporter::{Options, Tracer};
+    use crate::satellite::LocalSatellite;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::Duration;
+
+    /// A wake always pending (spans arriving faster than they are drained) must not keep the
+    /// reporter's loop from letting its reports progress. Waking by hand makes the storm
+    /// independent of how fast spans are made and drained, so that it shows in any build.
+    #[test]
+    fn a_report_leaves_while_a_wake_is_always_pending() {
+        let satellite = LocalSatellite::start().unwrap();
+        let (tracer, _warnings) = Tracer::launch(
+            Options::new("token")
+                .component_name("wake-storm")
+                .collector_url(satellite.url())
+                .reporting_period(Duration::from_secs(3600)),
+        )
+        .unwrap();
+        let stop = AtomicBool::new(false);
+        let report = std::thread::scope(|scope| {
+            scope.spawn(|| {
+                while !stop.load(Ordering::Relaxed) {
+                    tracer.shared().wake();
+                    std::hint::spin_loop();
+                }
+            });
+            // Drops unknown to the collector make a report of their own.
+            tracer
+                .shared()
+                .counters
+                .tally()
+                .drop_new(3, DropReason::RingFull);
+            let report = tracer.flush(Duration::from_secs(20));
+            stop.store(true, Ordering::Relaxed);
+            report
+        });
+        assert!(!report.timed_out, "{report:?}");
+        assert!(satellite.reports_received() >= 1);
+        tracer.close(Duration::from_secs(5));
     }
 }
