@@ -34,10 +34,10 @@ pub trait Recorder: Send + Sync + 'static {
 /// [`RING_CAPACITY_START`] and doubles, up to this, while its thread wakes the consumer more
 /// often than every [`BUSY_WAKE_INTERVAL_NANOS`]: only a thread that makes millions of spans
 /// a second gets this big, and it is the one for which each wake (a system call, and in a VM
-/// an interrupt to the other core, about 10 µs) matters.
+/// an interrupt to the other core) matters.
 pub(crate) const RING_CAPACITY: usize = 8192;
 
-/// A thread's first ring: 128 KiB, as big as every ring used to be.
+/// A thread's first ring: 128 KiB, enough for a thread that makes spans at an ordinary rate.
 pub(crate) const RING_CAPACITY_START: usize = 512;
 
 /// Wakes closer together than this (a millisecond) mean the ring is small for its thread.

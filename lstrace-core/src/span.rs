@@ -254,8 +254,7 @@ unsafe fn start_detached(builder: &mut ManuallyDrop<SpanBuilder>) -> Span {
 ///
 /// Inlined into the caller (with [`SpanBuilder::start`]), where the builder's fields are
 /// mostly constants: the unsampled check and dropping what is left of the builder then cost
-/// a few instructions (an unsampled child: 84 instructions before, 53 after; the rest of the
-/// start stays out of line in `push_started`).
+/// a few instructions (the rest of the start stays out of line in `push_started`).
 ///
 /// # Safety
 /// The caller gives `builder` up: it must not be used or dropped after this call.

@@ -1,15 +1,14 @@
 //! A finished span straight into protobuf bytes: the `Span` message that `encode::span`
 //! builds (same fields, same limits, same omitted defaults: the tests decode both and compare
-//! them), written without building it. Building it took an allocation per string and prost
-//! then computed each nested length again while encoding: about 7,000 instructions per span
-//! with three tags and a log, most of the reporter thread's time.
+//! them), written without building it: building it would cost an allocation per string, and
+//! prost would compute each nested length again while encoding, on the reporter thread that
+//! must keep up with every span the process makes.
 //!
 //! One pass: a nested message gets one byte for its length, which is filled in when the
 //! message is written; the rare message of 128 bytes or more moves right to make room for a
 //! longer prefix. The bytes go into room made beforehand for the longest encoding the span
-//! can have, through a cursor over that room. Measuring every length first, then pushing
-//! byte by byte onto the `Vec`, cost about 2,550 instructions per span (three tags, a log);
-//! this about 1,480, most of it the hundred-odd single-byte writes of keys and varints.
+//! can have, through a cursor over that room, so that no length is measured twice and no
+//! write checks the `Vec`'s capacity.
 
 use super::encode::{truncate, Limits};
 use crate::record::{LogRecord, Relationship, SpanRecord};

@@ -1,7 +1,7 @@
 //! Reading a report on arrival without decoding its spans.
 //!
-//! Decoding every span into owned strings took about 7,200 instructions per span (prost,
-//! an allocation per string), on the core the traced program and its reporter need. On
+//! Decoding every span into owned strings (prost, an allocation per string) would take the
+//! core that the traced program and its reporter need, for spans nobody may look at. On
 //! arrival the satellite walks the whole report against the schema without building it,
 //! adding up what decoding it would hold in memory, then decodes its header (reporter, auth,
 //! metrics: what the answer depends on); the spans are decoded when someone asks for them.
