@@ -1,8 +1,10 @@
 //! The HTTP integrations against real servers on 127.0.0.1: reqwest client spans, the tower
 //! layer's server spans, and one trace across two services.
 
+mod support;
+
 use axum::extract::{MatchedPath, State};
-use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+use axum::http::{HeaderMap, StatusCode};
 use axum::routing::get;
 use axum::Router;
 use lstrace_core::http::{TraceLayer, TracedRequestBuilder};
@@ -11,31 +13,9 @@ use lstrace_core::testing::{self, TestRecorder};
 use lstrace_core::tree::TreeStyle;
 use lstrace_core::{span, SpanContext, SpanId, SpanRecord, TagValue, TraceId};
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
-
-/// Serves `app` on 127.0.0.1 until the test's runtime shuts down.
-async fn serve(app: Router) -> SocketAddr {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    addr
-}
-
-/// The request's headers, one `name: value` line each, sorted.
-async fn echo(headers: HeaderMap) -> String {
-    let mut lines: Vec<String> = headers
-        .iter()
-        .map(|(k, v)| format!("{k}: {}\n", v.to_str().unwrap_or("<binary>")))
-        .collect();
-    lines.sort();
-    lines.concat()
-}
-
-fn header<'a>(echoed: &'a str, name: &str) -> Option<&'a str> {
-    echoed
-        .lines()
-        .find_map(|line| line.strip_prefix(name)?.strip_prefix(": "))
-}
+use support::http::{
+    calling_service, echo_service, echoed_headers, header, serve, trace_spans, SendForText,
+};
 
 /// A handler that does traced work across an await.
 async fn work() -> &'static str {
@@ -52,18 +32,6 @@ async fn fail() -> (StatusCode, &'static str) {
     (StatusCode::SERVICE_UNAVAILABLE, "down")
 }
 
-/// The spans of `trace`, waiting (within a generous bound) until `count` have finished.
-fn trace_spans(trace: TraceId, count: usize) -> Vec<SpanRecord> {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let spans = TestRecorder::install().trace(trace);
-        if spans.len() >= count || Instant::now() > deadline {
-            return spans;
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
-}
-
 fn tree(spans: &[SpanRecord]) -> String {
     testing::render(spans, TreeStyle::default())
 }
@@ -71,18 +39,14 @@ fn tree(spans: &[SpanRecord]) -> String {
 #[tokio::test]
 async fn client_span_injects_its_context() {
     let capture = TestRecorder::install().capture();
-    let addr = serve(Router::new().route("/echo", get(echo))).await;
+    let addr = echo_service().await;
     let url = format!("http://ann:s3cr3t@{addr}/echo?q=1");
     let echoed = capture
         .scope(async {
             reqwest::Client::new()
                 .get(&url)
-                .send_traced()
+                .send_traced_for_text()
                 .await
-                .unwrap()
-                .text()
-                .await
-                .unwrap()
         })
         .await;
     let client = capture.span("HTTP GET").expect("client span recorded");
@@ -245,31 +209,14 @@ async fn server_layer_takes_a_stack_and_names_spans_by_route() {
     );
 }
 
-/// Two services: an upstream one, traced by `TraceLayer`, whose `/call` handler makes a
-/// `prepare` span and then calls the downstream echo service through the reqwest
-/// integration. Returns (upstream, downstream).
+/// Two services: an upstream one, traced by `TraceLayer`, that calls the downstream echo
+/// service through the reqwest integration. Returns (upstream, downstream).
 async fn two_services() -> (SocketAddr, SocketAddr) {
-    let downstream = serve(Router::new().route("/echo", get(echo))).await;
-    async fn call_downstream(State(downstream): State<SocketAddr>) -> String {
-        let _prepare = span("prepare").start();
-        drop(_prepare);
-        reqwest::Client::new()
-            .get(format!("http://{downstream}/echo"))
-            .send_traced()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap()
-    }
-    let upstream = serve(
-        Router::new()
-            .route("/call", get(call_downstream))
-            .layer(TraceLayer::new())
-            .with_state(downstream),
+    let downstream = echo_service().await;
+    (
+        calling_service(downstream, TraceLayer::new()).await,
+        downstream,
     )
-    .await;
-    (upstream, downstream)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -282,12 +229,8 @@ async fn one_trace_spans_two_services() {
         .header("traceparent", format!("00-{trace}-00f067aa0ba902b7-01"))
         .header("tracestate", "congo=t61rcWkgMzE")
         .header("baggage", "user=ann")
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+        .send_for_text()
+        .await;
     let spans = trace_spans(trace, 3);
     assert_eq!(
         tree(&spans),
@@ -324,12 +267,8 @@ async fn a_not_sampled_request_records_nothing_and_passes_the_decision_on() {
     let echoed = reqwest::Client::new()
         .get(format!("http://{upstream}/call"))
         .header("traceparent", format!("00-{trace}-00f067aa0ba902b7-00"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+        .send_for_text()
+        .await;
     // The client span is not recorded, but it has a context of its own: same trace, a new
     // span id, not sampled.
     let traceparent = header(&echoed, "traceparent").expect("a traceparent");
@@ -347,7 +286,7 @@ async fn a_not_sampled_request_records_nothing_and_passes_the_decision_on() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_unsampled_decision_and_baggage_go_through_a_service_in_every_format() {
     let _recorder = TestRecorder::install();
-    let downstream = serve(Router::new().route("/echo", get(echo))).await;
+    let downstream = echo_service().await;
     async fn call_downstream(State(downstream): State<SocketAddr>) -> String {
         let context = {
             let mut handle = span("handle").start();
@@ -386,22 +325,9 @@ async fn the_unsampled_decision_and_baggage_go_through_a_service_in_every_format
         let echoed = reqwest::Client::new()
             .get(format!("http://{upstream}/call"))
             .headers(headers)
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        let received: HeaderMap = echoed
-            .lines()
-            .filter_map(|line| line.split_once(": "))
-            .map(|(k, v)| {
-                (
-                    k.parse::<HeaderName>().unwrap(),
-                    v.parse::<HeaderValue>().unwrap(),
-                )
-            })
-            .collect();
+            .send_for_text()
+            .await;
+        let received = echoed_headers(&echoed);
         // The downstream service reads the default stack's formats: each one says the same.
         for read in [Format::LightStep, Format::TraceContext, Format::B3Multi] {
             let context = PropagatorStack::empty()
@@ -445,16 +371,12 @@ async fn the_sampling_policy_decides_the_traces_the_layer_starts() {
         },
     ));
     let _recorder = TestRecorder::install();
-    let downstream = serve(Router::new().route("/echo", get(echo))).await;
+    let downstream = echo_service().await;
     async fn call(State(downstream): State<SocketAddr>) -> String {
         reqwest::Client::new()
             .get(format!("http://{downstream}/echo"))
-            .send_traced()
+            .send_traced_for_text()
             .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap()
     }
     let upstream = serve(
         Router::new()
@@ -465,12 +387,8 @@ async fn the_sampling_policy_decides_the_traces_the_layer_starts() {
     .await;
     let echoed = reqwest::Client::new()
         .get(format!("http://{upstream}/call"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+        .send_for_text()
+        .await;
     let traceparent = header(&echoed, "traceparent").expect("a traceparent");
     assert!(traceparent.ends_with("-00"), "{traceparent}");
     let trace = TraceId(u128::from_str_radix(&traceparent[3..35], 16).unwrap());
@@ -481,12 +399,8 @@ async fn the_sampling_policy_decides_the_traces_the_layer_starts() {
     let echoed = reqwest::Client::new()
         .get(format!("http://{upstream}/call"))
         .header("traceparent", format!("00-{caller}-00f067aa0ba902b7-01"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+        .send_for_text()
+        .await;
     assert!(header(&echoed, "traceparent").unwrap().ends_with("-01"));
     assert_eq!(trace_spans(caller, 2).len(), 2);
 }

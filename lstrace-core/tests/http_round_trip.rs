@@ -5,32 +5,19 @@
 //! The process-wide propagator stack (which both integrations use) changes per format, so
 //! this binary holds a single test that runs the formats one after the other.
 
+mod support;
+
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderName, HeaderValue};
+use axum::http::HeaderMap;
 use axum::routing::get;
 use axum::Router;
 use lstrace_core::http::{TraceLayer, TracedRequestBuilder};
 use lstrace_core::propagation::{self, Format, PropagatorStack};
 use lstrace_core::sampling::{self, AlwaysOff, Sampling};
 use lstrace_core::testing::TestRecorder;
-use lstrace_core::{span, SpanContext, SpanId, SpanRecord, TraceId};
+use lstrace_core::{span, SpanContext, SpanId, TraceId};
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
-
-async fn serve(app: Router) -> SocketAddr {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    addr
-}
-
-/// The request's headers, one `name: value` line each.
-async fn echo(headers: HeaderMap) -> String {
-    headers
-        .iter()
-        .map(|(k, v)| format!("{k}: {}\n", v.to_str().unwrap_or("<binary>")))
-        .collect()
-}
+use support::http::{echo_service, echoed_headers, serve, trace_spans, SendForText};
 
 /// The handler in the middle: a span of its own (not recorded under an unsampled caller),
 /// an item set on it with `SpanGuard::set_baggage_item`, and a call downstream inside it.
@@ -57,22 +44,9 @@ async fn through_the_service(
     let echoed = reqwest::Client::new()
         .get(format!("http://{upstream}/call"))
         .headers(headers)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    echoed
-        .lines()
-        .filter_map(|line| line.split_once(": "))
-        .map(|(k, v)| {
-            (
-                k.parse::<HeaderName>().unwrap(),
-                v.parse::<HeaderValue>().unwrap(),
-            )
-        })
-        .collect()
+        .send_for_text()
+        .await;
+    echoed_headers(&echoed)
 }
 
 fn baggage(context: &SpanContext) -> Vec<(String, String)> {
@@ -84,22 +58,10 @@ fn baggage(context: &SpanContext) -> Vec<(String, String)> {
     items
 }
 
-/// The spans of `trace`, waiting (within a generous bound) until `count` have finished.
-fn trace_spans(trace: TraceId, count: usize) -> Vec<SpanRecord> {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let spans = TestRecorder::install().trace(trace);
-        if spans.len() >= count || Instant::now() > deadline {
-            return spans;
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_format_round_trips_the_decision_and_baggage_through_a_service() {
     let recorder = TestRecorder::install();
-    let downstream = serve(Router::new().route("/echo", get(echo))).await;
+    let downstream = echo_service().await;
     let upstream = serve(
         Router::new()
             .route("/call", get(call_downstream))

@@ -6,6 +6,11 @@ use lstrace_core::propagation::{self, Format, PropagatorStack};
 use lstrace_core::{span, SpanContext, SpanId, TraceId};
 use std::collections::HashMap;
 
+// The HTTP helpers alone: the rest of `support` needs the reporter.
+#[cfg(all(feature = "reqwest", feature = "tower"))]
+#[path = "support/http.rs"]
+mod http_support;
+
 fn incoming(sampled: bool) -> SpanContext {
     SpanContext::new(TraceId::random(), SpanId::random(), sampled).with_baggage_item("user", "ann")
 }
@@ -72,43 +77,11 @@ fn detached_spans_and_entered_contexts_pass_through() {
 #[cfg(all(feature = "reqwest", feature = "tower"))]
 #[tokio::test]
 async fn an_http_service_without_a_tracer_passes_the_callers_context_on() {
-    use axum::extract::State;
     use axum::http::HeaderMap;
-    use axum::routing::get;
-    use axum::Router;
-    use lstrace_core::http::{TraceLayer, TracedRequestBuilder};
-    use std::net::SocketAddr;
+    use http_support::{calling_service, echo_service, SendForText};
+    use lstrace_core::http::TraceLayer;
 
-    async fn serve(app: Router) -> SocketAddr {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move { axum::serve(listener, app).await });
-        addr
-    }
-    async fn echo(headers: HeaderMap) -> String {
-        headers
-            .iter()
-            .map(|(k, v)| format!("{k}: {}\n", v.to_str().unwrap_or("")))
-            .collect()
-    }
-    async fn call(State(downstream): State<SocketAddr>) -> String {
-        reqwest::Client::new()
-            .get(format!("http://{downstream}/echo"))
-            .send_traced()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap()
-    }
-    let downstream = serve(Router::new().route("/echo", get(echo))).await;
-    let upstream = serve(
-        Router::new()
-            .route("/call", get(call))
-            .layer(TraceLayer::new())
-            .with_state(downstream),
-    )
-    .await;
+    let upstream = calling_service(echo_service().await, TraceLayer::new()).await;
     let caller = incoming(false);
     let mut headers = HeaderMap::new();
     PropagatorStack::empty()
@@ -117,12 +90,8 @@ async fn an_http_service_without_a_tracer_passes_the_callers_context_on() {
     let echoed = reqwest::Client::new()
         .get(format!("http://{upstream}/call"))
         .headers(headers)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+        .send_for_text()
+        .await;
     assert!(
         echoed.contains(&format!(
             "traceparent: 00-{}-{}-00\n",

@@ -1,5 +1,8 @@
-//! Helpers shared by the reporter's end-to-end tests.
+//! Helpers shared by the integration tests.
 #![allow(dead_code)] // Each test binary uses its own subset.
+
+#[cfg(all(feature = "reqwest", feature = "tower"))]
+pub mod http;
 
 use lstrace_core::protocol::{metrics_sample, ReportRequest};
 use lstrace_core::testing::TestRecorder;
