@@ -26,6 +26,8 @@ pub enum Measurement {
     FullBuffer,
     /// [`Saturated`](Measurement::Saturated) over OTLP/HTTP.
     SaturatedOtlp,
+    /// [`Paced`](Measurement::Paced) over OTLP/HTTP.
+    PacedOtlp,
     /// [`FullBuffer`](Measurement::FullBuffer) over OTLP/HTTP.
     FullBufferOtlp,
     /// The peer, saturated: `tracing` spans through `tracing-opentelemetry`, the SDK's batch
@@ -40,11 +42,17 @@ pub const ALL: &[Measurement] = &[
     Measurement::SaturatedOtlp,
     Measurement::SaturatedOtelSdk,
     Measurement::Paced,
+    Measurement::PacedOtlp,
     Measurement::FullBuffer,
     Measurement::FullBufferOtlp,
 ];
 
 impl Measurement {
+    /// Whether it runs at a fixed rate (given as `--rate`).
+    pub fn is_paced(self) -> bool {
+        matches!(self, Measurement::Paced | Measurement::PacedOtlp)
+    }
+
     /// Parses the `Display` form.
     pub fn parse(text: &str) -> Option<Measurement> {
         ALL.iter().copied().find(|m| m.to_string() == text)
@@ -58,6 +66,7 @@ impl fmt::Display for Measurement {
             Measurement::Paced => "e2e-paced",
             Measurement::FullBuffer => "e2e-full-buffer",
             Measurement::SaturatedOtlp => "e2e-saturated-otlp",
+            Measurement::PacedOtlp => "e2e-paced-otlp",
             Measurement::FullBufferOtlp => "e2e-full-buffer-otlp",
             Measurement::SaturatedOtelSdk => "e2e-saturated-otel-sdk",
         })
@@ -183,7 +192,9 @@ impl Outcome {
 /// makes it tiny (the smoke run).
 pub fn run(measurement: Measurement, rate: u64, quick: bool) -> Result<Outcome, String> {
     let protocol = match measurement {
-        Measurement::SaturatedOtlp | Measurement::FullBufferOtlp => Protocol::Otlp,
+        Measurement::SaturatedOtlp | Measurement::PacedOtlp | Measurement::FullBufferOtlp => {
+            Protocol::Otlp
+        }
         _ => Protocol::LightStep,
     };
     if matches!(
@@ -209,7 +220,7 @@ pub fn run(measurement: Measurement, rate: u64, quick: bool) -> Result<Outcome, 
     .map_err(|e| format!("init: {e}"))?;
     let mut outcome = Outcome::default();
     let start = Instant::now();
-    if measurement == Measurement::Paced {
+    if measurement.is_paced() {
         // Batches of 1000, each started on schedule.
         let batch = 1000;
         let every = Duration::from_secs_f64(batch as f64 / rate.max(1) as f64);

@@ -425,11 +425,7 @@ fn run_all(options: &Options) -> ExitCode {
     }
     let mut e2e_results = Vec::new();
     let runs = e2e::ALL.iter().flat_map(|&m| {
-        let rates: &[u64] = if m == e2e::Measurement::Paced {
-            e2e::PACED_RATES
-        } else {
-            &[0]
-        };
+        let rates: &[u64] = if m.is_paced() { e2e::PACED_RATES } else { &[0] };
         rates.iter().map(move |&rate| (m, rate))
     });
     for (measurement, rate) in runs {
@@ -489,7 +485,9 @@ fn run_all(options: &Options) -> ExitCode {
             results.len() + e2e_results.len()
         );
     } else {
-        print!("{}", report(options, &cases, &results));
+        if !results.is_empty() {
+            print!("{}", report(options, &cases, &results));
+        }
         print!("{}", e2e_report(&e2e_results));
     }
     if failures == 0 {
@@ -597,7 +595,7 @@ fn e2e_report(results: &[(e2e::Measurement, u64, e2e::Outcome)]) -> String {
          |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
     );
     for (measurement, rate, o) in results {
-        let run = if *measurement == e2e::Measurement::Paced {
+        let run = if measurement.is_paced() {
             format!("{measurement} at {rate} spans/s")
         } else {
             measurement.to_string()
