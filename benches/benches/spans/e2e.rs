@@ -106,6 +106,9 @@ fn one_span(i: u64) {
 #[derive(Debug, Default)]
 pub struct Outcome {
     pub created: u64,
+    /// Spans the reporter took from the rings (sent, held, or dropped by the reporter);
+    /// the rest of the dropped ones were dropped by their thread, its ring full.
+    pub received: u64,
     pub sent: u64,
     pub dropped: u64,
     pub seconds: f64,
@@ -124,8 +127,9 @@ pub struct Outcome {
 impl Outcome {
     pub fn to_line(&self) -> String {
         format!(
-            "E2E created={} sent={} dropped={} seconds={} satellite={} bytes_per_span={} flush_seconds={} cpu={} reporter_cpu={} wire_bytes={}",
+            "E2E created={} received={} sent={} dropped={} seconds={} satellite={} bytes_per_span={} flush_seconds={} cpu={} reporter_cpu={} wire_bytes={}",
             self.created,
+            self.received,
             self.sent,
             self.dropped,
             self.seconds,
@@ -145,6 +149,7 @@ impl Outcome {
             let (key, value) = word.split_once('=')?;
             match key {
                 "created" => outcome.created = value.parse().ok()?,
+                "received" => outcome.received = value.parse().ok()?,
                 "sent" => outcome.sent = value.parse().ok()?,
                 "dropped" => outcome.dropped = value.parse().ok()?,
                 "seconds" => outcome.seconds = value.parse().ok()?,
@@ -350,6 +355,7 @@ fn finish(
     }
     let stats = tracer.stats();
     outcome.sent = stats.spans_sent;
+    outcome.received = stats.spans_received;
     outcome.dropped = stats.spans_dropped;
     delivered(satellite, &mut outcome);
     Ok(outcome)
