@@ -181,7 +181,7 @@ fn print_new_reports(satellite: &LocalSatellite, printed: usize) -> usize {
         durations: true,
         logs: true,
     };
-    print!("{}", satellite::render(&spans, style));
+    print!("{}", lstrace::tree::render(&spans, style));
     reports.len()
 }
 

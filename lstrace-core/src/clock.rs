@@ -406,7 +406,8 @@ fn duration_nanos(d: Duration) -> u64 {
 }
 
 /// Nanoseconds since the Unix epoch, now, on the time line.
-pub(crate) fn unix_nanos_now() -> u64 {
+#[cfg(test)]
+fn unix_nanos_now() -> u64 {
     let now = now();
     timeline().unix_nanos(now)
 }

@@ -45,5 +45,23 @@ pub use span::{
     baggage_item, current, log, record_error, set_baggage_item, span, tag, Span, SpanBuilder,
     SpanGuard, SpanKind,
 };
-pub use tag::{Str, Tag, TagList, TagValue, ToTagValue};
+pub use tag::{Tag, TagList, TagValue, ToTagValue};
 pub use task::future::{spawn, spawn_blocking, FutureExt, InCurrentContext, Instrumented};
+
+/// What lstrace's own tests, benchmarks and macros need that is not part of the API. Not a
+/// public API: it may change in any release.
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::reporter::uninstalled::UninstalledTracer;
+
+    /// Spans waiting in the per-thread rings.
+    #[must_use]
+    pub fn pending_spans() -> usize {
+        crate::collector::pending()
+    }
+
+    /// Sets the most logs a span keeps (the tracer sets it from its options).
+    pub fn set_max_logs_per_span(max: usize) {
+        crate::collector::set_max_logs_per_span(max);
+    }
+}

@@ -24,15 +24,6 @@ pub struct LogRecord {
 }
 
 impl LogRecord {
-    /// A log at the given wall-clock time.
-    #[must_use]
-    pub fn new(time: SystemTime, fields: Vec<Tag>) -> Self {
-        LogRecord {
-            unix_nanos: clock::system_time_to_unix_nanos(time),
-            fields,
-        }
-    }
-
     /// When it was logged (wall clock).
     #[must_use]
     pub fn time(&self) -> SystemTime {

@@ -110,18 +110,13 @@ pub fn installed() -> Option<&'static dyn Recorder> {
 
 /// Stops recording for good: every span after this is a no-op. Used by `close` and when the
 /// collector disables the tracer.
-pub fn stop() {
+pub(crate) fn stop() {
     STATE.store(STOPPED, Ordering::Release);
 }
 
-/// True once [`stop`] was called.
-#[must_use]
-pub fn is_stopped() -> bool {
-    STATE.load(Ordering::Acquire) == STOPPED
-}
-
-/// Sets the most logs a span keeps; later logs are dropped and counted on the span.
-pub fn set_max_logs_per_span(max: usize) {
+/// Sets the most logs a span keeps; later logs are dropped and counted on the span. The
+/// tracer sets it from [`Options::max_logs_per_span`](crate::Options::max_logs_per_span).
+pub(crate) fn set_max_logs_per_span(max: usize) {
     MAX_LOGS_PER_SPAN.store(max, Ordering::Relaxed);
 }
 
@@ -258,7 +253,7 @@ pub fn drain() -> usize {
 
 /// Spans waiting in the per-thread rings.
 #[must_use]
-pub fn pending() -> usize {
+pub(crate) fn pending() -> usize {
     let taken_in: usize = lock(&RINGS).iter().map(|e| e.ring.len()).sum();
     taken_in + lock(&NEW_RINGS).iter().map(|e| e.ring.len()).sum::<usize>()
 }

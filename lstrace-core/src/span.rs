@@ -4,10 +4,11 @@ use crate::clock;
 use crate::collector;
 use crate::context::id::{random_u64, SpanId, TraceId};
 use crate::context::SpanContext;
-use crate::record::{LogRecord, Relationship};
+use crate::record::Relationship;
 use crate::sampling;
 use crate::tag::{Str, Tag, TagList, TagValue};
 use crate::task::stack::{self, with_local, Ending, Frame, Local, Stamp};
+use std::borrow::Cow;
 use std::fmt;
 use std::marker::PhantomData;
 use std::mem::ManuallyDrop;
@@ -90,7 +91,7 @@ struct Spec {
 /// span.log([("event", "miss")]);
 /// span.finish();
 /// ```
-pub fn span(name: impl Into<Str>) -> SpanBuilder {
+pub fn span(name: impl Into<Cow<'static, str>>) -> SpanBuilder {
     SpanBuilder {
         parent: Parent::Current,
         spec: Spec {
@@ -105,7 +106,11 @@ pub fn span(name: impl Into<Str>) -> SpanBuilder {
 
 impl SpanBuilder {
     /// Sets a tag; a later tag with the same key replaces the value.
-    pub fn with_tag(mut self, key: impl Into<Str>, value: impl Into<TagValue>) -> Self {
+    pub fn with_tag(
+        mut self,
+        key: impl Into<Cow<'static, str>>,
+        value: impl Into<TagValue>,
+    ) -> Self {
         self.set_tag(key.into(), value.into());
         self
     }
@@ -548,13 +553,13 @@ impl SpanGuard {
     }
 
     /// Sets a tag.
-    pub fn set_tag(&mut self, key: impl Into<Str>, value: impl Into<TagValue>) {
+    pub fn set_tag(&mut self, key: impl Into<Cow<'static, str>>, value: impl Into<TagValue>) {
         let (key, value) = (key.into(), value.into());
         self.with_frame(|f| f.set_tag(key, value));
     }
 
     /// Adds a log with the given fields, timestamped now.
-    pub fn log<K: Into<Str>, V: Into<TagValue>>(
+    pub fn log<K: Into<Cow<'static, str>>, V: Into<TagValue>>(
         &mut self,
         fields: impl IntoIterator<Item = (K, V)>,
     ) {
@@ -637,14 +642,14 @@ impl Span {
     }
 
     /// Sets a tag.
-    pub fn set_tag(&mut self, key: impl Into<Str>, value: impl Into<TagValue>) {
+    pub fn set_tag(&mut self, key: impl Into<Cow<'static, str>>, value: impl Into<TagValue>) {
         if let Some(f) = &mut self.frame {
             f.set_tag(key.into(), value.into());
         }
     }
 
     /// Adds a log with the given fields, timestamped now.
-    pub fn log<K: Into<Str>, V: Into<TagValue>>(
+    pub fn log<K: Into<Cow<'static, str>>, V: Into<TagValue>>(
         &mut self,
         fields: impl IntoIterator<Item = (K, V)>,
     ) {
@@ -654,7 +659,7 @@ impl Span {
     }
 
     /// Adds a log with the given fields and time.
-    pub fn log_at<K: Into<Str>, V: Into<TagValue>>(
+    pub fn log_at<K: Into<Cow<'static, str>>, V: Into<TagValue>>(
         &mut self,
         time: SystemTime,
         fields: impl IntoIterator<Item = (K, V)>,
@@ -781,7 +786,7 @@ pub fn current() -> Option<SpanContext> {
 }
 
 /// Sets a tag on the current span (no-op outside any span).
-pub fn tag(key: impl Into<Str>, value: impl Into<TagValue>) {
+pub fn tag(key: impl Into<Cow<'static, str>>, value: impl Into<TagValue>) {
     if !collector::is_enabled() {
         return;
     }
@@ -800,7 +805,9 @@ pub fn tag(key: impl Into<Str>, value: impl Into<TagValue>) {
 /// # let _span = lstrace_core::span("op").start();
 /// lstrace_core::log([("event", "cache_miss"), ("key", "user:7")]);
 /// ```
-pub fn log<K: Into<Str>, V: Into<TagValue>>(fields: impl IntoIterator<Item = (K, V)>) {
+pub fn log<K: Into<Cow<'static, str>>, V: Into<TagValue>>(
+    fields: impl IntoIterator<Item = (K, V)>,
+) {
     if !collector::is_enabled() {
         return;
     }
@@ -847,14 +854,4 @@ pub fn set_baggage_item(key: impl Into<String>, value: impl Into<String>) {
 #[must_use]
 pub fn baggage_item(key: &str) -> Option<String> {
     current().and_then(|c| c.baggage_item(key).map(str::to_owned))
-}
-
-impl LogRecord {
-    /// A log timestamped now.
-    pub fn now<K: Into<Str>, V: Into<TagValue>>(fields: impl IntoIterator<Item = (K, V)>) -> Self {
-        LogRecord {
-            unix_nanos: clock::unix_nanos_now(),
-            fields: collect_fields(fields),
-        }
-    }
 }

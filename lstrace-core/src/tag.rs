@@ -6,13 +6,13 @@ use std::fmt;
 use std::mem::ManuallyDrop;
 
 /// A string that is either `'static` (free to copy) or owned.
-pub type Str = Cow<'static, str>;
+pub(crate) type Str = Cow<'static, str>;
 
 /// A tag or log-field value. Values keep their type on the wire.
 #[derive(Clone, Debug, PartialEq)]
 pub enum TagValue {
     /// A string.
-    Str(Str),
+    Str(Cow<'static, str>),
     /// A signed integer (unsigned values above `i64::MAX` are recorded as strings).
     Int(i64),
     /// A floating-point number.
@@ -242,7 +242,7 @@ pub struct Tag {
 
 impl Tag {
     /// A tag.
-    pub fn new(key: impl Into<Str>, value: impl Into<TagValue>) -> Self {
+    pub fn new(key: impl Into<Cow<'static, str>>, value: impl Into<TagValue>) -> Self {
         Tag {
             key: key.into(),
             value: value.into(),

@@ -23,7 +23,7 @@ use once_cell::sync::OnceCell;
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
-use tree::{TreeSpan, TreeStyle};
+use tree::TreeStyle;
 
 /// Keeps every finished span in memory. Install it once per test process; tests running in
 /// parallel each take a [`Capture`] to see only their own spans.
@@ -176,38 +176,6 @@ impl Capture {
     /// The captured spans as a tree, with the given style.
     #[must_use]
     pub fn tree_with(&self, style: TreeStyle) -> String {
-        render(&self.spans(), style)
-    }
-}
-
-/// Renders finished spans as a tree (see [`tree::render`]).
-#[must_use]
-pub fn render(spans: &[SpanRecord], style: TreeStyle) -> String {
-    let nodes: Vec<TreeSpan> = spans.iter().map(tree_span).collect();
-    tree::render(&nodes, style)
-}
-
-fn tree_span(span: &SpanRecord) -> TreeSpan {
-    TreeSpan {
-        span_id: span.context().span_id().get(),
-        parent_id: span.parent_id(),
-        name: span.name().to_owned(),
-        start_unix_nanos: span.start_unix_nanos(),
-        duration: span.duration(),
-        tags: span
-            .tags()
-            .iter()
-            .map(|t| (t.key.to_string(), t.value.to_string()))
-            .collect(),
-        logs: span
-            .logs()
-            .iter()
-            .map(|l| {
-                l.fields
-                    .iter()
-                    .map(|t| (t.key.to_string(), t.value.to_string()))
-                    .collect()
-            })
-            .collect(),
+        tree::render(&self.spans(), style)
     }
 }

@@ -9,8 +9,8 @@ use axum::routing::get;
 use axum::Router;
 use lstrace_core::http::{TraceLayer, TracedRequestBuilder};
 use lstrace_core::propagation::{self, Format, PropagatorStack};
-use lstrace_core::testing::{self, TestRecorder};
-use lstrace_core::tree::TreeStyle;
+use lstrace_core::testing::TestRecorder;
+use lstrace_core::tree::{self, TreeStyle};
 use lstrace_core::{span, SpanContext, SpanId, SpanRecord, TagValue, TraceId};
 use std::net::SocketAddr;
 use support::http::{
@@ -33,7 +33,7 @@ async fn fail() -> (StatusCode, &'static str) {
 }
 
 fn tree(spans: &[SpanRecord]) -> String {
-    testing::render(spans, TreeStyle::default())
+    tree::render(spans, TreeStyle::default())
 }
 
 #[tokio::test]
@@ -124,7 +124,7 @@ async fn server_span_continues_the_callers_trace_in_every_format() {
     .await;
     let client = reqwest::Client::new();
     let (w3c_trace, b3_trace) = (TraceId::random(), TraceId::random());
-    let trace_64 = TraceId(u128::from(TraceId::random().low()));
+    let trace_64 = TraceId::from_u128(u128::from(TraceId::random().low()));
     let parent = "00f067aa0ba902b7";
     let cases = [
         (
@@ -315,7 +315,7 @@ async fn the_unsampled_decision_and_baggage_go_through_a_service_in_every_format
                 .with_state(downstream),
         )
         .await;
-        let trace = TraceId(u128::from(SpanId::random().get()));
+        let trace = TraceId::from_u128(u128::from(SpanId::random().get()));
         let caller =
             SpanContext::new(trace, SpanId::random(), false).with_baggage_item("user", "ann");
         let mut headers = HeaderMap::new();
@@ -391,7 +391,7 @@ async fn the_sampling_policy_decides_the_traces_the_layer_starts() {
         .await;
     let traceparent = header(&echoed, "traceparent").expect("a traceparent");
     assert!(traceparent.ends_with("-00"), "{traceparent}");
-    let trace = TraceId(u128::from_str_radix(&traceparent[3..35], 16).unwrap());
+    let trace = TraceId::from_u128(u128::from_str_radix(&traceparent[3..35], 16).unwrap());
     assert!(TestRecorder::install().trace(trace).is_empty());
 
     // A caller's "sampled" is followed (the policy is parent-based).

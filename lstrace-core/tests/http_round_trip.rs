@@ -88,7 +88,7 @@ async fn each_format_round_trips_the_decision_and_baggage_through_a_service() {
         propagation::set_global_stack(stack.clone());
         let first = PropagatorStack::empty().with(formats[0]);
 
-        let trace = TraceId(u128::from(SpanId::random().get()));
+        let trace = TraceId::from_u128(u128::from(SpanId::random().get()));
         let caller =
             SpanContext::new(trace, SpanId::random(), false).with_baggage_item("user", "ann");
         let received = through_the_service(upstream, &stack, &caller).await;
@@ -113,7 +113,7 @@ async fn each_format_round_trips_the_decision_and_baggage_through_a_service() {
         assert!(recorder.trace(trace).is_empty(), "{formats:?}");
 
         // The same service continues a sampled caller's trace: recorded, and sampled downstream.
-        let trace = TraceId(u128::from(SpanId::random().get()));
+        let trace = TraceId::from_u128(u128::from(SpanId::random().get()));
         let caller = SpanContext::new(trace, SpanId::random(), true);
         let received = through_the_service(upstream, &stack, &caller).await;
         let sent = first.extract(&received).unwrap();
@@ -128,7 +128,7 @@ async fn each_format_round_trips_the_decision_and_baggage_through_a_service() {
     for format in [Format::B3Multi, Format::B3Single] {
         let stack = PropagatorStack::empty().with(format);
         propagation::set_global_stack(stack.clone());
-        let trace = TraceId(u128::from(SpanId::random().get()));
+        let trace = TraceId::from_u128(u128::from(SpanId::random().get()));
         let caller = SpanContext::new(trace, SpanId::random(), true).with_debug(true);
         let received = through_the_service(upstream, &stack, &caller).await;
         let sent = stack.extract(&received).unwrap();
@@ -139,7 +139,7 @@ async fn each_format_round_trips_the_decision_and_baggage_through_a_service() {
         }
         assert_eq!(trace_spans(trace, 3).len(), 3, "{format:?}");
         // Without the flag, the same policy records nothing.
-        let trace = TraceId(u128::from(SpanId::random().get()));
+        let trace = TraceId::from_u128(u128::from(SpanId::random().get()));
         let caller = SpanContext::new(trace, SpanId::random(), true);
         let sent = stack
             .extract(&through_the_service(upstream, &stack, &caller).await)

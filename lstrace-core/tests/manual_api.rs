@@ -42,7 +42,11 @@ fn builder_sets_tags_kind_and_references() {
 #[test]
 fn explicit_parent_and_follows_from_override_the_current_span() {
     let recorder = TestRecorder::install();
-    let remote = SpanContext::new(TraceId(0xabc << 64 | 0xdef), SpanId::new(42).unwrap(), true);
+    let remote = SpanContext::new(
+        TraceId::from_u128(0xabc << 64 | 0xdef),
+        SpanId::new(42).unwrap(),
+        true,
+    );
     let capture = recorder.capture();
     capture.in_scope(|| {
         span("from remote").child_of(&remote).start().finish();

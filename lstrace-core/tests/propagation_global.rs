@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 #[test]
 fn the_global_stack_defaults_and_can_be_replaced() {
-    let context = SpanContext::new(TraceId(0xabc), SpanId::new(0xdef).unwrap(), true);
+    let context = SpanContext::new(TraceId::from_u128(0xabc), SpanId::new(0xdef).unwrap(), true);
     assert_eq!(
         format!("{:?}", propagation::global_stack()),
         "[LightStep, TraceContext, B3Multi]"

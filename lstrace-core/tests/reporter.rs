@@ -1,12 +1,13 @@
 //! The reporter end to end, through real HTTP to the local satellite.
 //!
 //! Spans are traced with the real API and captured by the test recorder (the process's
-//! recorder here); each test then hands them to a tracer of its own ([`Tracer::start`], not
+//! recorder here); each test then hands them to a tracer of its own ([`UninstalledTracer::start`], not
 //! installed), so that every scenario runs in this one binary. `init` itself is tested in
 //! `reporter_init.rs` and `reporter_disable.rs`.
 
 mod support;
 
+use lstrace_core::__private::UninstalledTracer;
 use lstrace_core::protocol::{self, key_value::Value, ReportRequest};
 use lstrace_core::reporter::{
     DropReason, ReportError, ReportFailure, StatusReport, COMPONENT_NAME, TRACER_PLATFORM,
@@ -14,7 +15,7 @@ use lstrace_core::reporter::{
 };
 use lstrace_core::satellite::{Behaviour, LocalSatellite};
 use lstrace_core::testing::TestRecorder;
-use lstrace_core::{span, Event, Recorder, Tracer};
+use lstrace_core::{span, Event};
 use std::collections::HashSet;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use support::{count, dead_url, feed, options, small_spans, EventLog, PATIENCE, TOKEN};
@@ -37,7 +38,8 @@ fn reports_carry_what_was_traced() {
     let satellite = LocalSatellite::start().unwrap();
     let events = EventLog::new();
     let tracer =
-        Tracer::start(options(&[satellite.url()], &events).tag("deployment", "canary")).unwrap();
+        UninstalledTracer::start(options(&[satellite.url()], &events).tag("deployment", "canary"))
+            .unwrap();
 
     let before = SystemTime::now();
     let capture = TestRecorder::install().capture();
@@ -204,7 +206,7 @@ fn reports_carry_what_was_traced() {
 fn a_root_span_has_no_reference() {
     let satellite = LocalSatellite::start().unwrap();
     let events = EventLog::new();
-    let tracer = Tracer::start(options(&[satellite.url()], &events)).unwrap();
+    let tracer = UninstalledTracer::start(options(&[satellite.url()], &events)).unwrap();
     let recorder = TestRecorder::install();
     let root = span("lonely").root().start_detached();
     let trace_id = root.context().unwrap().trace_id();
@@ -224,7 +226,9 @@ fn a_root_span_has_no_reference() {
 fn a_full_buffer_drops_the_newest_and_tells_the_collector() {
     let satellite = LocalSatellite::start().unwrap();
     let events = EventLog::new();
-    let tracer = Tracer::start(options(&[satellite.url()], &events).max_buffered_spans(2)).unwrap();
+    let tracer =
+        UninstalledTracer::start(options(&[satellite.url()], &events).max_buffered_spans(2))
+            .unwrap();
     let spans = small_spans(5);
     let first_two: Vec<u64> = spans[..2]
         .iter()
@@ -284,7 +288,7 @@ fn an_unauthorized_report_is_dropped_and_counted() {
     let satellite = LocalSatellite::start().unwrap();
     satellite.set_behaviour(Behaviour::Status(401));
     let events = EventLog::new();
-    let tracer = Tracer::start(options(&[satellite.url()], &events)).unwrap();
+    let tracer = UninstalledTracer::start(options(&[satellite.url()], &events)).unwrap();
     feed(&tracer, small_spans(3));
     let flushed = tracer.flush(PATIENCE);
     assert!(!flushed.timed_out);
@@ -321,7 +325,8 @@ fn server_errors_are_retried_then_dropped() {
     satellite.set_behaviour(Behaviour::Status(500));
     let events = EventLog::new();
     let tracer =
-        Tracer::start(options(&[satellite.url()], &events).max_report_attempts(3)).unwrap();
+        UninstalledTracer::start(options(&[satellite.url()], &events).max_report_attempts(3))
+            .unwrap();
     feed(&tracer, small_spans(2));
     let flushed = tracer.flush(PATIENCE);
     assert!(!flushed.timed_out);
@@ -351,7 +356,7 @@ fn a_retry_that_succeeds_loses_nothing() {
     let satellite = LocalSatellite::start().unwrap();
     satellite.set_behaviour(Behaviour::Status(503));
     let events = EventLog::new();
-    let tracer = Tracer::start(
+    let tracer = UninstalledTracer::start(
         options(&[satellite.url()], &events).min_reporting_period(Duration::from_millis(300)),
     )
     .unwrap();
@@ -375,7 +380,8 @@ fn garbage_is_a_warning_and_rejections_are_failed_reports() {
     let satellite = LocalSatellite::start().unwrap();
     let events = EventLog::new();
     let tracer =
-        Tracer::start(options(&[satellite.url()], &events).max_report_attempts(1)).unwrap();
+        UninstalledTracer::start(options(&[satellite.url()], &events).max_report_attempts(1))
+            .unwrap();
 
     // A 200 means the satellite has the report, whatever its body says.
     satellite.set_behaviour(Behaviour::Garbage);
@@ -405,9 +411,10 @@ fn a_collector_that_never_answers_cannot_hold_a_flush() {
     satellite.set_behaviour(Behaviour::Never);
     let events = EventLog::new();
     // The attempt outlives the test: it is cut short by close.
-    let tracer =
-        Tracer::start(options(&[satellite.url()], &events).report_timeout(Duration::from_secs(60)))
-            .unwrap();
+    let tracer = UninstalledTracer::start(
+        options(&[satellite.url()], &events).report_timeout(Duration::from_secs(60)),
+    )
+    .unwrap();
     feed(&tracer, small_spans(1));
     let timeout = Duration::from_millis(300);
 
@@ -459,7 +466,7 @@ fn disable_stops_the_tracer() {
     let satellite = LocalSatellite::start().unwrap();
     satellite.set_behaviour(Behaviour::Disable);
     let events = EventLog::new();
-    let tracer = Tracer::start(options(&[satellite.url()], &events)).unwrap();
+    let tracer = UninstalledTracer::start(options(&[satellite.url()], &events)).unwrap();
     feed(&tracer, small_spans(2));
     let flushed = tracer.flush(PATIENCE);
     assert!(flushed.stopped && !flushed.timed_out);
@@ -481,7 +488,7 @@ fn reports_go_round_robin_and_skip_a_dead_collector() {
         LocalSatellite::start().unwrap(),
     );
     let events = EventLog::new();
-    let tracer = Tracer::start(options(&[a.url(), b.url()], &events)).unwrap();
+    let tracer = UninstalledTracer::start(options(&[a.url(), b.url()], &events)).unwrap();
     for _ in 0..4 {
         feed(&tracer, small_spans(1));
         assert!(!tracer.flush(PATIENCE).timed_out);
@@ -490,7 +497,7 @@ fn reports_go_round_robin_and_skip_a_dead_collector() {
 
     let live = LocalSatellite::start().unwrap();
     let events = EventLog::new();
-    let tracer = Tracer::start(options(&[dead_url(), live.url()], &events)).unwrap();
+    let tracer = UninstalledTracer::start(options(&[dead_url(), live.url()], &events)).unwrap();
     let mut sent = HashSet::new();
     for _ in 0..4 {
         let spans = small_spans(2);
@@ -521,7 +528,8 @@ fn big_batches_are_split_under_4_mb() {
     let satellite = LocalSatellite::start().unwrap();
     let events = EventLog::new();
     let tracer =
-        Tracer::start(options(&[satellite.url()], &events).max_log_value_len(1 << 20)).unwrap();
+        UninstalledTracer::start(options(&[satellite.url()], &events).max_log_value_len(1 << 20))
+            .unwrap();
     let capture = TestRecorder::install().capture();
     let payload = "x".repeat(300_000);
     capture.in_scope(|| {
@@ -557,7 +565,8 @@ fn a_span_too_big_for_any_report_is_an_encoding_error() {
     let satellite = LocalSatellite::start().unwrap();
     let events = EventLog::new();
     let tracer =
-        Tracer::start(options(&[satellite.url()], &events).max_log_value_len(8 << 20)).unwrap();
+        UninstalledTracer::start(options(&[satellite.url()], &events).max_log_value_len(8 << 20))
+            .unwrap();
     let capture = TestRecorder::install().capture();
     capture.in_scope(|| {
         let _huge = span("huge")
@@ -586,7 +595,9 @@ fn a_span_too_big_for_any_report_is_an_encoding_error() {
 fn logs_over_the_limit_are_dropped_and_counted() {
     let satellite = LocalSatellite::start().unwrap();
     let events = EventLog::new();
-    let tracer = Tracer::start(options(&[satellite.url()], &events).max_logs_per_span(2)).unwrap();
+    let tracer =
+        UninstalledTracer::start(options(&[satellite.url()], &events).max_logs_per_span(2))
+            .unwrap();
     let capture = TestRecorder::install().capture();
     capture.in_scope(|| {
         let mut s = span("chatty").start();
@@ -605,7 +616,9 @@ fn logs_over_the_limit_are_dropped_and_counted() {
 
     // Dropping span logs is a choice: not counted.
     let satellite = LocalSatellite::start().unwrap();
-    let tracer = Tracer::start(options(&[satellite.url()], &events).drop_span_logs(true)).unwrap();
+    let tracer =
+        UninstalledTracer::start(options(&[satellite.url()], &events).drop_span_logs(true))
+            .unwrap();
     feed(&tracer, capture.spans());
     assert!(!tracer.flush(PATIENCE).timed_out);
     assert!(satellite.spans()[0].logs.is_empty());
@@ -619,7 +632,7 @@ fn logs_over_the_limit_are_dropped_and_counted() {
 fn spans_are_reported_every_period_without_a_flush() {
     let satellite = LocalSatellite::start().unwrap();
     let events = EventLog::new();
-    let tracer = Tracer::start(
+    let tracer = UninstalledTracer::start(
         options(&[satellite.url()], &events).reporting_period(Duration::from_millis(100)),
     )
     .unwrap();
@@ -633,7 +646,8 @@ fn a_half_full_buffer_is_reported_early() {
     let events = EventLog::new();
     // The period alone would not send anything within the test.
     let tracer =
-        Tracer::start(options(&[satellite.url()], &events).max_buffered_spans(10)).unwrap();
+        UninstalledTracer::start(options(&[satellite.url()], &events).max_buffered_spans(10))
+            .unwrap();
     feed(&tracer, small_spans(5));
     assert!(satellite.wait_for_spans(5, PATIENCE));
 }
@@ -642,7 +656,7 @@ fn a_half_full_buffer_is_reported_early() {
 fn close_sends_what_is_left_then_refuses_spans() {
     let satellite = LocalSatellite::start().unwrap();
     let events = EventLog::new();
-    let tracer = Tracer::start(options(&[satellite.url()], &events)).unwrap();
+    let tracer = UninstalledTracer::start(options(&[satellite.url()], &events)).unwrap();
     feed(&tracer, small_spans(3));
     let closed = tracer.close(PATIENCE);
     assert!(closed.stopped && !closed.timed_out);
@@ -660,9 +674,10 @@ fn the_token_never_shows() {
     let satellite = LocalSatellite::start().unwrap();
     satellite.set_behaviour(Behaviour::Status(403));
     let events = EventLog::new();
-    let tracer =
-        Tracer::start(options(&[satellite.url(), dead_url()], &events).max_report_attempts(2))
-            .unwrap();
+    let tracer = UninstalledTracer::start(
+        options(&[satellite.url(), dead_url()], &events).max_report_attempts(2),
+    )
+    .unwrap();
     feed(&tracer, small_spans(1));
     tracer.flush(PATIENCE);
     satellite.set_behaviour(Behaviour::Disable);

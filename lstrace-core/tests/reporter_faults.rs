@@ -4,9 +4,10 @@
 
 mod support;
 
+use lstrace_core::__private::UninstalledTracer;
 use lstrace_core::reporter::{DropReason, ReportError, ReportFailure};
 use lstrace_core::satellite::fault::{Fault, FaultServer};
-use lstrace_core::{Event, Options, SpanRecord, Stats, Tracer};
+use lstrace_core::{Event, Options, SpanRecord, Stats};
 use std::collections::HashSet;
 use std::time::Duration;
 use support::{feed, small_spans, EventLog, PATIENCE, TOKEN};
@@ -64,7 +65,7 @@ fn ids(spans: &[lstrace_core::protocol::Span]) -> HashSet<u64> {
 fn fifty_thousand_spans_a_second_lose_nothing(fault: Fault, bursts: &[Vec<SpanRecord>]) {
     let satellite = FaultServer::start(fault.clone()).unwrap();
     let events = EventLog::new();
-    let tracer = Tracer::start(defaults(&[satellite.url()], &events)).unwrap();
+    let tracer = UninstalledTracer::start(defaults(&[satellite.url()], &events)).unwrap();
     for burst in bursts.iter().cloned() {
         let started = std::time::Instant::now();
         feed(&tracer, burst);
@@ -102,7 +103,7 @@ fn a_hung_satellite_does_not_hold_back_a_healthy_one() {
     let hung = FaultServer::start(Fault::BlackHole).unwrap();
     let healthy = FaultServer::start(Fault::Accept).unwrap();
     let events = EventLog::new();
-    let tracer = Tracer::start(defaults(&[hung.url(), healthy.url()], &events)).unwrap();
+    let tracer = UninstalledTracer::start(defaults(&[hung.url(), healthy.url()], &events)).unwrap();
     // Shorter than the report timeout (5 s): the report the hung satellite holds must be
     // delivered elsewhere before the flush gives up.
     let deadline = Duration::from_secs(3);
@@ -140,7 +141,7 @@ fn a_hedged_report_counts_once_when_both_satellites_take_it() {
     let slow = FaultServer::start(Fault::Slow(Duration::from_millis(1500))).unwrap();
     let healthy = FaultServer::start(Fault::Accept).unwrap();
     let events = EventLog::new();
-    let tracer = Tracer::start(quick(&[slow.url(), healthy.url()], &events)).unwrap();
+    let tracer = UninstalledTracer::start(quick(&[slow.url(), healthy.url()], &events)).unwrap();
     feed(&tracer, small_spans(50));
     let flushed = tracer.flush(PATIENCE);
     assert!(!flushed.timed_out, "{flushed:?}");
@@ -161,7 +162,7 @@ fn a_hedged_report_counts_once_when_both_satellites_take_it() {
 fn a_huge_answer_is_not_read_and_the_report_counts_as_accepted() {
     let satellite = FaultServer::start(Fault::Huge(1 << 30)).unwrap();
     let events = EventLog::new();
-    let tracer = Tracer::start(quick(&[satellite.url()], &events)).unwrap();
+    let tracer = UninstalledTracer::start(quick(&[satellite.url()], &events)).unwrap();
     feed(&tracer, small_spans(100));
     let flushed = tracer.flush(PATIENCE);
     assert!(!flushed.timed_out);
@@ -185,7 +186,7 @@ fn redirects_are_not_followed_and_the_token_stays_home() {
         let target = format!("{}/api/v2/reports", elsewhere.url());
         let satellite = FaultServer::start(Fault::Redirect(status, target)).unwrap();
         let events = EventLog::new();
-        let tracer = Tracer::start(quick(&[satellite.url()], &events)).unwrap();
+        let tracer = UninstalledTracer::start(quick(&[satellite.url()], &events)).unwrap();
         feed(&tracer, small_spans(3));
         let flushed = tracer.flush(PATIENCE);
         assert!(!flushed.timed_out);
@@ -208,7 +209,8 @@ fn a_redirect_fails_over_to_another_collector() {
         let redirecting = FaultServer::start(Fault::Redirect(status, target)).unwrap();
         let healthy = FaultServer::start(Fault::Accept).unwrap();
         let events = EventLog::new();
-        let tracer = Tracer::start(quick(&[redirecting.url(), healthy.url()], &events)).unwrap();
+        let tracer =
+            UninstalledTracer::start(quick(&[redirecting.url(), healthy.url()], &events)).unwrap();
         for _ in 0..3 {
             feed(&tracer, small_spans(4));
             let flushed = tracer.flush(PATIENCE);
@@ -232,7 +234,7 @@ fn a_broken_200_answer_means_accepted_and_is_not_resent() {
     for fault in [Fault::Garbage, Fault::Truncated] {
         let satellite = FaultServer::start(fault.clone()).unwrap();
         let events = EventLog::new();
-        let tracer = Tracer::start(quick(&[satellite.url()], &events)).unwrap();
+        let tracer = UninstalledTracer::start(quick(&[satellite.url()], &events)).unwrap();
         feed(&tracer, small_spans(10));
         let flushed = tracer.flush(PATIENCE);
         assert!(!flushed.timed_out, "{fault:?}");
@@ -251,7 +253,9 @@ fn drop_counts_are_sent_until_accepted_then_never_again() {
     // Broken 200 answers (accepted) and a 503 (not accepted) on the way.
     let satellite = FaultServer::start(Fault::Garbage).unwrap();
     let events = EventLog::new();
-    let tracer = Tracer::start(quick(&[satellite.url()], &events).max_buffered_spans(10)).unwrap();
+    let tracer =
+        UninstalledTracer::start(quick(&[satellite.url()], &events).max_buffered_spans(10))
+            .unwrap();
     feed(&tracer, small_spans(15));
     assert!(!tracer.flush(PATIENCE).timed_out);
     satellite.set_fault(Fault::StatusThenAccept {
@@ -276,7 +280,7 @@ fn drop_counts_are_sent_until_accepted_then_never_again() {
 fn close_against_a_hung_satellite_counts_every_span_before_it_returns() {
     let satellite = FaultServer::start(Fault::BlackHole).unwrap();
     let events = EventLog::new();
-    let tracer = Tracer::start(quick(&[satellite.url()], &events)).unwrap();
+    let tracer = UninstalledTracer::start(quick(&[satellite.url()], &events)).unwrap();
     feed(&tracer, small_spans(1000));
     let closed = tracer.close(Duration::from_secs(1));
     assert!(closed.timed_out && closed.stopped, "{closed:?}");
@@ -294,7 +298,7 @@ fn a_report_accepted_after_close_gave_up_stays_counted_once() {
     // Answers 1.5 s after each report, after the close has given up.
     let satellite = FaultServer::start(Fault::Slow(Duration::from_millis(1500))).unwrap();
     let events = EventLog::new();
-    let tracer = Tracer::start(quick(&[satellite.url()], &events)).unwrap();
+    let tracer = UninstalledTracer::start(quick(&[satellite.url()], &events)).unwrap();
     feed(&tracer, small_spans(20));
     let closed = tracer.close(Duration::from_millis(500));
     assert!(closed.timed_out, "{closed:?}");
@@ -317,7 +321,7 @@ fn a_report_accepted_after_close_gave_up_stays_counted_once() {
 fn counts_add_up_at_every_moment() {
     let satellite = FaultServer::start(Fault::Slow(Duration::from_millis(5))).unwrap();
     let events = EventLog::new();
-    let tracer = Tracer::start(
+    let tracer = UninstalledTracer::start(
         quick(&[satellite.url()], &events)
             .max_buffered_spans(3000)
             .reporting_period(Duration::from_millis(20)),
@@ -347,7 +351,7 @@ fn counts_add_up_at_every_moment() {
 fn the_report_that_carries_disable_was_delivered() {
     let satellite = FaultServer::start(Fault::Disable).unwrap();
     let events = EventLog::new();
-    let tracer = Tracer::start(quick(&[satellite.url()], &events)).unwrap();
+    let tracer = UninstalledTracer::start(quick(&[satellite.url()], &events)).unwrap();
     feed(&tracer, small_spans(5));
     let flushed = tracer.flush(PATIENCE);
     assert!(flushed.stopped);
@@ -360,7 +364,8 @@ fn the_report_that_carries_disable_was_delivered() {
 fn every_drop_reaches_the_event_handler() {
     let satellite = FaultServer::start(Fault::Accept).unwrap();
     let events = EventLog::new();
-    let tracer = Tracer::start(quick(&[satellite.url()], &events).max_buffered_spans(4)).unwrap();
+    let tracer =
+        UninstalledTracer::start(quick(&[satellite.url()], &events).max_buffered_spans(4)).unwrap();
     feed(&tracer, small_spans(10));
     assert!(!tracer.close(PATIENCE).timed_out);
     // Spans that arrive after the close are dropped too.
@@ -378,7 +383,9 @@ fn every_drop_reaches_the_event_handler() {
 fn a_satellite_killed_and_restarted_gets_every_span_after_it_is_back() {
     let mut satellite = FaultServer::start(Fault::Accept).unwrap();
     let events = EventLog::new();
-    let tracer = Tracer::start(quick(&[satellite.url()], &events).max_report_attempts(10)).unwrap();
+    let tracer =
+        UninstalledTracer::start(quick(&[satellite.url()], &events).max_report_attempts(10))
+            .unwrap();
     feed(&tracer, small_spans(10));
     assert!(!tracer.flush(PATIENCE).timed_out);
     satellite.kill();
@@ -404,7 +411,8 @@ fn a_reset_connection_is_retried_elsewhere() {
     let resetting = FaultServer::start(Fault::Reset).unwrap();
     let healthy = FaultServer::start(Fault::Accept).unwrap();
     let events = EventLog::new();
-    let tracer = Tracer::start(quick(&[resetting.url(), healthy.url()], &events)).unwrap();
+    let tracer =
+        UninstalledTracer::start(quick(&[resetting.url(), healthy.url()], &events)).unwrap();
     for _ in 0..3 {
         feed(&tracer, small_spans(4));
         assert!(!tracer.flush(PATIENCE).timed_out);

@@ -4,6 +4,7 @@
 
 mod support;
 
+use lstrace_core::__private::UninstalledTracer;
 use lstrace_core::reporter::protocol::otlp::{any_value::Value, KeyValue, SpanKind};
 use lstrace_core::reporter::{
     Compression, DropReason, Protocol, ReportError, ReportFailure, StatusReport,
@@ -11,7 +12,7 @@ use lstrace_core::reporter::{
 use lstrace_core::satellite::fault::{Fault, FaultServer};
 use lstrace_core::satellite::{Behaviour, LocalSatellite};
 use lstrace_core::testing::TestRecorder;
-use lstrace_core::{span, Event, Options, Recorder, SpanRecord, Tracer};
+use lstrace_core::{span, Event, Options, SpanRecord};
 use std::collections::HashSet;
 use std::time::Duration;
 use support::{dead_url, EventLog, PATIENCE, TOKEN};
@@ -31,7 +32,7 @@ fn small_spans(n: usize) -> Vec<SpanRecord> {
     capture.spans()
 }
 
-fn feed(tracer: &Tracer, spans: Vec<SpanRecord>) {
+fn feed(tracer: &UninstalledTracer, spans: Vec<SpanRecord>) {
     tracer.record(&mut spans.into_iter());
 }
 
@@ -55,7 +56,7 @@ fn span_ids(satellite: &LocalSatellite) -> Vec<u64> {
 fn exports_carry_what_was_traced_and_render_as_lightstep_reports_do() {
     let satellite = LocalSatellite::start().unwrap();
     let events = EventLog::new();
-    let tracer = Tracer::start(
+    let tracer = UninstalledTracer::start(
         options(&[satellite.url()], &events)
             .tag("deployment", "canary")
             .header("x-api-key", "key-5ec2e7"),
@@ -109,7 +110,11 @@ fn exports_carry_what_was_traced_and_render_as_lightstep_reports_do() {
     let spans = satellite.otlp_spans();
     let root = spans.iter().find(|s| s.name == "checkout").unwrap();
     let child = spans.iter().find(|s| s.name == "charge").unwrap();
-    assert_eq!(root.trace_id, trace_id.0.to_be_bytes(), "all 128 bits");
+    assert_eq!(
+        root.trace_id,
+        trace_id.to_u128().to_be_bytes(),
+        "all 128 bits"
+    );
     assert_eq!(root.kind, SpanKind::Server as i32);
     assert_eq!(child.parent_span_id, root.span_id);
     assert_eq!(child.events[0].name, "retry");
@@ -121,8 +126,10 @@ fn exports_carry_what_was_traced_and_render_as_lightstep_reports_do() {
 fn gzip_bodies_arrive_whole() {
     let satellite = LocalSatellite::start().unwrap();
     let events = EventLog::new();
-    let tracer =
-        Tracer::start(options(&[satellite.url()], &events).compression(Compression::Gzip)).unwrap();
+    let tracer = UninstalledTracer::start(
+        options(&[satellite.url()], &events).compression(Compression::Gzip),
+    )
+    .unwrap();
     let spans = small_spans(50);
     let sent: Vec<u64> = spans.iter().map(|s| s.context().span_id().get()).collect();
     feed(&tracer, spans);
@@ -138,7 +145,9 @@ fn gzip_bodies_arrive_whole() {
 fn a_full_buffer_drops_the_newest_and_tells_the_collector() {
     let satellite = LocalSatellite::start().unwrap();
     let events = EventLog::new();
-    let tracer = Tracer::start(options(&[satellite.url()], &events).max_buffered_spans(2)).unwrap();
+    let tracer =
+        UninstalledTracer::start(options(&[satellite.url()], &events).max_buffered_spans(2))
+            .unwrap();
     let spans = small_spans(5);
     let first_two: Vec<u64> = spans[..2]
         .iter()
@@ -189,7 +198,7 @@ fn throttling_statuses_are_retried_after_retry_after() {
         let satellite = LocalSatellite::start().unwrap();
         satellite.set_behaviour(Behaviour::RetryAfter { status, seconds: 1 });
         let events = EventLog::new();
-        let tracer = Tracer::start(options(&[satellite.url()], &events)).unwrap();
+        let tracer = UninstalledTracer::start(options(&[satellite.url()], &events)).unwrap();
         let spans = small_spans(3);
         let sent: HashSet<u64> = spans.iter().map(|s| s.context().span_id().get()).collect();
         feed(&tracer, spans);
@@ -222,7 +231,7 @@ fn a_retry_waits_as_long_as_the_server_asks() {
         seconds: 3600,
     });
     let events = EventLog::new();
-    let tracer = Tracer::start(options(&[satellite.url()], &events)).unwrap();
+    let tracer = UninstalledTracer::start(options(&[satellite.url()], &events)).unwrap();
     feed(&tracer, small_spans(1));
     let flushed = std::thread::scope(|scope| {
         let flush = scope.spawn(|| tracer.flush(Duration::from_secs(2)));
@@ -243,7 +252,7 @@ fn other_statuses_are_not_retried() {
         let satellite = LocalSatellite::start().unwrap();
         satellite.set_behaviour(Behaviour::Status(status));
         let events = EventLog::new();
-        let tracer = Tracer::start(options(&[satellite.url()], &events)).unwrap();
+        let tracer = UninstalledTracer::start(options(&[satellite.url()], &events)).unwrap();
         feed(&tracer, small_spans(2));
         let flushed = tracer.flush(PATIENCE);
         assert!(!flushed.timed_out);
@@ -276,7 +285,7 @@ fn partial_success_counts_the_refused_spans() {
         message: "spans too old".into(),
     });
     let events = EventLog::new();
-    let tracer = Tracer::start(options(&[satellite.url()], &events)).unwrap();
+    let tracer = UninstalledTracer::start(options(&[satellite.url()], &events)).unwrap();
     feed(&tracer, small_spans(5));
     let flushed = tracer.flush(PATIENCE);
     assert!(!flushed.timed_out);
@@ -304,7 +313,7 @@ fn partial_success_counts_the_refused_spans() {
 fn a_dead_endpoint_fails_over_to_a_live_one() {
     let live = LocalSatellite::start().unwrap();
     let events = EventLog::new();
-    let tracer = Tracer::start(options(&[dead_url(), live.url()], &events)).unwrap();
+    let tracer = UninstalledTracer::start(options(&[dead_url(), live.url()], &events)).unwrap();
     let mut sent = HashSet::new();
     for _ in 0..3 {
         let spans = small_spans(2);
@@ -323,7 +332,7 @@ fn flush_and_close_keep_their_deadline_against_a_silent_endpoint() {
     let satellite = LocalSatellite::start().unwrap();
     satellite.set_behaviour(Behaviour::Never);
     let events = EventLog::new();
-    let tracer = Tracer::start(options(&[satellite.url()], &events)).unwrap();
+    let tracer = UninstalledTracer::start(options(&[satellite.url()], &events)).unwrap();
     feed(&tracer, small_spans(2));
     let flushed = tracer.flush(Duration::from_millis(200));
     assert!(flushed.timed_out);
@@ -342,7 +351,7 @@ fn flush_and_close_keep_their_deadline_against_a_silent_endpoint() {
 fn a_token_is_optional_and_header_values_never_show() {
     let satellite = LocalSatellite::start().unwrap();
     let events = EventLog::new();
-    let tracer = Tracer::start(
+    let tracer = UninstalledTracer::start(
         Options::new("")
             .protocol(Protocol::Otlp)
             .component_name("no-token")
@@ -368,8 +377,9 @@ fn the_web_view_shows_otlp_spans_with_lightstep_ones() {
     )
     .unwrap();
     let events = EventLog::new();
-    let otlp = Tracer::start(options(&[satellite.url()], &events)).unwrap();
-    let lightstep = Tracer::start(support::options(&[satellite.url()], &events)).unwrap();
+    let otlp = UninstalledTracer::start(options(&[satellite.url()], &events)).unwrap();
+    let lightstep =
+        UninstalledTracer::start(support::options(&[satellite.url()], &events)).unwrap();
     feed(&otlp, small_spans(2));
     feed(&lightstep, small_spans(3));
     assert!(!otlp.flush(PATIENCE).timed_out);
@@ -389,7 +399,7 @@ fn redirects_are_not_followed_and_headers_stay_home() {
         let target = format!("{}/v1/traces", elsewhere.url());
         let collector = FaultServer::start(Fault::Redirect(status, target)).unwrap();
         let events = EventLog::new();
-        let tracer = Tracer::start(
+        let tracer = UninstalledTracer::start(
             options(&[collector.url()], &events).header("authorization", "Bearer hdr-7c2e41"),
         )
         .unwrap();

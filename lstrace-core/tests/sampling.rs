@@ -53,7 +53,7 @@ fn extract(format: Format, carrier: &HashMap<String, String>) -> SpanContext {
 fn an_unsampled_decision_and_baggage_travel_through_a_service_in_every_format() {
     let recorder = setup();
     for format in FORMATS {
-        let trace = TraceId(u128::from(lstrace_core::SpanId::random().get()));
+        let trace = TraceId::from_u128(u128::from(lstrace_core::SpanId::random().get()));
         let upstream = SpanContext::new(trace, SpanId::new(0x00f0_67aa_0ba9_02b7).unwrap(), false)
             .with_baggage_item("user", "ann");
         let incoming = extract(format, &inject(format, &upstream));

@@ -84,7 +84,55 @@
 // docs.rs builds with `--cfg docsrs` on nightly: items say which feature they need.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
-pub use lstrace_core::*;
+// The API by name: an item of lstrace-core is public here only once it is listed. (`log` is
+// the function that logs on the current span and, with the feature `log`, the module of the
+// `log` bridge.)
+#[cfg(any(feature = "reqwest", feature = "tower"))]
+#[cfg_attr(docsrs, doc(cfg(any(feature = "reqwest", feature = "tower"))))]
+pub use lstrace_core::http;
+#[cfg(feature = "satellite")]
+#[cfg_attr(docsrs, doc(cfg(feature = "satellite")))]
+pub use lstrace_core::satellite;
+#[cfg(feature = "tracing")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tracing")))]
+pub use lstrace_core::tracing;
+pub use lstrace_core::{
+    baggage_item, close, collector, current, flush, init, log, propagation, protocol, record_error,
+    reporter, sampling, set_baggage_item, set_event_handler, span, spawn, spawn_blocking, tag,
+    testing, tracer, tree, Event, FlushReport, FutureExt, InCurrentContext, InitError,
+    Instrumented, LogRecord, Options, Recorder, Relationship, ShutdownGuard, Span, SpanBuilder,
+    SpanContext, SpanGuard, SpanId, SpanKind, SpanRecord, Stats, Tag, TagList, TagValue,
+    ToTagValue, TraceId, Tracer,
+};
+
+/// What most code that traces needs, to glob-import: `use lstrace::prelude::*;`.
+///
+/// The traits come in unnamed (`as _`): their methods are in scope without their names, so
+/// that a glob import of another prelude (`futures`' `FutureExt`, say) cannot clash, and
+/// their method names differ from `tracing::Instrument`'s (`instrument`, `in_current_span`),
+/// so both can be used in one module.
+///
+/// ```
+/// use lstrace::prelude::*;
+///
+/// #[traced(kind = server)]
+/// async fn handle() -> u32 {
+///     let child = span("load").kind(SpanKind::Client).start_detached();
+///     async { 7 }.in_span(child).await
+/// }
+///
+/// let capture = lstrace::testing::TestRecorder::install().capture();
+/// let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+/// assert_eq!(runtime.block_on(capture.scope(handle())), 7);
+/// assert_eq!(capture.tree(), "handle [span.kind=server]\n  load [span.kind=client]\n");
+/// ```
+pub mod prelude {
+    pub use crate::traced;
+    pub use lstrace_core::FutureExt as _;
+    pub use lstrace_core::{
+        current, record_error, span, tag, Span, SpanContext, SpanGuard, SpanKind, TagValue,
+    };
+}
 /// Traces a function: each call is a span, a child of the span that is current when it
 /// starts, which is the current span for the code inside.
 ///
@@ -241,6 +289,7 @@ pub use lstrace_macros::traced;
 /// What `#[traced]` expands to. Not a public API: it may change in any release.
 #[doc(hidden)]
 pub mod __private {
+    pub use lstrace_core::__private::*;
     use lstrace_core::TagValue;
     use std::fmt::{Debug, Display};
 

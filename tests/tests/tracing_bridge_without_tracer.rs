@@ -71,5 +71,5 @@ fn tracing_works_as_without_the_bridge() {
         text.contains("task: tracing_bridge_without_tracer: in a future"),
         "{text}"
     );
-    assert_eq!(lstrace::collector::pending(), 0);
+    assert_eq!(lstrace::__private::pending_spans(), 0);
 }

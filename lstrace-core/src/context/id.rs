@@ -11,9 +11,22 @@ use std::num::NonZeroU64;
 /// Reports to a LightStep collector carry the low 64 bits ([`TraceId::low`]); the full
 /// 128 bits stay in the in-process context so that B3 and W3C hops keep the id whole.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct TraceId(pub u128);
+pub struct TraceId(pub(crate) u128);
 
 impl TraceId {
+    /// The trace id of this 128-bit value (a context extracted from a carrier never has
+    /// zero: no propagation format allows it).
+    #[must_use]
+    pub const fn from_u128(value: u128) -> Self {
+        TraceId(value)
+    }
+
+    /// The 128-bit value.
+    #[must_use]
+    pub const fn to_u128(self) -> u128 {
+        self.0
+    }
+
     /// A new random trace id: the high 64 bits are random too, as W3C trace context asks.
     #[must_use]
     pub fn random() -> Self {
@@ -47,7 +60,7 @@ impl fmt::Display for TraceId {
 
 /// A non-zero 64-bit span identifier.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct SpanId(pub NonZeroU64);
+pub struct SpanId(pub(crate) NonZeroU64);
 
 impl SpanId {
     /// A new random, non-zero span id.

@@ -31,7 +31,7 @@ pub const MAX_ENCODED_BYTES: usize = 16 * 1024;
 /// ```
 /// use lstrace_core::{propagation::binary, SpanContext, SpanId, TraceId};
 ///
-/// let context = SpanContext::new(TraceId(1), SpanId::new(2).unwrap(), true);
+/// let context = SpanContext::new(TraceId::from_u128(1), SpanId::new(2).unwrap(), true);
 /// let carrier = binary::encode(&context);
 /// assert_eq!(binary::decode(&carrier), Some(context));
 /// ```

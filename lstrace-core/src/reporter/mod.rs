@@ -345,6 +345,11 @@ impl Shared {
         }
     }
 
+    /// Counts spans that a thread's full ring dropped before the reporter could take them in.
+    fn ring_dropped(&self, count: u64) {
+        self.counters.tally().drop_new(count, DropReason::RingFull);
+    }
+
     /// Adds to this tracer's counts what was dropped process-wide since the last call (see
     /// [`ProcessDrops`]).
     pub(crate) fn take_in_process_drops(&self) {
@@ -411,9 +416,7 @@ impl Shared {
 /// A running tracer: flush it, close it, read its counts. Cheap to clone; every clone is
 /// the same tracer.
 ///
-/// [`init`] starts the process's tracer. [`Tracer::start`] starts one that is not installed
-/// as the process's recorder: it reports only the spans given to its
-/// [`Recorder::record`], and stops when its last handle is dropped.
+/// [`init`] starts the process's tracer and installs it as the recorder of every span.
 #[derive(Clone)]
 pub struct Tracer {
     handle: Arc<Handle>,
@@ -454,7 +457,7 @@ pub fn init(options: Options) -> Result<Tracer, InitError> {
         }
         return Ok(tracer);
     }
-    if collector::install(Box::new(tracer.clone())).is_err() {
+    if collector::install(Box::new(InstalledTracer(tracer.clone()))).is_err() {
         // Another thread won the race; dropping our handles ends our reporter thread.
         return Err(InitError::AlreadyInitialized);
     }
@@ -551,13 +554,9 @@ impl FlushReport {
 }
 
 impl Tracer {
-    /// Starts a tracer that is not installed as the process's recorder: it reports what is
-    /// given to its [`Recorder::record`] (for example spans captured by a test recorder),
-    /// with every other behaviour of the process's tracer.
-    ///
-    /// # Errors
-    /// As [`init`], except that it is never [`InitError::AlreadyInitialized`].
-    pub fn start(options: Options) -> Result<Tracer, InitError> {
+    /// Starts a tracer that is not installed as the process's recorder (see
+    /// [`UninstalledTracer`](uninstalled::UninstalledTracer)).
+    fn start_uninstalled(options: Options) -> Result<Tracer, InitError> {
         let (tracer, warnings) = Tracer::launch(options)?;
         for warning in &warnings {
             tracer.shared().events.emit(warning);
@@ -768,20 +767,21 @@ impl Tracer {
     }
 }
 
-impl Recorder for Tracer {
+/// The tracer as the process's [`Recorder`]. A type of its own, so that the recorder's
+/// methods (`dropped` counts drops) are not methods of the public [`Tracer`].
+struct InstalledTracer(Tracer);
+
+impl Recorder for InstalledTracer {
     fn record(&self, spans: &mut dyn Iterator<Item = SpanRecord>) {
-        self.shared().record(spans);
+        self.0.shared().record(spans);
     }
 
     fn dropped(&self, count: u64) {
-        self.shared()
-            .counters
-            .tally()
-            .drop_new(count, DropReason::RingFull);
+        self.0.shared().ring_dropped(count);
     }
 
     fn wake(&self) {
-        self.shared().wake();
+        self.0.shared().wake();
     }
 }
 
@@ -802,5 +802,46 @@ impl fmt::Debug for Tracer {
             .field("stopped", &self.is_stopped())
             .field("stats", &self.stats())
             .finish_non_exhaustive()
+    }
+}
+
+/// Re-exported by `crate::__private` only.
+pub(crate) mod uninstalled {
+    #[allow(unused_imports)] // `init` is named in the docs.
+    use super::{init, InitError, Options, SpanRecord, Tracer};
+
+    /// A tracer that is not installed as the process's recorder, for the reporter's own tests:
+    /// it reports the spans it is given (spans captured by a test recorder, say), with every
+    /// other behaviour of the process's tracer, and stops when its last handle is dropped. Not
+    /// a public API.
+    #[derive(Clone, Debug)]
+    pub struct UninstalledTracer(Tracer);
+
+    impl UninstalledTracer {
+        /// Checks the options and starts the reporter thread.
+        ///
+        /// # Errors
+        /// As [`init`], except that it is never [`InitError::AlreadyInitialized`].
+        pub fn start(options: Options) -> Result<Self, InitError> {
+            Tracer::start_uninstalled(options).map(UninstalledTracer)
+        }
+
+        /// Hands spans to the tracer, as a drain of the rings does.
+        pub fn record(&self, spans: &mut dyn Iterator<Item = SpanRecord>) {
+            self.0.shared().record(spans);
+        }
+
+        /// Counts spans dropped by a full ring, as a drain of the rings does.
+        pub fn dropped(&self, count: u64) {
+            self.0.shared().ring_dropped(count);
+        }
+    }
+
+    impl std::ops::Deref for UninstalledTracer {
+        type Target = Tracer;
+
+        fn deref(&self) -> &Tracer {
+            &self.0
+        }
     }
 }

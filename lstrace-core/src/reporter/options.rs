@@ -9,9 +9,10 @@ use crate::collector;
 use crate::propagation::PropagatorStack;
 use crate::protocol::KeyValue;
 use crate::sampling::{Sampling, SamplingError};
-use crate::tag::{Str, Tag, TagValue};
+use crate::tag::{Tag, TagValue};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use reqwest::Url;
+use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -289,7 +290,7 @@ impl Options {
     /// The `lightstep.` prefix is the tracer's: `lightstep.guid` is refused, other
     /// `lightstep.` tags replace the tracer's own value (as in the Go tracer).
     #[must_use]
-    pub fn tag(mut self, key: impl Into<Str>, value: impl Into<TagValue>) -> Self {
+    pub fn tag(mut self, key: impl Into<Cow<'static, str>>, value: impl Into<TagValue>) -> Self {
         let tag = Tag::new(key, value);
         self.tags.retain(|t| t.key != tag.key);
         self.tags.push(tag);

@@ -67,8 +67,8 @@ pub use crate::reporter::protocol::otlp::TRACES_PATH;
 pub use otlp::{ReceivedOtlp, MAX_DECOMPRESSED_BYTES};
 
 use crate::protocol::{self, key_value, ReportRequest, ReportResponse};
-use crate::tree::{self, TreeSpan, TreeStyle};
-use std::collections::{HashMap, VecDeque};
+use crate::tree::{self, TreeStyle};
+use std::collections::VecDeque;
 use std::fmt;
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -476,7 +476,7 @@ impl LocalSatellite {
     }
 
     /// The accepted spans of both protocols as trace trees of names and tags: stable text for
-    /// assertions (see [`render`]). OTLP spans are shown in the LightStep model (their kind
+    /// assertions (see [`tree::render`]). OTLP spans are shown in the LightStep model (their kind
     /// as a `span.kind` tag, an ERROR status as `error=true`, events as logs), so the same
     /// spans render the same whichever protocol carried them.
     #[must_use]
@@ -489,7 +489,7 @@ impl LocalSatellite {
     pub fn tree_with(&self, style: TreeStyle) -> String {
         let mut spans = self.spans();
         spans.extend(self.otlp_spans().iter().map(otlp::lightstep_span));
-        render(&spans, style)
+        tree::render(&spans, style)
     }
 
     /// How many reports were received, accepted or not (with a view too, which keeps no
@@ -554,61 +554,6 @@ impl fmt::Debug for LocalSatellite {
             .field("accepted_spans", &state.accepted_spans)
             .finish()
     }
-}
-
-/// Renders LightStep spans as trace trees with [`tree::render`]: one tree per trace, traces
-/// in order of their first span's start. Tags and log fields show their values only
-/// (`n=3`, `error=true`); a span's parent is its first reference.
-#[must_use]
-pub fn render(spans: &[protocol::Span], style: TreeStyle) -> String {
-    let mut traces: HashMap<u64, Vec<TreeSpan>> = HashMap::new();
-    for span in spans {
-        let trace_id = span.span_context.as_ref().map_or(0, |c| c.trace_id);
-        traces.entry(trace_id).or_default().push(tree_span(span));
-    }
-    let mut traces: Vec<(u64, Vec<TreeSpan>)> = traces.into_iter().collect();
-    traces.sort_by_key(|(trace_id, spans)| {
-        let first_start = spans.iter().map(|s| s.start_unix_nanos).min();
-        (first_start, *trace_id)
-    });
-    traces
-        .iter()
-        .map(|(_, spans)| tree::render(spans, style))
-        .collect()
-}
-
-fn tree_span(span: &protocol::Span) -> TreeSpan {
-    TreeSpan {
-        span_id: span.span_context.as_ref().map_or(0, |c| c.span_id),
-        parent_id: span
-            .references
-            .first()
-            .and_then(|r| r.span_context.as_ref())
-            .map(|c| c.span_id),
-        name: span.operation_name.clone(),
-        start_unix_nanos: span
-            .start_timestamp
-            .map_or(0, protocol::Timestamp::to_unix_nanos),
-        duration: Duration::from_micros(span.duration_micros),
-        tags: span.tags.iter().map(field).collect(),
-        logs: span
-            .logs
-            .iter()
-            .map(|log| log.fields.iter().map(field).collect())
-            .collect(),
-    }
-}
-
-/// A key and its value as text, the way `TagValue` displays it.
-fn field(kv: &protocol::KeyValue) -> (String, String) {
-    let value = match &kv.value {
-        Some(key_value::Value::StringValue(s) | key_value::Value::JsonValue(s)) => s.clone(),
-        Some(key_value::Value::IntValue(i)) => i.to_string(),
-        Some(key_value::Value::DoubleValue(x)) => x.to_string(),
-        Some(key_value::Value::BoolValue(b)) => b.to_string(),
-        None => String::new(),
-    };
-    (kv.key.clone(), value)
 }
 
 /// The non-empty string value of the reporter's `lightstep.component_name` tag.

@@ -404,7 +404,7 @@ mod tests {
             1
         );
         assert_eq!(converted.duration_micros, 3);
-        let tree = super::super::render(
+        let tree = crate::tree::render(
             std::slice::from_ref(&converted),
             crate::tree::TreeStyle {
                 durations: false,

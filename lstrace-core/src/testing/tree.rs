@@ -1,15 +1,18 @@
 //! Renders spans as an indented trace tree: readable text that tests can assert on.
 
+use crate::protocol::{self, key_value};
+use crate::record::SpanRecord;
+use crate::tag::Tag;
 use std::collections::{HashMap, HashSet};
 use std::fmt::Write;
 use std::time::Duration;
 
-/// One span, as the tree renderer needs it. Both the [`TestRecorder`] and the local
-/// satellite turn what they hold into these.
-///
-/// [`TestRecorder`]: crate::testing::TestRecorder
+/// One span, as the tree renderer needs it: [`render`] takes these, or anything that turns
+/// into them (a [`SpanRecord`] of the test recorder, a span the local satellite received).
 #[derive(Clone, Debug, PartialEq)]
 pub struct TreeSpan {
+    /// The trace id (the low 64 bits only, for a span of the LightStep protocol).
+    pub trace_id: u128,
     /// The span id.
     pub span_id: u64,
     /// The referenced span, if any.
@@ -35,15 +38,37 @@ pub struct TreeStyle {
     pub logs: bool,
 }
 
-/// Renders spans as a tree, two spaces of indent per level. Roots are the spans whose parent
-/// is not among `spans`; siblings are ordered by start time, then name. Tags are sorted by key:
+/// Renders spans as trees, two spaces of indent per level: one tree per trace, traces in
+/// order of their first span's start. Roots are the spans whose parent is not among `spans`;
+/// siblings are ordered by start time, then name. Tags are sorted by key, and tags and log
+/// fields show their values only (`n=3`, `error=true`):
 ///
 /// ```text
 /// handle [span.kind=server]
 ///   load [cache.hit=false]
 /// ```
+///
+/// It renders whatever turns into a [`TreeSpan`]: the [`SpanRecord`]s of a test recorder
+/// (`&records`) and the spans a local satellite received alike.
 #[must_use]
-pub fn render(spans: &[TreeSpan], style: TreeStyle) -> String {
+pub fn render<S: Into<TreeSpan>>(spans: impl IntoIterator<Item = S>, style: TreeStyle) -> String {
+    let mut traces: HashMap<u128, Vec<TreeSpan>> = HashMap::new();
+    for span in spans {
+        let span = span.into();
+        traces.entry(span.trace_id).or_default().push(span);
+    }
+    let mut traces: Vec<(u128, Vec<TreeSpan>)> = traces.into_iter().collect();
+    traces.sort_by_key(|(trace_id, spans)| {
+        let first_start = spans.iter().map(|s| s.start_unix_nanos).min();
+        (first_start, *trace_id)
+    });
+    traces
+        .iter()
+        .map(|(_, spans)| render_trace(spans, style))
+        .collect()
+}
+
+fn render_trace(spans: &[TreeSpan], style: TreeStyle) -> String {
     let ids: HashSet<u64> = spans.iter().map(|s| s.span_id).collect();
     let mut children: HashMap<Option<u64>, Vec<&TreeSpan>> = HashMap::new();
     for span in spans {
@@ -67,6 +92,76 @@ pub fn render(spans: &[TreeSpan], style: TreeStyle) -> String {
         }
     }
     out
+}
+
+impl From<&TreeSpan> for TreeSpan {
+    fn from(span: &TreeSpan) -> Self {
+        span.clone()
+    }
+}
+
+impl From<&SpanRecord> for TreeSpan {
+    fn from(span: &SpanRecord) -> Self {
+        fn fields<'a>(tags: impl Iterator<Item = &'a Tag>) -> Vec<(String, String)> {
+            tags.map(|t| (t.key.to_string(), t.value.to_string()))
+                .collect()
+        }
+        TreeSpan {
+            trace_id: span.context().trace_id().to_u128(),
+            span_id: span.context().span_id().get(),
+            parent_id: span.parent_id(),
+            name: span.name().to_owned(),
+            start_unix_nanos: span.start_unix_nanos(),
+            duration: span.duration(),
+            tags: fields(span.tags().iter()),
+            logs: span
+                .logs()
+                .iter()
+                .map(|l| fields(l.fields.iter()))
+                .collect(),
+        }
+    }
+}
+
+/// A LightStep span: its parent is its first reference.
+impl From<&protocol::Span> for TreeSpan {
+    fn from(span: &protocol::Span) -> Self {
+        TreeSpan {
+            trace_id: span
+                .span_context
+                .as_ref()
+                .map_or(0, |c| u128::from(c.trace_id)),
+            span_id: span.span_context.as_ref().map_or(0, |c| c.span_id),
+            parent_id: span
+                .references
+                .first()
+                .and_then(|r| r.span_context.as_ref())
+                .map(|c| c.span_id),
+            name: span.operation_name.clone(),
+            start_unix_nanos: span
+                .start_timestamp
+                .map_or(0, protocol::Timestamp::to_unix_nanos),
+            duration: Duration::from_micros(span.duration_micros),
+            tags: span.tags.iter().map(field).collect(),
+            logs: span
+                .logs
+                .iter()
+                .map(|log| log.fields.iter().map(field).collect())
+                .collect(),
+        }
+    }
+}
+
+/// A key and its value as text, the way `TagValue` displays it.
+pub(crate) fn field(kv: &protocol::KeyValue) -> (String, String) {
+    let value = match &kv.value {
+        Some(key_value::Value::StringValue(s) | key_value::Value::JsonValue(s)) => s.clone(),
+        Some(key_value::Value::IntValue(i)) => i.to_string(),
+        Some(key_value::Value::DoubleValue(x)) => x.to_string(),
+        Some(key_value::Value::BoolValue(b)) => b.to_string(),
+        None => String::new(),
+    };
+    (kv.key.clone(), value)
 }
 
 fn render_line(out: &mut String, span: &TreeSpan, depth: usize, style: TreeStyle) {
@@ -96,6 +191,7 @@ mod tests {
 
     fn node(id: u64, parent: Option<u64>, name: &str, start: u64) -> TreeSpan {
         TreeSpan {
+            trace_id: 1,
             span_id: id,
             parent_id: parent,
             name: name.into(),
@@ -136,6 +232,61 @@ mod tests {
                 }
             ),
             "root (3µs)\n"
+        );
+    }
+
+    #[test]
+    fn one_tree_per_trace_in_order_of_first_start() {
+        let mut late = node(5, None, "late", 5);
+        late.trace_id = 2;
+        let mut early = node(6, Some(5), "early child", 1);
+        early.trace_id = 2;
+        let spans = [
+            node(1, None, "one", 3),
+            late,
+            early,
+            node(2, Some(1), "two", 4),
+        ];
+        // Trace 2 starts first (its child's start counts), so it comes first; span 6 is a
+        // child of span 5 only within trace 2.
+        assert_eq!(
+            render(&spans, TreeStyle::default()),
+            "late\n  early child\none\n  two\n"
+        );
+    }
+
+    #[test]
+    fn a_lightstep_span_nests_under_its_first_reference() {
+        let context = |span_id| protocol::SpanContext {
+            trace_id: 9,
+            span_id,
+            baggage: Default::default(),
+        };
+        let tag = |key: &str, value| protocol::KeyValue {
+            key: key.into(),
+            value: Some(value),
+        };
+        let spans = [
+            protocol::Span {
+                span_context: Some(context(1)),
+                operation_name: "handle".into(),
+                tags: vec![tag("n", key_value::Value::IntValue(3))],
+                ..Default::default()
+            },
+            protocol::Span {
+                span_context: Some(context(2)),
+                operation_name: "load".into(),
+                references: vec![protocol::Reference {
+                    relationship: protocol::Relationship::ChildOf as i32,
+                    span_context: Some(context(1)),
+                }],
+                tags: vec![tag("hit", key_value::Value::BoolValue(false))],
+                ..Default::default()
+            },
+        ];
+        assert_eq!(
+            render(&spans, TreeStyle::default()),
+            "handle [n=3]\n  load [hit=false]\n"
         );
     }
 }

@@ -4,9 +4,10 @@
 #[cfg(all(feature = "reqwest", feature = "tower"))]
 pub mod http;
 
+use lstrace_core::__private::UninstalledTracer;
 use lstrace_core::protocol::{metrics_sample, ReportRequest};
 use lstrace_core::testing::TestRecorder;
-use lstrace_core::{span, Event, Options, Recorder, SpanRecord, Tracer};
+use lstrace_core::{span, Event, Options, SpanRecord};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
@@ -102,6 +103,6 @@ pub fn small_spans(n: usize) -> Vec<SpanRecord> {
 }
 
 /// Hands spans to a tracer that is not the process's recorder.
-pub fn feed(tracer: &Tracer, spans: Vec<SpanRecord>) {
+pub fn feed(tracer: &UninstalledTracer, spans: Vec<SpanRecord>) {
     tracer.record(&mut spans.into_iter());
 }

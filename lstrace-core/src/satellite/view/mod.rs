@@ -10,10 +10,11 @@
 //! Span text is the reporters', so untrusted: the page puts it in the document as text only,
 //! and a Content-Security-Policy allows no script but the page's own.
 
+use super::lock;
 use super::server::bytes;
 use super::store::{Assembled, Filter, TraceStore, TraceSummary};
-use super::{field, lock};
 use crate::protocol::{key_value, Relationship};
+use crate::tree::field;
 use http_body_util::Full;
 use hyper::body::Bytes;
 use hyper::header::{self, HeaderValue};
