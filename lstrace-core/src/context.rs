@@ -224,6 +224,23 @@ impl SpanContext {
         }
     }
 
+    /// True when the context carries baggage or a trace state (held apart, shared by its
+    /// copies).
+    #[cfg(feature = "tracing")]
+    pub(crate) fn has_extras(&self) -> bool {
+        self.extras.is_some()
+    }
+
+    /// True when both contexts share their baggage and trace state (or both have none).
+    #[cfg(feature = "tracing")]
+    pub(crate) fn shares_extras_with(&self, other: &SpanContext) -> bool {
+        match (&self.extras, &other.extras) {
+            (None, None) => true,
+            (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+            _ => false,
+        }
+    }
+
     /// The shared baggage pointer: finished spans keep it without copying.
     pub(crate) fn has_baggage(&self) -> bool {
         self.extras.as_ref().is_some_and(|e| !e.baggage.is_empty())

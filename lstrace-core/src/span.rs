@@ -115,6 +115,18 @@ impl SpanBuilder {
         self
     }
 
+    /// Sets the first tag of a builder that has none, in place (a new list takes it without
+    /// looking for its key); within the per-span cap, as [`SpanBuilder::set_tag`].
+    #[cfg(feature = "tracing")]
+    #[inline]
+    pub(crate) fn set_first_tag(&mut self, key: Str, value: TagValue) {
+        if self.spec.tags.is_new() && collector::max_tags_per_span() > 0 {
+            self.spec.tags = TagList::one(Tag { key, value });
+        } else {
+            self.set_tag(key, value);
+        }
+    }
+
     /// Sets a tag in place (for builders filled in a loop).
     #[inline]
     pub(crate) fn set_tag(&mut self, key: Str, value: TagValue) {
@@ -131,9 +143,21 @@ impl SpanBuilder {
     /// Makes this span a child of `parent` (for example a context extracted from headers)
     /// instead of the current span.
     pub fn child_of(mut self, parent: &SpanContext) -> Self {
-        self.parent = Parent::Explicit(parent.clone());
-        self.spec.relationship = Relationship::ChildOf;
+        self.set_parent(Some(parent));
         self
+    }
+
+    /// Makes this span a child of `parent`, or a root when `None` ([`SpanBuilder::child_of`],
+    /// [`SpanBuilder::root`]), in place.
+    #[inline]
+    pub(crate) fn set_parent(&mut self, parent: Option<&SpanContext>) {
+        match parent {
+            Some(parent) => {
+                self.parent = Parent::Explicit(parent.clone());
+                self.spec.relationship = Relationship::ChildOf;
+            }
+            None => self.parent = Parent::Root,
+        }
     }
 
     /// References `parent` with FOLLOWS_FROM: `parent` does not wait for this span.
@@ -151,7 +175,7 @@ impl SpanBuilder {
 
     /// Starts a new trace, whatever the current span is.
     pub fn root(mut self) -> Self {
-        self.parent = Parent::Root;
+        self.set_parent(None);
         self
     }
 
@@ -209,16 +233,23 @@ impl SpanBuilder {
             return Span::noop();
         }
         // SAFETY: `builder` is given up: not used or dropped after this.
-        unsafe { start_detached(&mut builder) }
+        Span {
+            frame: unsafe { start_frame(&mut builder) },
+        }
     }
+
 }
 
 /// Starts the span that `builder` describes without entering it, consuming the builder in
-/// place (see [`start_entered`]).
+/// place (see [`start_entered`]): its frame (context-only when the span is not recorded), or
+/// `None` when the thread is shutting down and the span has no explicit parent.
+///
+/// Inlined, so that the frame is written where the caller wants it.
 ///
 /// # Safety
 /// The caller gives `builder` up: it must not be used or dropped after this call.
-unsafe fn start_detached(builder: &mut ManuallyDrop<SpanBuilder>) -> Span {
+#[inline(always)]
+pub(crate) unsafe fn start_frame(builder: &mut ManuallyDrop<SpanBuilder>) -> Option<Frame> {
     let b: &mut SpanBuilder = builder;
     let started = match &b.parent {
         Parent::Current => {
@@ -241,7 +272,7 @@ unsafe fn start_detached(builder: &mut ManuallyDrop<SpanBuilder>) -> Span {
                     start,
                 );
                 ptr::drop_in_place(&mut b.parent);
-                return Span { frame: Some(frame) };
+                return Some(frame);
             }
         }
         Some((context, _)) => Some(Frame::context_only(context.span_id().get(), context)),
@@ -249,7 +280,7 @@ unsafe fn start_detached(builder: &mut ManuallyDrop<SpanBuilder>) -> Span {
     };
     // SAFETY: the builder is dropped once, whole.
     unsafe { b.drop_unstarted() };
-    Span { frame }
+    frame
 }
 
 /// Starts and enters the span that `builder` describes.

@@ -353,6 +353,12 @@ impl TagList {
         TagList(ManuallyDrop::new(Repr::Inline([None, None, None])))
     }
 
+    /// A list of one tag.
+    #[cfg(feature = "tracing")]
+    pub(crate) fn one(tag: Tag) -> Self {
+        TagList(ManuallyDrop::new(Repr::Inline([Some(tag), None, None])))
+    }
+
     /// Sets `key` to `value`, replacing an earlier value of the same key.
     pub fn set(&mut self, key: Str, value: TagValue) {
         self.set_within(key, value, usize::MAX);

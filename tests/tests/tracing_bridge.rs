@@ -151,10 +151,9 @@ fn fields_recorded_later_become_tags() {
         );
         span.record("rows", 3);
         let entered = span.enter();
-        // While entered, the span's frame is on this thread's stack.
         span.record("otel.name", "renamed");
         span.record("otel.kind", "client");
-        // From another thread while this one holds the frame: applied when it comes back.
+        // From another thread while this one is inside the span.
         std::thread::scope(|s| {
             s.spawn(|| span.record("from_thread", true));
         });
@@ -163,6 +162,67 @@ fn fields_recorded_later_become_tags() {
     assert_eq!(
         capture.tree(),
         "renamed [from_thread=true, rows=3, span.kind=client, target=app]\n"
+    );
+}
+
+#[test]
+fn lstrace_calls_inside_a_tracing_span_reach_it() {
+    let capture = capture();
+    capture.in_scope(|| {
+        let span = tracing::info_span!(target: "app", "outer");
+        span.in_scope(|| {
+            lstrace::tag("user", 7);
+            lstrace::log([("event", "first")]);
+            lstrace::set_baggage_item("tenant", "a");
+        });
+        // Entered again, on this thread and on another: what was set is still there.
+        span.in_scope(|| {
+            assert_eq!(lstrace::baggage_item("tenant").as_deref(), Some("a"));
+            lstrace::tag("user", 8);
+            traced_leaf();
+        });
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                span.in_scope(|| {
+                    assert_eq!(lstrace::baggage_item("tenant").as_deref(), Some("a"));
+                    tracing::info!("elsewhere");
+                });
+            });
+        });
+        // Entered twice at once: each entry's changes reach the span.
+        let first = span.enter();
+        span.in_scope(|| lstrace::tag("inner", true));
+        lstrace::tag("outer", true);
+        drop(first);
+    });
+    assert_eq!(
+        with_logs(&capture),
+        "outer [inner=true, outer=true, target=app, user=8]\n  - event=first\n  \
+         - level=INFO, message=elsewhere\n  traced_leaf\n"
+    );
+    let outer = capture.span("outer").expect("recorded");
+    assert_eq!(outer.context().baggage_item("tenant"), Some("a"));
+}
+
+#[test]
+fn a_span_entered_before_follows_from_keeps_its_trace() {
+    let capture = capture();
+    capture.in_scope(|| {
+        let produce = tracing::info_span!(target: "app", "produce_first");
+        let consume = tracing::info_span!(target: "app", parent: None, "entered_consumer");
+        consume.in_scope(|| {});
+        consume.follows_from(&produce);
+    });
+    assert!(capture.span("entered_consumer").is_none(), "kept its own trace");
+    let consume = TestRecorder::install()
+        .spans()
+        .into_iter()
+        .find(|s| s.name() == "entered_consumer")
+        .expect("recorded");
+    assert_eq!(consume.parent(), None);
+    assert_eq!(
+        consume.logs()[0].field("event"),
+        Some(&TagValue::from("follows_from"))
     );
 }
 

@@ -9,7 +9,7 @@
 //! reached its sink, measures nothing); `--samples N`, `--sample-ms N`, `--warmup-ms N`;
 //! `--rounds N` runs everything N times, interleaved, and keeps each lowest median;
 //! `--libs a,b` (ids: lstrace, lstrace-inline, fastrace, tracing, tracing-otel, tracing-bridge,
-//! tracing-bridge-idle, fastrace-tracing, baseline); any other
+//! tracing-bridge-inline, tracing-bridge-idle, fastrace-tracing, baseline); any other
 //! word selects the cases whose name contains it (`wide`, `async/100`, ...).
 //! `--child LIB CASE --profile N` runs N iterations of one case untimed, for a profiler
 //! (`valgrind --tool=callgrind`).
@@ -75,6 +75,11 @@ const LIBRARIES: &[Entry] = &[
         id: "tracing-bridge",
         title: "tracing + lstrace bridge",
         library: &Tracing(Pipeline::Bridge),
+    },
+    Entry {
+        id: "tracing-bridge-inline",
+        title: "tracing + lstrace bridge, drain inline",
+        library: &Tracing(Pipeline::BridgeInline),
     },
     Entry {
         id: "tracing-bridge-idle",

@@ -30,6 +30,10 @@ pub enum Pipeline {
     OpenTelemetry,
     /// The registry with lstrace's bridge layer, recording as the `lstrace` library does.
     Bridge,
+    /// The same, draining as `lstrace, drain inline` does: the benchmark thread moves every
+    /// span into the recorder after each root, so that the whole pipeline runs on one thread
+    /// (and a profiler counts all of it, with no span dropped for a drain thread that lags).
+    BridgeInline,
     /// The registry with lstrace's bridge layer and no lstrace tracer: what the layer costs
     /// while lstrace records nothing (compare with `Registry`).
     BridgeIdle,
@@ -38,8 +42,16 @@ pub enum Pipeline {
     FastraceBridge,
 }
 
-/// How the bridge pipeline's lstrace records: as the `lstrace` library's measurements do.
-const BRIDGE_RECORDER: Lstrace = Lstrace(Drain::Background);
+impl Pipeline {
+    /// How a bridge pipeline's lstrace records: as the `lstrace` library's measurements do.
+    fn bridge_recorder(self) -> Option<Lstrace> {
+        match self {
+            Pipeline::Bridge => Some(Lstrace(Drain::Background)),
+            Pipeline::BridgeInline => Some(Lstrace(Drain::Inline)),
+            _ => None,
+        }
+    }
+}
 
 /// tracing with the given pipeline.
 pub struct Tracing(pub Pipeline);
@@ -119,7 +131,7 @@ async fn children_async(n: usize) {
 
 impl Library for Tracing {
     fn supports(&self, case: Case) -> bool {
-        if self.0 == Pipeline::FastraceBridge {
+        if matches!(self.0, Pipeline::FastraceBridge | Pipeline::BridgeInline) {
             return matches!(case, Case::Wide(_) | Case::Async(_));
         }
         match case {
@@ -136,7 +148,11 @@ impl Library for Tracing {
             return;
         }
         COUNTING.store(
-            (verify && !matches!(self.0, Pipeline::Bridge | Pipeline::FastraceBridge))
+            (verify
+                && !matches!(
+                    self.0,
+                    Pipeline::Bridge | Pipeline::BridgeInline | Pipeline::FastraceBridge
+                ))
                 || self.0 == Pipeline::OpenTelemetry,
             Ordering::Relaxed,
         );
@@ -145,8 +161,10 @@ impl Library for Tracing {
                 tracing::subscriber::set_global_default(Registry::default().with(CountClosed))
             }
             Pipeline::Registry => tracing::subscriber::set_global_default(Registry::default()),
-            Pipeline::Bridge => {
-                BRIDGE_RECORDER.init(case, verify);
+            Pipeline::Bridge | Pipeline::BridgeInline => {
+                if let Some(recorder) = self.0.bridge_recorder() {
+                    recorder.init(case, verify);
+                }
                 tracing::subscriber::set_global_default(
                     Registry::default().with(lstrace::tracing::layer()),
                 )
@@ -227,11 +245,14 @@ impl Library for Tracing {
                 }
             }
         }
+        if self.0 == Pipeline::BridgeInline {
+            lstrace::collector::drain();
+        }
     }
 
     fn settle(&self) {
-        if self.0 == Pipeline::Bridge {
-            BRIDGE_RECORDER.settle();
+        if let Some(recorder) = self.0.bridge_recorder() {
+            recorder.settle();
         }
         if self.0 == Pipeline::FastraceBridge {
             Fastrace.settle();
@@ -244,8 +265,8 @@ impl Library for Tracing {
     }
 
     fn delivered(&self) -> Option<u64> {
-        if self.0 == Pipeline::Bridge {
-            return BRIDGE_RECORDER.delivered();
+        if let Some(recorder) = self.0.bridge_recorder() {
+            return recorder.delivered();
         }
         if self.0 == Pipeline::FastraceBridge {
             return Fastrace.delivered();
@@ -256,8 +277,8 @@ impl Library for Tracing {
     }
 
     fn dropped(&self) -> u64 {
-        if self.0 == Pipeline::Bridge {
-            return BRIDGE_RECORDER.dropped();
+        if let Some(recorder) = self.0.bridge_recorder() {
+            return recorder.dropped();
         }
         0
     }

@@ -65,9 +65,13 @@ use crate::task::stack::{self, with_local, Ending, Frame, Stamp};
 use ::tracing::field::{Field, Visit};
 use ::tracing::span::{Attributes, Id, Record};
 use ::tracing::{Event, Level, Subscriber};
+use std::cell::RefCell;
 use std::fmt;
+use std::mem::ManuallyDrop;
+use std::ptr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use tracing_subscriber::layer::Context;
-use tracing_subscriber::registry::LookupSpan;
+use tracing_subscriber::registry::{LookupSpan, Registry};
 
 /// The layer that turns `tracing` spans into lstrace spans and events into span logs; see
 /// the [module](self) for the mapping.
@@ -79,6 +83,11 @@ use tracing_subscriber::registry::LookupSpan;
 pub struct BridgeLayer {
     error_events: bool,
     target_tag: bool,
+    /// Whether span ids come from `tracing-subscriber`'s registry, which never gives a live
+    /// span's id to another, nor (for a while) a closed span's id to a span made on the same
+    /// thread without this layer seeing it: the thread's [`Recent`] spans are then known by
+    /// their id alone.
+    registry_ids: bool,
 }
 
 /// The bridge layer with its defaults: ERROR events mark their span failed, and spans carry
@@ -88,6 +97,7 @@ pub fn layer() -> BridgeLayer {
     BridgeLayer {
         error_events: true,
         target_tag: true,
+        registry_ids: false,
     }
 }
 
@@ -115,68 +125,105 @@ impl BridgeLayer {
 }
 
 /// What the bridge keeps in a `tracing` span's extensions.
+///
+/// The span's frame stays here from its start to its finish: a thread that enters the span
+/// pushes a stand-in for it (its context, and whatever is set on it while it is current),
+/// which the frame absorbs when the thread leaves the span, if anything was set on it.
 struct Bridged {
-    /// The span's lstrace frame while it is not entered (or entered on another thread, which
-    /// then holds it); `None` while on a stack.
+    /// The span's frame (context-only when it does not record); `None` once finished.
     frame: Option<Frame>,
-    /// The span's context: what the threads that enter it while its frame is elsewhere make
-    /// current, and what spans with it as explicit parent descend from.
-    context: SpanContext,
-    /// Whether the span records (false inside an unsampled trace).
-    recording: bool,
-    /// Changes made while the frame was on another thread's stack, applied when it returns.
-    pending: Vec<Change>,
+    /// Whether a thread has entered the span after looking it up in the registry (from then
+    /// on, its trace does not change); a thread that entered it as one of its [`Recent`]
+    /// spans knows it there.
+    entered: AtomicBool,
 }
 
 impl Bridged {
-    fn key(&self) -> u64 {
-        self.context.span_id().get()
+    fn context(&self) -> Option<&SpanContext> {
+        self.frame.as_ref().map(Frame::context)
     }
 
-    /// Applies a change to the span's record, wherever its frame is: here, on this thread's
-    /// stack, or on another thread's (then later).
+    /// Applies a change to the span's record.
     fn apply(&mut self, change: Change) {
-        if !self.recording {
-            return;
-        }
         if let Some(frame) = &mut self.frame {
             change.apply(frame);
-            return;
-        }
-        let key = self.key();
-        let mut change = Some(change);
-        with_local(|local| {
-            let on_this_thread = local
-                .stack
-                .iter_mut()
-                .rev()
-                .find(|f| f.key == key && f.is_recording());
-            if let Some(frame) = on_this_thread {
-                change.take().into_iter().for_each(|c| c.apply(frame));
-            }
-        });
-        self.pending.extend(change);
-    }
-
-    /// Applies the changes made while the frame was on another thread's stack, once it is
-    /// back.
-    fn apply_pending(&mut self) {
-        if self.pending.is_empty() {
-            return;
-        }
-        if let Some(frame) = &mut self.frame {
-            for change in self.pending.drain(..) {
-                change.apply(frame);
-            }
         }
     }
 }
 
 impl Drop for Bridged {
     fn drop(&mut self) {
-        self.apply_pending();
         stack::finish_detached(&mut self.frame, Ending::Normal);
     }
+}
+
+/// How many of the spans it made lately a thread remembers.
+const RECENT: usize = 4;
+
+/// The spans a thread made lately, with what entering one takes (its context, whether it
+/// records), so that entering a span just made (the first poll of an instrumented future,
+/// `span.enter()` after `span!`) does not look it up in the registry.
+struct Recent {
+    spans: [Option<RecentSpan>; RECENT],
+    /// Where the next span goes (the oldest is replaced).
+    next: usize,
+}
+
+struct RecentSpan {
+    id: u64,
+    context: SpanContext,
+    records: bool,
+    /// Whether this thread entered it.
+    entered: bool,
+}
+
+impl Recent {
+    fn insert(&mut self, id: u64, frame: &Frame) {
+        self.spans[self.next] = Some(RecentSpan {
+            id,
+            context: frame.context().clone(),
+            records: frame.is_recording(),
+            entered: false,
+        });
+        self.next = (self.next + 1) % RECENT;
+    }
+
+    /// The context of the span `id` to enter, and whether it records; `None` if this thread
+    /// did not make it lately.
+    #[inline]
+    fn enter(&mut self, id: u64) -> Option<(SpanContext, bool)> {
+        let span = self.spans.iter_mut().flatten().find(|s| s.id == id)?;
+        span.entered = true;
+        Some((span.context.clone(), span.records))
+    }
+
+    /// Forgets the span `id` (whose context changes); returns whether this thread entered it.
+    fn forget(&mut self, id: u64) -> bool {
+        for slot in &mut self.spans {
+            if slot.as_ref().is_some_and(|s| s.id == id) {
+                return slot.take().is_some_and(|s| s.entered);
+            }
+        }
+        false
+    }
+}
+
+thread_local! {
+    static RECENT_SPANS: RefCell<Recent> = const {
+        RefCell::new(Recent {
+            spans: [None, None, None, None],
+            next: 0,
+        })
+    };
+}
+
+/// Runs `f` on this thread's [`Recent`] spans; `None` (and `f` is not run) when the thread is
+/// shutting down.
+fn with_recent<R>(f: impl FnOnce(&mut Recent) -> R) -> Option<R> {
+    RECENT_SPANS
+        .try_with(|recent| recent.try_borrow_mut().ok().map(|mut r| f(&mut r)))
+        .ok()
+        .flatten()
 }
 
 /// A change to a span's record.
@@ -206,14 +253,21 @@ where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
     let span = ctx.span(id)?;
-    span.scope()
-        .find_map(|s| s.extensions().get::<Bridged>().map(|b| b.context.clone()))
+    span.scope().find_map(|s| {
+        s.extensions()
+            .get::<Bridged>()
+            .and_then(|b| b.context().cloned())
+    })
 }
 
 impl<S> tracing_subscriber::Layer<S> for BridgeLayer
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
+    fn on_layer(&mut self, subscriber: &mut S) {
+        self.registry_ids = (subscriber as &dyn Subscriber).is::<Registry>();
+    }
+
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
         if !collector::is_enabled() {
             return;
@@ -222,18 +276,6 @@ where
             return;
         };
         let metadata = attrs.metadata();
-        let mut builder = crate::span(metadata.name());
-        if self.target_tag {
-            builder.set_tag("target".into(), TagValue::from_static(metadata.target()));
-        }
-        let mut name = None;
-        attrs.record(&mut FieldValues(|field: &Field, value| {
-            span_field(field, value, &mut |change| match change {
-                Change::Tag(key, value) => builder.set_tag(key, value),
-                Change::Name(n) => name = Some(n),
-                Change::Log(..) => {}
-            });
-        }));
         // `None`: the parent is the innermost span of either kind (an entered `tracing` span is
         // on lstrace's stack too), which is the builder's default.
         let explicit_parent = if attrs.is_root() {
@@ -241,29 +283,51 @@ where
         } else {
             attrs.parent().map(|parent| bridged_context(&ctx, parent))
         };
-        let builder = match &explicit_parent {
-            None => builder,
-            Some(None) => builder.root(),
-            Some(Some(parent)) => builder.child_of(parent),
-        };
-        let mut frame = builder.start_detached().frame.take();
-        if let (Some(frame), Some(name)) = (&mut frame, name) {
-            Change::Name(name).apply(frame);
+        // Given up to `start_frame` below; leaked, not dropped, if a field's `Debug` panics.
+        let mut builder = ManuallyDrop::new(crate::span(metadata.name()));
+        if let Some(parent) = &explicit_parent {
+            builder.set_parent(parent.as_ref());
         }
-        let context = match &frame {
-            Some(frame) => Some(frame.context().clone()),
-            None => explicit_parent.unwrap_or_else(crate::current),
+        if self.target_tag {
+            builder.set_first_tag("target".into(), TagValue::from_static(metadata.target()));
+        }
+        let mut name = None;
+        if !metadata.fields().is_empty() {
+            attrs.record(&mut FieldValues(|field: &Field, value| {
+                span_field(field, value, &mut |change| match change {
+                    Change::Tag(key, value) => builder.set_tag(key, value),
+                    Change::Name(n) => name = Some(n),
+                    Change::Log(..) => {}
+                });
+            }));
+        }
+        let mut bridged = Bridged {
+            frame: None,
+            entered: AtomicBool::new(false),
         };
-        let Some(context) = context else {
-            return;
-        };
-        let recording = frame.as_ref().is_some_and(Frame::is_recording);
-        span.extensions_mut().insert(Bridged {
-            frame,
-            context,
-            recording,
-            pending: Vec::new(),
-        });
+        // SAFETY: the builder is given up, and its frame written over an empty slot (which
+        // needs no drop).
+        unsafe { ptr::write(&mut bridged.frame, crate::span::start_frame(&mut builder)) };
+        match &mut bridged.frame {
+            Some(frame) => {
+                if let Some(name) = name {
+                    Change::Name(name).apply(frame);
+                }
+            }
+            // The thread is shutting down: the span passes its explicit parent on.
+            None => match explicit_parent.flatten() {
+                Some(parent) => {
+                    bridged.frame = Some(Frame::context_only(parent.span_id().get(), parent));
+                }
+                None => return,
+            },
+        }
+        if self.registry_ids {
+            if let Some(frame) = &bridged.frame {
+                with_recent(|recent| recent.insert(id.into_u64(), frame));
+            }
+        }
+        span.extensions_mut().insert(bridged);
     }
 
     fn on_record(&self, id: &Id, values: &Record<'_>, ctx: Context<'_, S>) {
@@ -294,11 +358,13 @@ where
         };
         // A span with no parent joins the trace it follows from, if it has not been entered
         // yet (so nothing started under it carries its own trace id).
+        let key = id.into_u64();
+        let entered = bridged.entered.load(Ordering::Relaxed)
+            || with_recent(|recent| recent.forget(key)).unwrap_or(true);
         if let Some(record) = bridged.frame.as_mut().and_then(Frame::record_mut) {
-            if record.parent.is_none() && cause.is_sampled() {
+            if !entered && record.parent.is_none() && cause.is_sampled() {
                 record.context = cause.child(record.context.span_id());
                 record.parent = Some((Relationship::FollowsFrom, cause.span_id().get()));
-                bridged.context = record.context.clone();
                 return;
             }
         }
@@ -346,10 +412,11 @@ where
         }
         changes.push(Change::Log(Stamp::At(clock::now()), fields));
         if explicit.is_none() {
-            // The innermost span of either kind, when it records on this thread's stack.
+            // The innermost span of either kind, when it records (or stands in for a `tracing`
+            // span that does) on this thread's stack.
             let mut left = Some(changes);
             with_local(|local| {
-                if let Some(frame) = local.top_mut().filter(|f| f.is_recording()) {
+                if let Some(frame) = local.top_mut().filter(|f| f.takes_changes()) {
                     for change in left.take().into_iter().flatten() {
                         change.apply(frame);
                     }
@@ -360,8 +427,8 @@ where
             };
             changes = left;
         }
-        // The event's `tracing` span, whose frame is elsewhere (entered again on this thread
-        // while another thread holds it, or named as the explicit parent).
+        // The event's `tracing` span, when it is not the innermost span (or is named as the
+        // explicit parent).
         let span = match &explicit {
             Some(parent) => ctx.span(parent),
             None => ctx.event_span(event),
@@ -380,39 +447,53 @@ where
         if !collector::is_enabled() {
             return;
         }
+        let key = id.into_u64();
+        if self.registry_ids {
+            let hit = with_recent(|recent| recent.enter(key)).flatten();
+            if let Some((context, records)) = hit {
+                with_local(|local| local.push_stand_in(key, context, records));
+                return;
+            }
+        }
         let Some(span) = ctx.span(id) else {
             return;
         };
-        let mut extensions = span.extensions_mut();
-        let Some(bridged) = extensions.get_mut::<Bridged>() else {
+        let extensions = span.extensions();
+        let Some(bridged) = extensions.get::<Bridged>() else {
             return;
         };
-        // The first thread to enter the span holds its frame; others make its context current.
-        with_local(|local| {
-            if local.push_from(&mut bridged.frame).is_none() {
-                local.push(Frame::context_only(bridged.key(), bridged.context.clone()));
-            }
-        });
+        bridged.entered.store(true, Ordering::Relaxed);
+        let Some(frame) = &bridged.frame else {
+            return;
+        };
+        let (context, records) = (frame.context().clone(), frame.is_recording());
+        with_local(|local| local.push_stand_in(key, context, records));
     }
 
     fn on_exit(&self, id: &Id, ctx: Context<'_, S>) {
         if !collector::is_enabled() {
             return;
         }
+        let key = id.into_u64();
+        if with_local(|local| local.leave_stand_in(key)) != Some(false) {
+            return;
+        }
+        // Something was set while the span was current: its frame takes it in.
+        let Some(stand_in) = with_local(|local| local.take(key)).flatten() else {
+            return;
+        };
         let Some(span) = ctx.span(id) else {
             return;
         };
         let mut extensions = span.extensions_mut();
-        let Some(bridged) = extensions.get_mut::<Bridged>() else {
-            return;
-        };
-        // This thread's frame of the span goes back to the span: the span's own frame, or a
-        // context-only one (dropped).
-        with_local(|local| local.pop_into(bridged.key(), &mut bridged.frame));
-        if bridged.frame.as_ref().is_some_and(|f| !f.is_recording()) {
-            bridged.frame = None;
+        if let Some(frame) = extensions
+            .get_mut::<Bridged>()
+            .and_then(|b| b.frame.as_mut())
+        {
+            frame.absorb(stand_in);
+            // Baggage set in the span changes its context.
+            with_recent(|recent| recent.forget(key));
         }
-        bridged.apply_pending();
     }
 
     // No `on_close`: the registry drops a closed span's extensions, and dropping `Bridged`

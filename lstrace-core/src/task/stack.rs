@@ -42,13 +42,27 @@ impl Stamp {
 
 pub(crate) struct Frame {
     /// Identifies the frame for its guard: the span id for a live span, a random key for a
-    /// context-only frame (whose context may be entered several times).
+    /// context-only frame (whose context may be entered several times), the `tracing` span
+    /// id for a stand-in.
     pub(crate) key: u64,
-    /// False for a context-only frame, which records nothing.
-    recording: bool,
+    role: Role,
     /// The span so far, with raw times (for a context-only frame, only its context means
-    /// anything).
+    /// anything; for a stand-in, its context, tags and logs).
     record: SpanRecord,
+}
+
+/// What a frame is for.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Role {
+    /// A context-only frame, which records nothing.
+    Context,
+    /// A live span's frame: its record goes to the ring when the span finishes.
+    Span,
+    /// Stands in for a span whose record is kept elsewhere (a `tracing` span's, while it is
+    /// entered): it takes the tags and logs made while it is current, for its span to
+    /// [absorb](Frame::absorb) when it is left, and never goes to the ring itself.
+    #[cfg_attr(not(feature = "tracing"), allow(dead_code))]
+    StandIn,
 }
 
 /// Why a span finished, when it is not the normal way.
@@ -85,7 +99,7 @@ impl Frame {
     ) -> Frame {
         Frame {
             key: context.span_id().get(),
-            recording: true,
+            role: Role::Span,
             record: SpanRecord {
                 context,
                 parent,
@@ -102,7 +116,7 @@ impl Frame {
     pub(crate) fn context_only(key: u64, context: SpanContext) -> Frame {
         Frame {
             key,
-            recording: false,
+            role: Role::Context,
             record: SpanRecord {
                 context,
                 parent: None,
@@ -123,20 +137,53 @@ impl Frame {
         &mut self.record.context
     }
 
-    /// True when the frame's span records (it is not only a context).
+    /// True when the frame is a live span's, which records (not only a context, nor a
+    /// stand-in).
     pub(crate) fn is_recording(&self) -> bool {
-        self.recording
+        self.role == Role::Span
+    }
+
+    /// True when tags and logs set on the frame are kept: a recording span's, or a stand-in
+    /// for one.
+    #[inline]
+    pub(crate) fn takes_changes(&self) -> bool {
+        self.role != Role::Context
     }
 
     /// The record of a recording frame, to change what a span started with (its name, its
-    /// parent); `None` for a context-only frame.
+    /// parent); `None` for a context-only frame or a stand-in.
     #[cfg(feature = "tracing")]
     pub(crate) fn record_mut(&mut self) -> Option<&mut SpanRecord> {
-        self.recording.then_some(&mut self.record)
+        (self.role == Role::Span).then_some(&mut self.record)
+    }
+
+    /// Takes in what was set on a stand-in for this frame's span while it was current: its
+    /// tags and logs in order, and its context when baggage changed it.
+    #[cfg(feature = "tracing")]
+    #[cold]
+    pub(crate) fn absorb(&mut self, stand_in: Frame) {
+        let SpanRecord {
+            context, tags, logs, ..
+        } = stand_in.record;
+        if !context.shares_extras_with(&self.record.context) {
+            self.record.context = context;
+        }
+        for tag in tags.iter() {
+            self.set_tag(tag.key.clone(), tag.value.clone());
+        }
+        if let Some(logs) = logs {
+            for log in logs.records {
+                self.push_log(log);
+            }
+            if logs.dropped > 0 && self.takes_changes() {
+                let own = self.record.logs.get_or_insert_with(Box::default);
+                own.dropped = own.dropped.saturating_add(logs.dropped);
+            }
+        }
     }
 
     pub(crate) fn set_tag(&mut self, key: Str, value: TagValue) {
-        if self.recording {
+        if self.takes_changes() {
             self.record
                 .tags
                 .set_within(key, value, collector::max_tags_per_span());
@@ -144,16 +191,21 @@ impl Frame {
     }
 
     pub(crate) fn log(&mut self, at: Stamp, fields: Vec<Tag>) {
-        if !self.recording {
+        // Raw, like the start: converted with the span's other readings when drained.
+        self.push_log(LogRecord {
+            unix_nanos: at.raw(),
+            fields,
+        });
+    }
+
+    /// Adds a log (with a raw time) within the per-span cap.
+    fn push_log(&mut self, log: LogRecord) {
+        if !self.takes_changes() {
             return;
         }
         let logs = self.record.logs.get_or_insert_with(Box::default);
         if logs.records.len() < collector::max_logs_per_span() {
-            // Raw, like the start: converted with the span's other readings when drained.
-            logs.records.push(LogRecord {
-                unix_nanos: at.raw(),
-                fields,
-            });
+            logs.records.push(log);
         } else {
             logs.dropped = logs.dropped.saturating_add(1);
         }
@@ -169,7 +221,7 @@ impl Frame {
     /// context-only frame, which has no record.
     #[inline]
     fn stamp(&mut self, end: Ticks, ending: Ending) -> bool {
-        if !self.recording {
+        if self.role != Role::Span {
             return false;
         }
         match ending {
@@ -308,7 +360,7 @@ impl Local {
     ) -> u64 {
         let key = context.span_id().get();
         // SAFETY: passed on from the caller.
-        unsafe { self.push_in_place(key, true, context, parent, name, tags, start.raw()) };
+        unsafe { self.push_in_place(key, Role::Span, context, parent, name, tags, start.raw()) };
         key
     }
 
@@ -316,10 +368,60 @@ impl Local {
     /// written in place as [`Local::push_recording`] does.
     #[inline]
     pub(crate) fn push_context_only(&mut self, key: u64, context: SpanContext) {
+        self.push_bare(key, Role::Context, context);
+    }
+
+    /// Pushes a stand-in under `key` for a span whose record is kept elsewhere (see
+    /// [`Role::StandIn`]), with the span's `context`; a context-only frame when the span
+    /// does not record.
+    #[cfg(feature = "tracing")]
+    #[inline]
+    pub(crate) fn push_stand_in(&mut self, key: u64, context: SpanContext, records: bool) {
+        let role = if records {
+            Role::StandIn
+        } else {
+            Role::Context
+        };
+        self.push_bare(key, role, context);
+    }
+
+    /// Leaves the stand-in with `key` (normally the top frame) if nothing was set on it:
+    /// returns false, with the stand-in left where it is, when tags, logs or baggage were,
+    /// for its span to [absorb](Frame::absorb) (see [`Local::take`]).
+    #[cfg(feature = "tracing")]
+    #[inline]
+    pub(crate) fn leave_stand_in(&mut self, key: u64) -> bool {
+        let Some(at) = self.position(key) else {
+            return true;
+        };
+        let record = &self.stack[at].record;
+        if !record.tags.is_new() || record.logs.is_some() || record.context.has_extras() {
+            return false;
+        }
+        if at + 1 == self.stack.len() {
+            // SAFETY: the top frame leaves the stack undropped; an untouched stand-in owns
+            // nothing (no tags, logs or baggage, a borrowed name, no parent).
+            unsafe { self.stack.set_len(at) };
+        } else {
+            drop(self.stack.remove(at));
+        }
+        true
+    }
+
+    /// Takes the frame with `key` off the stack, wherever it is.
+    #[cold]
+    pub(crate) fn take(&mut self, key: u64) -> Option<Frame> {
+        let at = self.stack.iter().rposition(|f| f.key == key)?;
+        Some(self.stack.remove(at))
+    }
+
+    /// Pushes a frame with `context` and nothing else, written in place.
+    #[inline(always)]
+    fn push_bare(&mut self, key: u64, role: Role, context: SpanContext) {
         let empty = mem::ManuallyDrop::new(TagList::new());
         // SAFETY: the empty list moves into the frame; its original is not dropped.
         unsafe {
-            self.push_in_place(key, false, context, None, Str::Borrowed(""), &*empty, 0);
+            self.push_in_place(key, role, context, None, Str::Borrowed(""), &*empty, 0);
         }
     }
 
@@ -332,7 +434,7 @@ impl Local {
     unsafe fn push_in_place(
         &mut self,
         key: u64,
-        recording: bool,
+        role: Role,
         context: SpanContext,
         parent: Option<(Relationship, u64)>,
         name: Str,
@@ -346,7 +448,7 @@ impl Local {
         unsafe {
             let frame = self.stack.as_mut_ptr().add(len);
             ptr::addr_of_mut!((*frame).key).write(key);
-            ptr::addr_of_mut!((*frame).recording).write(recording);
+            ptr::addr_of_mut!((*frame).role).write(role);
             let record = ptr::addr_of_mut!((*frame).record);
             ptr::addr_of_mut!((*record).context).write(context);
             ptr::addr_of_mut!((*record).parent).write(parent);
@@ -365,7 +467,7 @@ impl Local {
     pub(crate) fn finish_entered(&mut self, key: u64, end: Ticks, ending: Ending) {
         if self.stack.last().is_some_and(|top| top.key == key) {
             self.finish_top(end, ending);
-        } else if let Some(frame) = self.remove_below_top(key) {
+        } else if let Some(frame) = self.take(key) {
             self.finish(frame, end, ending);
         }
     }
@@ -380,7 +482,7 @@ impl Local {
         } = self;
         match stack.last_mut() {
             Some(top) if top.key == key => {
-                if !top.recording {
+                if top.role != Role::Span {
                     // Dropped where it is, not moved out first.
                     stack.truncate(stack.len() - 1);
                     return;
@@ -395,7 +497,7 @@ impl Local {
 
     #[cold]
     fn finish_below_top_now(&mut self, key: u64) {
-        if let Some(frame) = self.remove_below_top(key).filter(|f| f.recording) {
+        if let Some(frame) = self.take(key).filter(Frame::is_recording) {
             self.finish(frame, clock::now(), Ending::now());
         }
     }
@@ -521,11 +623,6 @@ impl Local {
         }
     }
 
-    #[cold]
-    fn remove_below_top(&mut self, key: u64) -> Option<Frame> {
-        let at = self.stack.iter().rposition(|f| f.key == key)?;
-        Some(self.stack.remove(at))
-    }
 
     #[inline]
     pub(crate) fn finish(&mut self, frame: Frame, end: Ticks, ending: Ending) {
