@@ -301,9 +301,15 @@ where
                 });
             }));
         }
-        let mut bridged = Bridged {
+        let mut extensions = span.extensions_mut();
+        // Inserted empty, then the frame is written in place: it is not copied into the
+        // registry's box.
+        extensions.insert(Bridged {
             frame: None,
             entered: AtomicBool::new(false),
+        });
+        let Some(bridged) = extensions.get_mut::<Bridged>() else {
+            return;
         };
         // SAFETY: the builder is given up, and its frame written over an empty slot (which
         // needs no drop).
@@ -315,19 +321,17 @@ where
                 }
             }
             // The thread is shutting down: the span passes its explicit parent on.
-            None => match explicit_parent.flatten() {
-                Some(parent) => {
+            None => {
+                if let Some(parent) = explicit_parent.flatten() {
                     bridged.frame = Some(Frame::context_only(parent.span_id().get(), parent));
                 }
-                None => return,
-            },
+            }
         }
         if self.registry_ids {
             if let Some(frame) = &bridged.frame {
                 with_recent(|recent| recent.insert(id.into_u64(), frame));
             }
         }
-        span.extensions_mut().insert(bridged);
     }
 
     fn on_record(&self, id: &Id, values: &Record<'_>, ctx: Context<'_, S>) {
