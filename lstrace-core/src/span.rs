@@ -237,7 +237,6 @@ impl SpanBuilder {
             frame: unsafe { start_frame(&mut builder) },
         }
     }
-
 }
 
 /// Starts the span that `builder` describes without entering it, consuming the builder in

@@ -213,7 +213,10 @@ fn a_span_entered_before_follows_from_keeps_its_trace() {
         consume.in_scope(|| {});
         consume.follows_from(&produce);
     });
-    assert!(capture.span("entered_consumer").is_none(), "kept its own trace");
+    assert!(
+        capture.span("entered_consumer").is_none(),
+        "kept its own trace"
+    );
     let consume = TestRecorder::install()
         .spans()
         .into_iter()

@@ -163,7 +163,10 @@ impl Frame {
     #[cold]
     pub(crate) fn absorb(&mut self, stand_in: Frame) {
         let SpanRecord {
-            context, tags, logs, ..
+            context,
+            tags,
+            logs,
+            ..
         } = stand_in.record;
         if !context.shares_extras_with(&self.record.context) {
             self.record.context = context;
@@ -622,7 +625,6 @@ impl Local {
             self.spare.push(mem::take(frames));
         }
     }
-
 
     #[inline]
     pub(crate) fn finish(&mut self, frame: Frame, end: Ticks, ending: Ending) {
