@@ -7,7 +7,7 @@ use syn::punctuated::Punctuated;
 use syn::{parenthesized, Expr, Ident, LitStr, Token};
 
 /// The argument names, as listed in error messages.
-const ARGUMENTS: &str = "name, tags, args, err, ret, kind, follows_from, root";
+const ARGUMENTS: &str = "name, tags, args, err, ret, kind, follows_from, root, crate";
 
 /// How a value becomes a tag value.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -128,9 +128,20 @@ pub(crate) struct Args {
     pub(crate) kind: Option<Kind>,
     pub(crate) follows_from: Option<Span>,
     pub(crate) root: Option<Span>,
+    /// `crate = path`: where the generated code finds lstrace (a facade's re-export).
+    pub(crate) krate: Option<syn::Path>,
 }
 
 impl Args {
+    /// The path the generated code names lstrace's items by: `::lstrace` unless `crate = path`
+    /// says otherwise.
+    pub(crate) fn krate(&self) -> proc_macro2::TokenStream {
+        match &self.krate {
+            Some(path) => quote::ToTokens::to_token_stream(path),
+            None => quote::quote!(::lstrace),
+        }
+    }
+
     /// Whether the function's value is inspected when it returns.
     pub(crate) fn records_outcome(&self) -> bool {
         self.err.is_some() || self.ret.is_some()
@@ -162,6 +173,7 @@ impl Parse for Args {
                 "kind" => args.kind = Some(parse_kind(input, &word)?),
                 "follows_from" => args.follows_from = Some(parse_flag(input, &word)?),
                 "root" => args.root = Some(parse_flag(input, &word)?),
+                "crate" => args.krate = Some(parse_crate(input, &word)?),
                 _ => {
                     return Err(syn::Error::new(
                         word.span(),
@@ -264,6 +276,19 @@ fn parse_kind(input: ParseStream, word: &Ident) -> syn::Result<Kind> {
     Ok(Kind {
         variant: Ident::new(variant, value.span()),
     })
+}
+
+/// `crate = path`, the path of lstrace as a facade re-exports it (`my_facade::lstrace`).
+fn parse_crate(input: ParseStream, word: &Ident) -> syn::Result<syn::Path> {
+    let usage = "expected the path of the lstrace crate: `crate = my_facade::lstrace`";
+    if !input.peek(Token![=]) {
+        return Err(syn::Error::new(word.span(), usage));
+    }
+    input.parse::<Token![=]>()?;
+    let path = input
+        .call(syn::Path::parse_mod_style)
+        .map_err(|e| syn::Error::new(e.span(), usage))?;
+    Ok(path)
 }
 
 fn parse_flag(input: ParseStream, word: &Ident) -> syn::Result<Span> {

@@ -308,14 +308,16 @@ fn span_builder(args: &Args, fn_name: &syn::Ident) -> TokenStream {
         .name
         .clone()
         .unwrap_or_else(|| LitStr::new(&fn_name.unraw().to_string(), fn_name.span()));
+    let krate = args.krate();
     let tags = args.tags.iter().map(|TagArg { key, format, value }| {
-        let value = tag_value(*format, value);
+        let value = tag_value(&krate, *format, value);
         quote!(.with_tag(#key, #value))
     });
     let params = args.params.iter().map(|param| {
         let key = param.key();
         let ident = &param.ident;
         let value = converted(
+            &krate,
             param.format,
             &quote_spanned!(at(ident.span())=> &#ident),
             ident.span(),
@@ -324,32 +326,34 @@ fn span_builder(args: &Args, fn_name: &syn::Ident) -> TokenStream {
     });
     let kind = args.kind.as_ref().map(|k| {
         let variant = &k.variant;
-        quote_spanned!(at(variant.span())=> .kind(::lstrace::SpanKind::#variant))
+        let krate = respanned(&krate, at(variant.span()));
+        quote_spanned!(at(variant.span())=> .kind(#krate::SpanKind::#variant))
     });
     let follows_from = args
         .follows_from
         .map(|s| quote_spanned!(at(s)=> .follows_from_current()));
     let root = args.root.map(|s| quote_spanned!(at(s)=> .root()));
     quote! {
-        ::lstrace::span(#name) #(#tags)* #(#params)* #kind #follows_from #root
+        #krate::span(#name) #(#tags)* #(#params)* #kind #follows_from #root
     }
 }
 
 /// A tag's value. A literal becomes its `TagValue` directly (no conversion, no allocation).
-fn tag_value(format: Format, value: &Expr) -> TokenStream {
+fn tag_value(krate: &TokenStream, format: Format, value: &Expr) -> TokenStream {
     if format == Format::Typed {
-        if let Some(constant) = literal_tag_value(value) {
+        if let Some(constant) = literal_tag_value(krate, value) {
             return constant;
         }
     }
     converted(
+        krate,
         format,
         &quote_spanned!(at(value.span())=> &(#value)),
         value.span(),
     )
 }
 
-fn literal_tag_value(value: &Expr) -> Option<TokenStream> {
+fn literal_tag_value(krate: &TokenStream, value: &Expr) -> Option<TokenStream> {
     let (negative, lit) = match value {
         Expr::Lit(l) => (false, &l.lit),
         Expr::Unary(u) if matches!(u.op, UnOp::Neg(_)) => match &*u.expr {
@@ -359,11 +363,10 @@ fn literal_tag_value(value: &Expr) -> Option<TokenStream> {
         _ => return None,
     };
     let span = at(value.span());
+    let krate = &respanned(krate, span);
     match lit {
-        Lit::Str(s) if !negative => {
-            Some(quote_spanned!(span=> ::lstrace::TagValue::from_static(#s)))
-        }
-        Lit::Bool(b) if !negative => Some(quote_spanned!(span=> ::lstrace::TagValue::Bool(#b))),
+        Lit::Str(s) if !negative => Some(quote_spanned!(span=> #krate::TagValue::from_static(#s))),
+        Lit::Bool(b) if !negative => Some(quote_spanned!(span=> #krate::TagValue::Bool(#b))),
         Lit::Int(i) => {
             let digits: i128 = i.base10_parse().ok()?;
             let value = if negative { -digits } else { digits };
@@ -374,7 +377,7 @@ fn literal_tag_value(value: &Expr) -> Option<TokenStream> {
             }
             let n = i64::try_from(value).ok()?;
             let n = proc_macro2::Literal::i64_suffixed(n);
-            Some(quote_spanned!(span=> ::lstrace::TagValue::Int(#n)))
+            Some(quote_spanned!(span=> #krate::TagValue::Int(#n)))
         }
         Lit::Float(f) => {
             // An `f32` literal records the `f32` value, as a variable of that type would.
@@ -388,7 +391,7 @@ fn literal_tag_value(value: &Expr) -> Option<TokenStream> {
                 return None;
             }
             let x = proc_macro2::Literal::f64_suffixed(x);
-            Some(quote_spanned!(span=> ::lstrace::TagValue::Float(#x)))
+            Some(quote_spanned!(span=> #krate::TagValue::Float(#x)))
         }
         _ => None,
     }
@@ -411,13 +414,32 @@ fn fits_suffix(value: i128, suffix: &str) -> bool {
 }
 
 /// Converts the value that `reference` (an expression of type `&T`) points to.
-fn converted(format: Format, reference: &TokenStream, span: Span) -> TokenStream {
+fn converted(
+    krate: &TokenStream,
+    format: Format,
+    reference: &TokenStream,
+    span: Span,
+) -> TokenStream {
     let span = at(span);
+    let krate = &respanned(krate, span);
     match format {
-        Format::Typed => quote_spanned!(span=> ::lstrace::ToTagValue::to_tag_value(#reference)),
-        Format::Debug => quote_spanned!(span=> ::lstrace::__private::debug(#reference)),
-        Format::Display => quote_spanned!(span=> ::lstrace::__private::display(#reference)),
+        Format::Typed => quote_spanned!(span=> #krate::ToTagValue::to_tag_value(#reference)),
+        Format::Debug => quote_spanned!(span=> #krate::__private::debug(#reference)),
+        Format::Display => quote_spanned!(span=> #krate::__private::display(#reference)),
     }
+}
+
+/// `tokens` (the path of lstrace) located at `span`, so that errors in the code around them
+/// point at the user's tokens, as they would without `crate = path`.
+fn respanned(tokens: &TokenStream, span: Span) -> TokenStream {
+    tokens
+        .clone()
+        .into_iter()
+        .map(|mut token| {
+            token.set_span(span);
+            token
+        })
+        .collect()
 }
 
 /// How the started span is held.
@@ -432,8 +454,8 @@ enum Hold {
 
 /// What starts the span: `is_enabled()` first, the builder only when it is true. With
 /// `flag`, binds `__lstrace_on` to what `is_enabled()` said, for the end of the function.
-fn start(builder: &TokenStream, hold: Hold, flag: bool) -> TokenStream {
-    let enabled = quote!(::lstrace::collector::is_enabled());
+fn start(krate: &TokenStream, builder: &TokenStream, hold: Hold, flag: bool) -> TokenStream {
+    let enabled = quote!(#krate::collector::is_enabled());
     let (flag, condition) = if flag {
         (quote!(let __lstrace_on = #enabled;), quote!(__lstrace_on))
     } else {
@@ -444,7 +466,7 @@ fn start(builder: &TokenStream, hold: Hold, flag: bool) -> TokenStream {
             let __lstrace_guard = if #condition {
                 #builder.start()
             } else {
-                ::lstrace::SpanGuard::noop()
+                #krate::SpanGuard::noop()
             };
         },
         Hold::Detached => {
@@ -452,7 +474,7 @@ fn start(builder: &TokenStream, hold: Hold, flag: bool) -> TokenStream {
                 let mut __lstrace_span = if #condition {
                     #builder.start_detached()
                 } else {
-                    ::lstrace::Span::noop()
+                    #krate::Span::noop()
                 };
             }
         }
@@ -462,24 +484,28 @@ fn start(builder: &TokenStream, hold: Hold, flag: bool) -> TokenStream {
 
 /// Records `err` / `ret` from `__lstrace_result`, on the current span (this function's).
 fn record_outcome(args: &Args) -> TokenStream {
+    let krate = args.krate();
     let record = match (&args.err, &args.ret) {
         (None, None) => return TokenStream::new(),
         (Some(err), ret) => {
-            let error = record_error(err);
+            let error = record_error(&krate, err);
             let value = ret.as_ref().map(|ret| {
                 record_return(
+                    &krate,
                     ret,
                     &quote_spanned!(at(ret.keyword.span())=> __lstrace_value),
                 )
             });
+            let krate = respanned(&krate, at(err.keyword.span()));
             quote_spanned! {at(err.keyword.span())=>
-                match ::lstrace::__private::TracedResult::as_result(&__lstrace_result) {
+                match #krate::__private::TracedResult::as_result(&__lstrace_result) {
                     ::core::result::Result::Ok(__lstrace_value) => { #value }
                     ::core::result::Result::Err(__lstrace_error) => { #error }
                 }
             }
         }
         (None, Some(ret)) => record_return(
+            &krate,
             ret,
             &quote_spanned!(at(ret.keyword.span())=> &__lstrace_result),
         ),
@@ -491,21 +517,22 @@ fn record_outcome(args: &Args) -> TokenStream {
     }
 }
 
-fn record_error(err: &Outcome) -> TokenStream {
+fn record_error(krate: &TokenStream, err: &Outcome) -> TokenStream {
     let span = at(err.keyword.span());
+    let krate = &respanned(krate, span);
     match err.format {
         Format::Debug => quote_spanned! {span=>
-            ::lstrace::record_error(&::core::format_args!("{:?}", __lstrace_error));
+            #krate::record_error(&::core::format_args!("{:?}", __lstrace_error));
         },
         Format::Typed | Format::Display => quote_spanned! {span=>
-            ::lstrace::record_error(::lstrace::__private::ErrorText::text(__lstrace_error));
+            #krate::record_error(#krate::__private::ErrorText::text(__lstrace_error));
         },
     }
 }
 
-fn record_return(ret: &Outcome, reference: &TokenStream) -> TokenStream {
-    let value = converted(ret.format, reference, ret.keyword.span());
-    quote!(::lstrace::tag("return", #value);)
+fn record_return(krate: &TokenStream, ret: &Outcome, reference: &TokenStream) -> TokenStream {
+    let value = converted(krate, ret.format, reference, ret.keyword.span());
+    quote!(#krate::tag("return", #value);)
 }
 
 /// An unreachable `return` of the declared type, first in a closure or async block that
@@ -599,7 +626,7 @@ fn braced(block: &Block, ours: &TokenStream) -> TokenStream {
 }
 
 fn gen_sync(args: &Args, builder: &TokenStream, sig: &Signature, block: &Block) -> TokenStream {
-    let start = start(builder, Hold::Guard, args.records_outcome());
+    let start = start(&args.krate(), builder, Hold::Guard, args.records_outcome());
     if !args.records_outcome() {
         // The guard lives until the function returns, however it returns.
         return spliced(&block.stmts, &start);
@@ -621,11 +648,12 @@ fn gen_sync(args: &Args, builder: &TokenStream, sig: &Signature, block: &Block) 
 /// block of a `Box::pin(async { .. })` tail. The span starts at the first poll, entered as a
 /// synchronous function's is; the future, awaited at once, takes it from there.
 fn instrumented_await(args: &Args, builder: &TokenStream, future: &TokenStream) -> TokenStream {
-    let start = start(builder, Hold::Guard, args.records_outcome());
+    let krate = args.krate();
+    let start = start(&args.krate(), builder, Hold::Guard, args.records_outcome());
     let future = with_outcome(args, future);
     quote! {
         #start
-        ::lstrace::Instrumented::__traced(__lstrace_guard, #future).await
+        #krate::Instrumented::__traced(__lstrace_guard, #future).await
     }
 }
 
@@ -672,16 +700,17 @@ fn gen_boxed_future(
 ) -> TokenStream {
     // `__lstrace_on` says whether to wrap: a span that records nothing but was started while
     // recording (an unsampled trace) still carries its context to the future's children.
-    let start = start(builder, Hold::Detached, true);
+    let start = start(&args.krate(), builder, Hold::Detached, true);
     let body = braced(block, &fake_return(return_type(sig), sig.ident.span()));
     let future = with_outcome(args, &quote!(__lstrace_future));
+    let krate = args.krate();
     quote! {
         #start
         // The body runs inside the span: spans it starts while making the future are its
         // children too.
         let __lstrace_future = __lstrace_span.in_scope(move || #body);
         if __lstrace_on {
-            ::std::boxed::Box::pin(::lstrace::Instrumented::new(__lstrace_span, #future))
+            ::std::boxed::Box::pin(#krate::Instrumented::new(__lstrace_span, #future))
         } else {
             __lstrace_future
         }
@@ -740,7 +769,11 @@ mod tests {
     }
 
     fn literal(expr: &str) -> Option<String> {
-        literal_tag_value(&syn::parse_str(expr).expect("an expression")).map(|t| t.to_string())
+        literal_tag_value(
+            &quote!(::lstrace),
+            &syn::parse_str(expr).expect("an expression"),
+        )
+        .map(|t| t.to_string())
     }
 
     #[test]
@@ -757,5 +790,32 @@ mod tests {
         assert_eq!(literal("1e999"), None);
         assert_eq!(literal("'c'"), None);
         assert_eq!(literal("x"), None);
+    }
+
+    /// Every path of the expansion, for every shape of function and every argument, goes
+    /// through `crate = path` when it is given.
+    #[test]
+    fn crate_path_is_used_for_every_generated_path() {
+        let functions = [
+            "fn f(a: u32) -> Result<u32, String> { Ok(a) }",
+            "async fn f(a: u32) -> Result<u32, String> { Ok(a) }",
+            "fn f(a: u32) -> Pin<Box<dyn Future<Output = Result<u32, String>> + Send>> { \
+             Box::pin(async move { Ok(a) }) }",
+            "fn f(a: u32) -> BoxFuture<'static, Result<u32, String>> { let b = a; \
+             Box::pin(std::future::ready(Ok(b))) }",
+        ];
+        let args = "crate = my_facade::lstrace, tags(n = 1, s = \"x\", d = ?a, t = %a, e = a), \
+                    args(a), kind = server, err, ret, follows_from";
+        for function in functions {
+            let args: Args = syn::parse_str(args).expect("arguments");
+            let item: TokenStream = syn::parse_str(function).expect("a function");
+            let expanded = traced(&args, item).expect("an expansion").to_string();
+            assert!(
+                expanded.contains("my_facade :: lstrace :: span"),
+                "{expanded}"
+            );
+            let elsewhere = expanded.replace("my_facade :: lstrace ::", "");
+            assert!(!elsewhere.contains("lstrace ::"), "{expanded}");
+        }
     }
 }

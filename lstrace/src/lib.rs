@@ -171,6 +171,7 @@ pub mod prelude {
 /// | `kind = server` | the `span.kind` tag: `server`, `client`, `producer` or `consumer` |
 /// | `follows_from` | references the current span with FOLLOWS_FROM instead of CHILD_OF |
 /// | `root` | starts a new trace, whatever the current span is |
+/// | `crate = path` | where the generated code finds lstrace: `crate = my_facade::lstrace` |
 ///
 /// **`name`**: a string literal. The default is the function's name as written: for a method
 /// it is the method's name alone (`fetch`, not `Client::fetch`), since the attribute sees the
@@ -230,6 +231,22 @@ pub mod prelude {
 ///     spans[1].logs()[0].field("message"),
 ///     Some(&TagValue::from("order 8 is empty".to_owned()))
 /// );
+/// ```
+///
+/// **`crate = path`**: for a crate that re-exports lstrace to its users (a facade), whose
+/// users need not depend on lstrace themselves. Every path the attribute generates starts
+/// with `path` instead of `::lstrace`:
+///
+/// ```
+/// mod my_facade {
+///     pub mod lstrace {
+///         pub use ::lstrace::*;
+///     }
+/// }
+///
+/// #[lstrace::traced(crate = my_facade::lstrace)]
+/// fn load() {}
+/// # load();
 /// ```
 ///
 /// # Functions it traces

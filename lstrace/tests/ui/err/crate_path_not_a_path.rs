@@ -1,0 +1,7 @@
+#[lstrace::traced(crate = "lstrace")]
+fn quoted() {}
+
+#[lstrace::traced(crate)]
+fn without_value() {}
+
+fn main() {}
