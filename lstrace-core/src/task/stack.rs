@@ -12,7 +12,7 @@
 use crate::clock::{self, Ticks};
 use crate::collector::{self, Producer};
 use crate::context::SpanContext;
-use crate::record::{LogRecord, Relationship, SpanRecord, EXPLICIT_TIME};
+use crate::record::{LogRecord, Logs, Relationship, SpanRecord, EXPLICIT_TIME};
 use crate::tag::{Str, Tag, TagList, TagValue};
 use std::cell::RefCell;
 use std::mem;
@@ -206,7 +206,14 @@ impl Frame {
         if !self.takes_changes() {
             return;
         }
-        let logs = self.record.logs.get_or_insert_with(Box::default);
+        let logs = self.record.logs.get_or_insert_with(|| {
+            // Room for one log, not `Vec`'s first four: a block that small is freed on the
+            // reporter's thread without taking the allocator's lock or merging free blocks.
+            Box::new(Logs {
+                records: Vec::with_capacity(1),
+                dropped: 0,
+            })
+        });
         if logs.records.len() < collector::max_logs_per_span() {
             logs.records.push(log);
         } else {
