@@ -195,7 +195,9 @@ impl Options {
 
     /// Options from the environment: `LS_ACCESS_TOKEN` (the token), `LS_SERVICE_NAME` (the
     /// component name) and `LS_COLLECTOR_URL` (one URL, or several separated by commas).
-    /// Unset variables leave the defaults; a missing token is reported by `init`.
+    /// Unset variables leave the defaults; a missing token is reported by `init`. Without a
+    /// component name (from here or [`Options::component_name`]), the executable's name is
+    /// reported, and `init` says so in an [`Event::Warning`].
     ///
     /// Sampling: `LS_SAMPLING_RATIO` (a parent-based [ratio](crate::sampling::TraceIdRatio)
     /// between 0 and 1), `LS_SAMPLING_MAX_TRACES_PER_SECOND` (a
@@ -262,7 +264,9 @@ impl Options {
         self
     }
 
-    /// The service name, reported as `lightstep.component_name`.
+    /// The service name, reported as `lightstep.component_name`. Unset (and without
+    /// `LS_SERVICE_NAME` or `OTEL_SERVICE_NAME`), the executable's name is reported, and `init`
+    /// says so in an [`Event::Warning`].
     #[must_use]
     pub fn component_name(mut self, name: impl Into<String>) -> Self {
         self.component_name = Some(name.into());
@@ -917,6 +921,29 @@ mod tests {
         let exe = identity::executable_name().unwrap();
         assert_eq!(config.component_name, exe);
         assert!(matches!(&warnings[..], [Event::Warning { message }] if message.contains(&exe)));
+    }
+
+    /// What `from_env`'s docs promise when `LS_SERVICE_NAME` is unset: the executable's name,
+    /// and a warning event that says how to set one.
+    #[test]
+    fn from_env_without_a_service_name_warns_and_uses_the_executable_name() {
+        let options = Options::from_vars(|name| (name == "LS_ACCESS_TOKEN").then(|| "t".into()));
+        let (config, warnings) = options.validate().unwrap();
+        let exe = identity::executable_name().unwrap();
+        assert_eq!(config.component_name, exe);
+        assert!(
+            matches!(&warnings[..], [Event::Warning { message }]
+                if message.contains(&exe) && message.contains("LS_SERVICE_NAME")),
+            "{warnings:?}"
+        );
+        let named = Options::from_vars(|name| match name {
+            "LS_ACCESS_TOKEN" => Some("t".into()),
+            "LS_SERVICE_NAME" => Some("svc".into()),
+            _ => None,
+        });
+        let (config, warnings) = named.validate().unwrap();
+        assert_eq!(config.component_name, "svc");
+        assert!(warnings.is_empty(), "{warnings:?}");
     }
 
     #[test]
