@@ -111,7 +111,7 @@ fn main() -> ExitCode {
         "local satellite on {}: POST reports to {}{}  (Ctrl-C to stop)",
         satellite.addr(),
         satellite.url(),
-        satellite::REPORTS_PATH
+        satellite::REPORT_PATH
     );
     if let Some(url) = satellite.view_url() {
         println!("traces: open {url} in a browser");

@@ -5,7 +5,7 @@ use lstrace_core::protocol::{
     Reference, Relationship, ReportRequest, ReportResponse, Reporter, Span, SpanContext, Timestamp,
 };
 use lstrace_core::satellite::{
-    Behaviour, Limits, LocalSatellite, Stats, MAX_BODY_BYTES, MISSING_COMPONENT_ERROR, REPORTS_PATH,
+    Behaviour, Limits, LocalSatellite, Stats, MAX_BODY_BYTES, MISSING_COMPONENT_ERROR, REPORT_PATH,
 };
 use lstrace_core::tree::TreeStyle;
 use prost::Message;
@@ -81,7 +81,7 @@ fn client() -> reqwest::Client {
 /// Posts a body the way a reporter does.
 async fn post(satellite: &LocalSatellite, body: Vec<u8>) -> reqwest::Response {
     client()
-        .post(format!("{}{REPORTS_PATH}", satellite.url()))
+        .post(format!("{}{REPORT_PATH}", satellite.url()))
         .header("Content-Type", "application/octet-stream")
         .header("Accept", "application/octet-stream")
         .header("Lightstep-Access-Token", TOKEN)
@@ -108,7 +108,7 @@ fn post_raw(satellite: &LocalSatellite, body: &[u8]) -> (u16, Vec<u8>) {
     stream.set_read_timeout(Some(GENEROUS)).unwrap();
     write!(
         stream,
-        "POST {REPORTS_PATH} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/octet-stream\r\n\
+        "POST {REPORT_PATH} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/octet-stream\r\n\
          Content-Length: {}\r\nConnection: close\r\n\r\n",
         satellite.addr(),
         body.len()
@@ -172,7 +172,7 @@ async fn reports_round_trip_field_by_field() {
         Some("application/octet-stream")
     );
     assert_eq!(received.accept.as_deref(), Some("application/octet-stream"));
-    assert_eq!(received.path, REPORTS_PATH);
+    assert_eq!(received.path, REPORT_PATH);
     assert_eq!(received.method, "POST");
     assert_eq!(received.body_len, sent.encoded_len());
     assert!(received.accepted);
@@ -267,7 +267,7 @@ async fn never_leaves_the_client_waiting_until_it_times_out() {
     satellite.set_behaviour(Behaviour::Never);
     let sent = report(vec![span(1, 1, None, "a", 0)]);
     let error = client()
-        .post(format!("{}{REPORTS_PATH}", satellite.url()))
+        .post(format!("{}{REPORT_PATH}", satellite.url()))
         .timeout(Duration::from_millis(300))
         .body(sent.encode_to_vec())
         .send()
@@ -308,7 +308,7 @@ async fn bad_requests_get_clear_answers() {
     let client = client();
 
     let wrong_method = client
-        .get(format!("{}{REPORTS_PATH}", satellite.url()))
+        .get(format!("{}{REPORT_PATH}", satellite.url()))
         .send()
         .await
         .unwrap();
@@ -322,7 +322,7 @@ async fn bad_requests_get_clear_answers() {
         .await
         .unwrap();
     assert_eq!(wrong_path.status(), 404);
-    assert!(wrong_path.text().await.unwrap().contains(REPORTS_PATH));
+    assert!(wrong_path.text().await.unwrap().contains(REPORT_PATH));
 
     let undecodable = post(&satellite, vec![0x0a, 0x05, 0x01]).await;
     assert_eq!(undecodable.status(), 400);
@@ -490,7 +490,7 @@ async fn shutdown_is_prompt_with_a_hung_connection_and_frees_the_port() {
     let satellite = LocalSatellite::start().unwrap();
     let addr = satellite.addr();
     satellite.set_behaviour(Behaviour::Never);
-    let url = format!("{}{REPORTS_PATH}", satellite.url());
+    let url = format!("{}{REPORT_PATH}", satellite.url());
     let body = report(vec![span(1, 1, None, "a", 0)]).encode_to_vec();
     let hung = tokio::spawn(async move { client().post(url).body(body).send().await });
     assert!(satellite.wait_for_reports(1, GENEROUS));
@@ -573,7 +573,7 @@ fn outcome(mut stream: std::net::TcpStream) -> Option<u16> {
 /// The head of a report upload that declares `len` bytes of body.
 fn upload_head(satellite: &LocalSatellite, len: usize) -> Vec<u8> {
     format!(
-        "POST {REPORTS_PATH} HTTP/1.1\r\nHost: {}\r\nContent-Length: {len}\r\n\r\n",
+        "POST {REPORT_PATH} HTTP/1.1\r\nHost: {}\r\nContent-Length: {len}\r\n\r\n",
         satellite.addr()
     )
     .into_bytes()
@@ -709,7 +709,7 @@ fn chunked_uploads_are_held_as_they_grow() {
     let satellite = start_with(limits);
     let mut upload = stalled(
         &satellite,
-        format!("POST {REPORTS_PATH} HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n")
+        format!("POST {REPORT_PATH} HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n")
             .as_bytes(),
     );
     let piece = vec![0u8; 256 << 10];

@@ -6,7 +6,7 @@ use lstrace_core::reporter::protocol::otlp::{
     ExportTraceServiceRequest, ExportTraceServiceResponse, ResourceSpans, ScopeSpans, Span,
 };
 use lstrace_core::satellite::{
-    Limits, LocalSatellite, COMPONENT_NAME_TAG, MAX_DECOMPRESSED_BYTES, REPORTS_PATH, TRACES_PATH,
+    Limits, LocalSatellite, COMPONENT_NAME, MAX_DECOMPRESSED_BYTES, REPORT_PATH, TRACES_PATH,
 };
 use prost::Message;
 use std::io::Write;
@@ -194,7 +194,7 @@ fn lightstep_report() -> Vec<u8> {
         reporter: Some(Reporter {
             reporter_id: 1,
             tags: vec![KeyValue {
-                key: COMPONENT_NAME_TAG.into(),
+                key: COMPONENT_NAME.into(),
                 value: Some(key_value::Value::StringValue("svc".into())),
             }],
         }),
@@ -217,7 +217,7 @@ async fn kept_exports_are_bounded_with_the_reports_oldest_first() {
         .no_proxy()
         .build()
         .unwrap()
-        .post(format!("{}{REPORTS_PATH}", satellite.url()))
+        .post(format!("{}{REPORT_PATH}", satellite.url()))
         .body(lightstep_report())
         .send()
         .await

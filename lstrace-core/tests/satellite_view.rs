@@ -4,7 +4,7 @@ use lstrace_core::protocol::{
     key_value, KeyValue, Log, Reference, Relationship, ReportRequest, Reporter, Span, SpanContext,
     Timestamp,
 };
-use lstrace_core::satellite::{LocalSatellite, ViewLimits, ViewStats, REPORTS_PATH};
+use lstrace_core::satellite::{LocalSatellite, ViewLimits, ViewStats, REPORT_PATH};
 use prost::Message;
 use serde_json::Value;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -79,7 +79,7 @@ async fn report(satellite: &LocalSatellite, service: &str, spans: Vec<Span>) {
         ..ReportRequest::default()
     };
     let response = client()
-        .post(format!("{}{REPORTS_PATH}", satellite.url()))
+        .post(format!("{}{REPORT_PATH}", satellite.url()))
         .header("Content-Type", "application/octet-stream")
         .body(request.encode_to_vec())
         .send()

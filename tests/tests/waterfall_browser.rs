@@ -12,7 +12,7 @@ use lstrace::protocol::{
     key_value, KeyValue, Reference, Relationship, ReportRequest, Reporter, Span, SpanContext,
     Timestamp,
 };
-use lstrace::satellite::{LocalSatellite, ViewLimits, REPORTS_PATH};
+use lstrace::satellite::{LocalSatellite, ViewLimits, REPORT_PATH};
 use lstrace::{traced, Options};
 use prost::Message;
 use serde_json::{json, Value};
@@ -163,7 +163,7 @@ async fn report(service: &str, spans: Vec<Span>) {
     };
     let url = SATELLITE_URL.get().expect("the satellite runs");
     let response = client()
-        .post(format!("{url}{REPORTS_PATH}"))
+        .post(format!("{url}{REPORT_PATH}"))
         .header("Content-Type", "application/octet-stream")
         .body(request.encode_to_vec())
         .send()

@@ -77,16 +77,11 @@ use std::sync::{mpsc, Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-/// The path reports are posted to.
-pub const REPORTS_PATH: &str = "/api/v2/reports";
+pub use crate::reporter::{COMPONENT_NAME, REPORT_PATH};
 
 /// The largest request body the satellite reads (4 MiB): the protocol asks reporters to keep
 /// each serialized report under 4 MB, so anything bigger is answered 413.
 pub const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
-
-/// The reporter tag that names the service. A report without it, or with an empty or
-/// non-string value, is refused.
-pub const COMPONENT_NAME_TAG: &str = "lightstep.component_name";
 
 /// The error a report without a component name gets, word for word a satellite's.
 pub const MISSING_COMPONENT_ERROR: &str = "missing or empty component";
@@ -561,7 +556,7 @@ fn component_name(request: &ReportRequest) -> Option<&str> {
     request
         .reporter
         .as_ref()
-        .and_then(|r| r.tags.iter().find(|t| t.key == COMPONENT_NAME_TAG))
+        .and_then(|r| r.tags.iter().find(|t| t.key == COMPONENT_NAME))
         .and_then(|t| match &t.value {
             Some(key_value::Value::StringValue(name)) if !name.is_empty() => Some(name.as_str()),
             _ => None,
@@ -834,7 +829,7 @@ mod tests {
             reporter: Some(Reporter {
                 reporter_id: 1,
                 tags: vec![KeyValue {
-                    key: COMPONENT_NAME_TAG.into(),
+                    key: COMPONENT_NAME.into(),
                     value,
                 }],
             }),

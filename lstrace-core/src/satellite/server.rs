@@ -9,7 +9,7 @@
 use super::ingest::{self, Refusal};
 use super::otlp::{self, ReceivedOtlp};
 use super::{
-    view, Answer, ReceivedReport, Shared, Stored, MAX_BODY_BYTES, REPORTS_PATH, TRACES_PATH,
+    view, Answer, ReceivedReport, Shared, Stored, MAX_BODY_BYTES, REPORT_PATH, TRACES_PATH,
 };
 use crate::protocol::ReportResponse;
 use crate::reporter::protocol::otlp::ExportTraceServiceRequest;
@@ -168,11 +168,11 @@ async fn answer(request: Request<Incoming>, shared: &Shared) -> Response<Full<By
         }
     }
     let path = request.uri().path();
-    if path != REPORTS_PATH && path != TRACES_PATH {
+    if path != REPORT_PATH && path != TRACES_PATH {
         return text(
             StatusCode::NOT_FOUND,
             format!(
-                "not found: the local satellite serves POST {REPORTS_PATH} and POST {TRACES_PATH}"
+                "not found: the local satellite serves POST {REPORT_PATH} and POST {TRACES_PATH}"
             ),
         );
     }
