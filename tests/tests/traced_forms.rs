@@ -560,8 +560,8 @@ fn patterns_early_returns_question_marks_and_unsafe_fns() {
         let value = 7;
         // SAFETY: `value` is alive.
         assert_eq!(unsafe { read(std::ptr::addr_of!(value)) }, 7);
-        // SAFETY: `value` is alive.
         assert_eq!(
+            // SAFETY: `value` is alive.
             unsafe { read_without_outcome(std::ptr::addr_of!(value)) },
             7
         );

@@ -565,6 +565,7 @@ mod tests {
         // SAFETY: every call goes to `System` unchanged; only the sizes are counted.
         unsafe impl GlobalAlloc for Counting {
             unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+                // SAFETY: the caller keeps the contract of `GlobalAlloc`, passed on unchanged.
                 let ptr = unsafe { System.alloc(layout) };
                 if !ptr.is_null() {
                     count(layout.size() as isize);
@@ -573,6 +574,7 @@ mod tests {
             }
 
             unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+                // SAFETY: the caller keeps the contract of `GlobalAlloc`, passed on unchanged.
                 let ptr = unsafe { System.alloc_zeroed(layout) };
                 if !ptr.is_null() {
                     count(layout.size() as isize);
@@ -581,11 +583,13 @@ mod tests {
             }
 
             unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+                // SAFETY: the caller keeps the contract of `GlobalAlloc`, passed on unchanged.
                 unsafe { System.dealloc(ptr, layout) };
                 count(-(layout.size() as isize));
             }
 
             unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+                // SAFETY: the caller keeps the contract of `GlobalAlloc`, passed on unchanged.
                 let new = unsafe { System.realloc(ptr, layout, new_size) };
                 if !new.is_null() {
                     count(new_size as isize - layout.size() as isize);

@@ -179,9 +179,10 @@ impl<F: Future> Future for Instrumented<F> {
 
     #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
-        // SAFETY: `inner` is never moved out of the pinned `Instrumented` (not here, not in
-        // Drop); the frames are not structurally pinned.
+        // SAFETY: `this` only reaches the fields: `inner` is never moved out of the pinned
+        // `Instrumented` (not here, not in `Drop`), and the frames are not structurally pinned.
         let this = unsafe { self.get_unchecked_mut() };
+        // SAFETY: `inner` is pinned with the `Instrumented` that holds it (see above).
         let inner = unsafe { Pin::new_unchecked(&mut this.inner) };
         let base = match &mut *this.frames {
             TaskFrames::Entered(key) => Base::Key(*key),
@@ -284,6 +285,7 @@ impl<F: Future> Future for InCurrentContext<F> {
         let this = unsafe { self.get_unchecked_mut() };
         #[cfg(feature = "tracing")]
         let _entered = this.tracing.enter();
+        // SAFETY: `inner` is pinned with the future that holds it (see above).
         unsafe { Pin::new_unchecked(&mut this.inner) }.poll(cx)
     }
 }
