@@ -2,16 +2,18 @@
 //! installed [`Recorder`] that drains them.
 
 mod ring;
+mod sync;
 
 use crate::clock::{self, Ticks};
 use crate::record::SpanRecord;
 use once_cell::sync::OnceCell;
-use ring::{Cursor, Pushed, Ring};
+use ring::{Consumer, Pushed};
 use std::fmt;
 use std::mem::ManuallyDrop;
 use std::ptr;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize};
+use std::sync::{LazyLock, PoisonError};
+use sync::{AtomicBool, Mutex, MutexGuard, Ordering};
 
 /// Receives finished spans. One recorder is installed per process: the reporter installed by
 /// `lstrace::init`, the in-memory [`TestRecorder`](crate::testing::TestRecorder), or your own.
@@ -184,27 +186,91 @@ pub(crate) fn count_operation_name_truncated() {
     OPERATION_NAMES_TRUNCATED.fetch_add(1, Ordering::Relaxed);
 }
 
-struct Entry {
-    ring: Arc<Ring<SpanRecord>>,
+/// The consumers of every thread's ring, for the drain to take their spans.
+///
+/// A thread registers a ring at its first span (and when its ring grows) and keeps its
+/// producer; the registry keeps the consumer, used only under the drain's lock, and forgets
+/// it once the producer is gone and nothing is left to take or count.
+pub(crate) struct Registry<T> {
+    /// Every ring a drain has taken in. Held for a whole drain, which makes drains take turns
+    /// (each ring has one consumer, and it lives here).
+    taken_in: Mutex<Vec<Entry<T>>>,
+    /// Rings registered since the last drain took them in. Held only for moments: a thread
+    /// registering its ring must never wait for a drain, which may spend a while in the
+    /// recorder.
+    new: Mutex<Vec<Entry<T>>>,
+    /// True when `new` may hold rings: saves most drains a lock.
+    new_waiting: AtomicBool,
+}
+
+struct Entry<T> {
+    consumer: Consumer<T>,
+    /// The ring's drop count when last reported.
     dropped_seen: u64,
 }
 
-/// Every ring a drain has taken in. Held for a whole drain, which makes drains take turns (a
-/// ring has one consumer).
-static RINGS: Mutex<Vec<Entry>> = Mutex::new(Vec::new());
-
-/// Rings registered since the last drain took them in. Held only for moments: a thread
-/// registers its ring here at its first span (and when its ring grows), and must never wait
-/// for a drain, which may spend a while in the recorder.
-static NEW_RINGS: Mutex<Vec<Entry>> = Mutex::new(Vec::new());
-
-/// True when `NEW_RINGS` may hold rings: saves most drains a lock.
-static NEW_RINGS_WAITING: AtomicBool = AtomicBool::new(false);
-
-fn lock(list: &'static Mutex<Vec<Entry>>) -> MutexGuard<'static, Vec<Entry>> {
+fn lock<T>(list: &Mutex<Vec<Entry<T>>>) -> MutexGuard<'_, Vec<Entry<T>>> {
     // A panic while holding the lock (in a recorder) cannot leave the list inconsistent.
     list.lock().unwrap_or_else(PoisonError::into_inner)
 }
+
+impl<T> Registry<T> {
+    pub(crate) fn new() -> Self {
+        Registry {
+            taken_in: Mutex::new(Vec::new()),
+            new: Mutex::new(Vec::new()),
+            new_waiting: AtomicBool::new(false),
+        }
+    }
+
+    /// Makes a ring of `capacity`, keeps its consumer, and returns its producer.
+    pub(crate) fn register(&self, capacity: usize) -> ring::Producer<T> {
+        let (producer, consumer) = ring::ring(capacity);
+        lock(&self.new).push(Entry {
+            consumer,
+            dropped_seen: 0,
+        });
+        self.new_waiting.store(true, Ordering::Release);
+        producer
+    }
+
+    /// Runs `take` on the consumer of every ring, one drain at a time, then forgets the rings
+    /// whose producer is gone once nothing is left in them to take or count. Returns how many
+    /// items the producers dropped since the last drain.
+    pub(crate) fn drain(&self, mut take: impl FnMut(&mut Consumer<T>)) -> u64 {
+        let mut entries = lock(&self.taken_in);
+        if self.new_waiting.swap(false, Ordering::Acquire) {
+            entries.append(&mut lock(&self.new));
+        }
+        let mut dropped = 0;
+        for entry in entries.iter_mut() {
+            let total_dropped = entry.consumer.dropped();
+            dropped += total_dropped - entry.dropped_seen;
+            entry.dropped_seen = total_dropped;
+            take(&mut entry.consumer);
+        }
+        // Closed first: what the length and the drop count say after that is final.
+        entries.retain(|e| {
+            !(e.consumer.is_closed()
+                && e.consumer.len() == 0
+                && e.consumer.dropped() == e.dropped_seen)
+        });
+        dropped
+    }
+
+    /// Items waiting in the rings.
+    pub(crate) fn pending(&self) -> usize {
+        let taken_in: usize = lock(&self.taken_in).iter().map(|e| e.consumer.len()).sum();
+        taken_in
+            + lock(&self.new)
+                .iter()
+                .map(|e| e.consumer.len())
+                .sum::<usize>()
+    }
+}
+
+/// The process's rings of finished spans.
+static REGISTRY: LazyLock<Registry<SpanRecord>> = LazyLock::new(Registry::new);
 
 /// Moves every span finished so far, on every thread, into the installed recorder, and tells
 /// it how many were dropped on the way. Returns how many spans were moved.
@@ -213,38 +279,26 @@ pub fn drain() -> usize {
         return 0;
     };
     let mut moved = 0;
-    let mut dropped = 0;
-    let mut entries = lock(&RINGS);
-    // The spans' readings become wall-clock times on the line as anchored now.
-    clock::reanchor();
-    let timeline = clock::timeline();
-    if NEW_RINGS_WAITING.swap(false, Ordering::Acquire) {
-        entries.append(&mut lock(&NEW_RINGS));
-    }
-    for entry in entries.iter_mut() {
-        let total_dropped = entry.ring.dropped();
-        dropped += total_dropped - entry.dropped_seen;
-        entry.dropped_seen = total_dropped;
+    let mut timeline = None;
+    let dropped = REGISTRY.drain(|consumer| {
         // Straight out of the ring: each span is copied once, into the recorder's hands, and
         // its raw times converted on the way. Whatever the recorder leaves unread stays in
         // the ring for the next drain.
-        let mut spans = entry
-            .ring
-            .drain_iter(|span: &mut SpanRecord| span.settle(&timeline));
-        let count = spans.len();
-        if count == 0 {
-            continue;
+        if consumer.len() == 0 {
+            return;
         }
+        // The spans' readings become wall-clock times on the line as anchored now (under
+        // the drain's lock, so that drains anchor in turn).
+        let timeline = timeline.get_or_insert_with(|| {
+            clock::reanchor();
+            clock::timeline()
+        });
+        let mut spans = consumer.drain_iter(|span: &mut SpanRecord| span.settle(timeline));
+        let count = spans.len();
         recorder.record(&mut spans);
         moved += count - spans.len();
-    }
-    drop(timeline);
-    // A thread that has exited produces no more: forget its ring once it is empty and its
-    // drops are counted.
-    entries.retain(|e| {
-        !(e.ring.is_closed() && e.ring.len() == 0 && e.ring.dropped() == e.dropped_seen)
     });
-    drop(entries);
+    drop(timeline);
     if dropped > 0 {
         recorder.dropped(dropped);
     }
@@ -254,37 +308,29 @@ pub fn drain() -> usize {
 /// Spans waiting in the per-thread rings.
 #[must_use]
 pub(crate) fn pending() -> usize {
-    let taken_in: usize = lock(&RINGS).iter().map(|e| e.ring.len()).sum();
-    taken_in + lock(&NEW_RINGS).iter().map(|e| e.ring.len()).sum::<usize>()
+    REGISTRY.pending()
 }
 
 /// The producing end of this thread's ring.
 pub(crate) struct Producer {
-    ring: Arc<Ring<SpanRecord>>,
-    cursor: Cursor,
+    ring: ring::Producer<SpanRecord>,
     /// When the consumer was last woken for this ring.
     last_wake: Ticks,
 }
 
 impl Producer {
     fn register(capacity: usize) -> Self {
-        let ring = Arc::new(Ring::new(capacity));
-        lock(&NEW_RINGS).push(Entry {
-            ring: Arc::clone(&ring),
-            dropped_seen: 0,
-        });
-        NEW_RINGS_WAITING.store(true, Ordering::Release);
         Producer {
-            ring,
-            cursor: Cursor::default(),
+            ring: REGISTRY.register(capacity),
             last_wake: clock::now(),
         }
     }
 }
 
 impl Drop for Producer {
+    /// The ring closes (its producer drops after this): the recorder is woken to drain what is
+    /// left.
     fn drop(&mut self) {
-        self.ring.close();
         if let Some(recorder) = installed() {
             recorder.wake();
         }
@@ -317,7 +363,7 @@ pub(crate) unsafe fn push_with(
 ) -> bool {
     let producer = slot.get_or_insert_with(|| Producer::register(RING_CAPACITY_START));
     // SAFETY: passed on from the caller.
-    let pushed = unsafe { producer.ring.push_with(&producer.cursor, write) };
+    let pushed = unsafe { producer.ring.push_with(write) };
     if pushed == Pushed::Ok {
         return true;
     }
@@ -361,7 +407,7 @@ unsafe fn pushed_past_half_or_full(
         return false;
     };
     // SAFETY: `write` was not run by the refused push; passed on from the caller.
-    if unsafe { producer.ring.push_with(&producer.cursor, write) } == Pushed::Full {
+    if unsafe { producer.ring.push_with(write) } == Pushed::Full {
         producer.ring.count_dropped();
         return false;
     }

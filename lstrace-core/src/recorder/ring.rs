@@ -1,27 +1,30 @@
 //! A bounded single-producer, single-consumer ring of finished spans.
 //!
-//! Each thread that finishes spans owns one ring and is its only producer; the collector
-//! (holding the drain's lock) is the only consumer. A push is a slot write and a release
-//! store: no lock, no read-modify-write, no allocation.
+//! [`ring`] makes a ring and hands back its two ends: the [`Producer`], which the thread that
+//! finishes spans keeps, and the [`Consumer`], which the registry keeps and uses under the
+//! drain's lock. Neither end can be cloned and the ring cannot be reached without them, so a
+//! ring has at most one producer and one consumer: the slots are written and read without
+//! locks on that ground, and the types, not comments, keep it true. A push is a slot write
+//! and a release store: no lock, no read-modify-write, no allocation.
 //!
 //! The producer and the consumer run on different cores: what each one writes sits on its own
 //! cache line, the producer keeps its own copies of the indices (reading the consumer's only
 //! when the ring looks full), and the consumer publishes its progress once per batch rather
 //! than once per item, so that the two cores do not trade a cache line at every span.
 
-use std::cell::{Cell, UnsafeCell};
+use super::sync::{Arc, AtomicBool, AtomicU64, AtomicUsize, Ordering, UnsafeCell};
 use std::mem::MaybeUninit;
 use std::ptr;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
-pub(crate) struct Ring<T> {
+/// What both ends share. Reached only through a [`Producer`] or a [`Consumer`].
+struct Ring<T> {
     slots: Box<[UnsafeCell<MaybeUninit<T>>]>,
     mask: usize,
-    /// Set when the producing thread has exited: the ring can go once drained.
+    /// Set when the producer is dropped: the ring gets no more items, and can go once drained.
     closed: AtomicBool,
     /// Written by the producer only.
     produced: CacheLine<Produced>,
-    /// Next slot to read; written by the consumer only.
+    /// Next slot to read, as far as the producer may know; written by the consumer only.
     head: CacheLine<AtomicUsize>,
 }
 
@@ -45,19 +48,56 @@ impl<T> std::ops::Deref for CacheLine<T> {
     }
 }
 
-/// The producer's own view of a ring: the next slot it writes, and a possibly stale copy of
-/// the consumer's `head`, refreshed only when the ring looks full.
-#[derive(Default)]
-pub(crate) struct Cursor {
-    tail: Cell<usize>,
-    cached_head: Cell<usize>,
+// SAFETY: a slot is written only by the one `Producer` and read only by the one `Consumer`
+// (neither can be cloned, and `Ring` is private to this module), and is handed from one to
+// the other through the release/acquire pair on `tail` (filled) and on `head` (free again):
+// no slot is ever accessed by both at once. The items move between threads, hence `T: Send`.
+unsafe impl<T: Send> Send for Ring<T> {}
+// SAFETY: as for `Send`: both ends hold the ring through an `Arc`, and what they share
+// through `&Ring` is the atomics and the slots whose hand-over is described above.
+unsafe impl<T: Send> Sync for Ring<T> {}
+
+/// Makes a ring of at least `capacity` slots (a power of two, at least 2) and returns its two
+/// ends.
+pub(crate) fn ring<T>(capacity: usize) -> (Producer<T>, Consumer<T>) {
+    let capacity = capacity.next_power_of_two().max(2);
+    let ring = Arc::new(Ring {
+        slots: (0..capacity)
+            .map(|_| UnsafeCell::new(MaybeUninit::uninit()))
+            .collect(),
+        mask: capacity - 1,
+        closed: AtomicBool::new(false),
+        produced: CacheLine(Produced {
+            tail: AtomicUsize::new(0),
+            dropped: AtomicU64::new(0),
+        }),
+        head: CacheLine(AtomicUsize::new(0)),
+    });
+    let producer = Producer {
+        ring: Arc::clone(&ring),
+        tail: 0,
+        cached_head: 0,
+    };
+    (producer, Consumer { ring, head: 0 })
 }
 
-// SAFETY: slots are handed from the one producer to the one consumer through the
-// release/acquire pair on `tail` (filled) and `head` (free again); no slot is ever accessed
-// by both sides at once.
-unsafe impl<T: Send> Send for Ring<T> {}
-unsafe impl<T: Send> Sync for Ring<T> {}
+/// The producing end of a ring: the only one that writes its slots. Not `Clone`; dropping it
+/// closes the ring.
+pub(crate) struct Producer<T> {
+    ring: Arc<Ring<T>>,
+    /// Next slot to write (the producer's own copy of `tail`).
+    tail: usize,
+    /// A possibly stale copy of the consumer's `head`, refreshed only when the ring looks
+    /// full.
+    cached_head: usize,
+}
+
+/// The consuming end of a ring: the only one that reads its slots. Not `Clone`.
+pub(crate) struct Consumer<T> {
+    ring: Arc<Ring<T>>,
+    /// Next slot to read (the consumer's own copy of `head`).
+    head: usize,
+}
 
 /// What a push did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -67,146 +107,151 @@ pub(crate) enum Pushed {
     /// should be woken. (Counting pushes rather than comparing occupancy cannot skip a wake,
     /// whatever the producer's stale view of `head`.)
     OkWake,
-    /// Refused: the ring is full. `push_with` wrote nothing and counted nothing: the caller
-    /// decides (see [`Ring::count_dropped`]); `push` dropped the item and counted it.
+    /// Refused: the ring is full. Nothing was written and nothing counted: the caller decides
+    /// (see [`Producer::count_dropped`]).
     Full,
 }
 
-impl<T> Ring<T> {
-    pub(crate) fn new(capacity: usize) -> Self {
-        let capacity = capacity.next_power_of_two().max(2);
-        Ring {
-            slots: (0..capacity)
-                .map(|_| UnsafeCell::new(MaybeUninit::uninit()))
-                .collect(),
-            mask: capacity - 1,
-            closed: AtomicBool::new(false),
-            produced: CacheLine(Produced {
-                tail: AtomicUsize::new(0),
-                dropped: AtomicU64::new(0),
-            }),
-            head: CacheLine(AtomicUsize::new(0)),
-        }
-    }
-
+impl<T> Producer<T> {
     pub(crate) fn capacity(&self) -> usize {
-        self.mask + 1
+        self.ring.mask + 1
     }
 
-    /// Pushes an item (dropped and counted when the ring is full). Must only be called by the
-    /// ring's one producer, with its cursor.
+    /// Pushes `item`, or gives it back when the ring is full.
     #[cfg(test)]
-    pub(crate) fn push(&self, item: T, cursor: &Cursor) -> Pushed {
-        let mut item = std::mem::ManuallyDrop::new(item);
-        let item: *mut T = &mut *item;
-        // SAFETY: `write` moves `*item` into the slot; when the ring is full (`write` not
-        // run), `*item` is dropped here instead: it is given up either way.
-        unsafe {
-            let pushed = self.push_with(cursor, |slot| ptr::copy_nonoverlapping(item, slot, 1));
-            if pushed == Pushed::Full {
-                self.count_dropped();
-                ptr::drop_in_place(item);
-            }
-            pushed
+    pub(crate) fn push(&mut self, item: T) -> Result<Pushed, T> {
+        let item = std::mem::ManuallyDrop::new(item);
+        let from: *const T = &*item;
+        // SAFETY: the copy leaves a valid `T` in the slot, and `item` (never dropped) has
+        // moved there; when the ring is full the copy is not run and `item` goes back.
+        match unsafe { self.push_with(|slot| ptr::copy_nonoverlapping(from, slot, 1)) } {
+            Pushed::Full => Err(std::mem::ManuallyDrop::into_inner(item)),
+            pushed => Ok(pushed),
         }
     }
 
     /// Pushes the item that `write` writes into the free slot it is given. When the ring is
-    /// full, `write` is not run and the push is refused ([`Pushed::Full`]). Must only be
-    /// called by the ring's one producer, with its cursor.
+    /// full, `write` is not run and the push is refused ([`Pushed::Full`]).
     ///
     /// # Safety
-    /// `write` must leave a valid `T` in the slot.
+    /// When run, `write` must leave a valid `T` in the slot it is given (whose old contents it
+    /// must neither read nor drop): the consumer takes that slot as an initialised `T`.
     #[inline]
-    pub(crate) unsafe fn push_with(&self, cursor: &Cursor, write: impl FnOnce(*mut T)) -> Pushed {
-        let tail = cursor.tail.get();
-        if tail.wrapping_sub(cursor.cached_head.get()) > self.mask {
-            return self.push_when_full(cursor, write);
+    pub(crate) unsafe fn push_with(&mut self, write: impl FnOnce(*mut T)) -> Pushed {
+        if self.tail.wrapping_sub(self.cached_head) > self.ring.mask {
+            // SAFETY: passed on from the caller.
+            return unsafe { self.push_when_full(write) };
         }
-        self.push_at(tail, cursor, write)
+        // SAFETY: the slot at `tail` is free: even the stale `cached_head` is past it, and
+        // the consumer's `head` only moves forward. `write` is passed on from the caller.
+        unsafe { self.push_at(write) }
     }
 
     /// The push of a ring that looked full: refreshes the view of `head`, then pushes or
     /// refuses.
+    ///
+    /// # Safety
+    /// As for [`Producer::push_with`].
     #[cold]
     #[inline(never)]
-    unsafe fn push_when_full(&self, cursor: &Cursor, write: impl FnOnce(*mut T)) -> Pushed {
-        let tail = cursor.tail.get();
-        cursor.cached_head.set(self.head.load(Ordering::Acquire));
-        if tail.wrapping_sub(cursor.cached_head.get()) > self.mask {
+    unsafe fn push_when_full(&mut self, write: impl FnOnce(*mut T)) -> Pushed {
+        self.cached_head = self.ring.head.load(Ordering::Acquire);
+        if self.tail.wrapping_sub(self.cached_head) > self.ring.mask {
             return Pushed::Full;
         }
-        // SAFETY: passed on from the caller.
-        unsafe { self.push_at(tail, cursor, write) }
+        // SAFETY: the consumer has moved past the slot at `tail` (the acquire load above
+        // also makes its reads of that slot happen before the write). `write` is passed on
+        // from the caller.
+        unsafe { self.push_at(write) }
     }
 
-    /// Writes the item into the free slot at `tail` and publishes it.
+    /// Writes the item into the slot at `tail` and publishes it.
+    ///
+    /// # Safety
+    /// The slot at `tail` is free (the consumer has moved past it), and `write` keeps the
+    /// promise of [`Producer::push_with`].
     #[inline]
-    unsafe fn push_at(&self, tail: usize, cursor: &Cursor, write: impl FnOnce(*mut T)) -> Pushed {
-        // SAFETY: `mask` keeps the index inside the slots. The slot at `tail` is free (the
-        // consumer has moved past it, checked by the caller) and only this producer writes
-        // slots; the caller's `write` fills it.
-        write(
-            unsafe { self.slots.get_unchecked(tail & self.mask) }
-                .get()
-                .cast::<T>(),
-        );
+    unsafe fn push_at(&mut self, write: impl FnOnce(*mut T)) -> Pushed {
+        let tail = self.tail;
+        // SAFETY: `mask` keeps the index inside the slots.
+        let slot = unsafe { self.ring.slots.get_unchecked(tail & self.ring.mask) };
+        // The slot is free and this is its one producer: nothing else accesses it until the
+        // release store below hands it over; `write` fills it (the caller's promise).
+        slot.with_mut(|slot| write(slot.cast::<T>()));
         let next = tail.wrapping_add(1);
-        cursor.tail.set(next);
-        self.produced.tail.store(next, Ordering::Release);
-        if next & (self.mask >> 1) == 0 {
+        self.tail = next;
+        self.ring.produced.tail.store(next, Ordering::Release);
+        if next & (self.ring.mask >> 1) == 0 {
             Pushed::OkWake
         } else {
             Pushed::Ok
         }
     }
 
-    /// Takes every item pushed so far. Must only be called by the one consumer.
-    pub(crate) fn drain(&self, f: impl FnMut(T)) {
+    /// Counts an item the producer could not push.
+    pub(crate) fn count_dropped(&mut self) {
+        // Only the producer writes `dropped`: a load and a store, no read-modify-write.
+        let dropped = &self.ring.produced.dropped;
+        dropped.store(dropped.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+    }
+}
+
+impl<T> Drop for Producer<T> {
+    /// Closes the ring. Release: whoever sees it closed sees every push and drop count
+    /// before it.
+    fn drop(&mut self) {
+        self.ring.closed.store(true, Ordering::Release);
+    }
+}
+
+impl<T> Consumer<T> {
+    /// Takes every item pushed so far.
+    #[cfg(test)]
+    pub(crate) fn drain(&mut self, f: impl FnMut(T)) {
         self.drain_iter(|_: &mut T| {}).for_each(f);
     }
 
     /// Takes the items pushed so far, one at a time, straight out of their slots, after
-    /// `settle` has finished each one in its slot. Must only be called by the one consumer.
-    pub(crate) fn drain_iter<S: FnMut(&mut T)>(&self, settle: S) -> Drain<'_, T, S> {
+    /// `settle` has finished each one in its slot.
+    pub(crate) fn drain_iter<S: FnMut(&mut T)>(&mut self, settle: S) -> Drain<'_, T, S> {
+        let tail = self.ring.produced.tail.load(Ordering::Acquire);
         Drain {
-            ring: self,
-            head: self.head.load(Ordering::Relaxed),
-            tail: self.produced.tail.load(Ordering::Acquire),
+            head: self.head,
+            tail,
+            consumer: self,
             settle,
         }
     }
 
+    /// Items waiting.
     pub(crate) fn len(&self) -> usize {
-        self.produced
+        self.ring
+            .produced
             .tail
             .load(Ordering::Acquire)
-            .wrapping_sub(self.head.load(Ordering::Acquire))
+            .wrapping_sub(self.head)
     }
 
-    /// Counts an item the producer could not push. Must only be called by the producer.
-    pub(crate) fn count_dropped(&self) {
-        // Only the producer writes `dropped`: a load and a store, no RMW.
-        let dropped = self.produced.dropped.load(Ordering::Relaxed);
-        self.produced.dropped.store(dropped + 1, Ordering::Relaxed);
-    }
-
+    /// Items the producer could not push, so far.
     pub(crate) fn dropped(&self) -> u64 {
-        self.produced.dropped.load(Ordering::Relaxed)
+        self.ring.produced.dropped.load(Ordering::Relaxed)
     }
 
-    pub(crate) fn close(&self) {
-        self.closed.store(true, Ordering::Release);
-    }
-
+    /// True once the producer is gone. Acquire: what [`Consumer::len`] and
+    /// [`Consumer::dropped`] say after this is final.
     pub(crate) fn is_closed(&self) -> bool {
-        self.closed.load(Ordering::Acquire)
+        self.ring.closed.load(Ordering::Acquire)
     }
 }
 
-/// Takes the items that were in a ring when it was created; see [`Ring::drain_iter`].
+/// How many items the consumer takes between two publications of its progress: each one
+/// takes the cache line of `head` from the producer. Small under loom, so that the model
+/// reaches a publication in the middle of a batch.
+const PUBLISH_EVERY: usize = if cfg!(lstrace_loom) { 2 } else { 64 };
+
+/// Takes the items that were in a ring when it was created; see [`Consumer::drain_iter`].
 pub(crate) struct Drain<'a, T, S: FnMut(&mut T)> {
-    ring: &'a Ring<T>,
+    consumer: &'a mut Consumer<T>,
     head: usize,
     tail: usize,
     settle: S,
@@ -220,22 +265,28 @@ impl<T, S: FnMut(&mut T)> Iterator for Drain<'_, T, S> {
         if self.head == self.tail {
             return None;
         }
+        let ring = &*self.consumer.ring;
         // Hand room back to the producer now and then within a batch (and at the end, on
-        // drop), not at every item: each store takes the cache line from the producer. Only
-        // slots already taken are handed back.
-        if self.head & 63 == 0 {
-            self.ring.head.store(self.head, Ordering::Release);
+        // drop), not at every item. Only slots already taken are handed back.
+        if self.head.is_multiple_of(PUBLISH_EVERY) {
+            ring.head.store(self.head, Ordering::Release);
         }
-        let at = self.head & self.ring.mask;
+        let at = self.head & ring.mask;
         self.head = self.head.wrapping_add(1);
-        // SAFETY: `mask` keeps the index inside the slots; slots in head..tail were published
-        // by the producer's release store, and this is the one consumer. The item is read
-        // straight into the caller's hands, once.
-        unsafe {
-            let slot = (*self.ring.slots.get_unchecked(at).get()).assume_init_mut();
-            (self.settle)(slot);
-            Some(ptr::read(slot))
-        }
+        // SAFETY: `mask` keeps the index inside the slots.
+        let slot = unsafe { ring.slots.get_unchecked(at) };
+        slot.with_mut(|slot| {
+            // SAFETY: slots in head..tail hold items that the producer published with its
+            // release store of `tail` (acquired by `drain_iter`), and it writes none of them
+            // again until the consumer hands them back by a store of `head` past them, which
+            // for this slot happens only after this read. This is the one consumer, and the
+            // item is read out once: `head` has moved past it.
+            unsafe {
+                let item = (*slot).assume_init_mut();
+                (self.settle)(item);
+                Some(ptr::read(item))
+            }
+        })
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
@@ -250,78 +301,222 @@ impl<T, S: FnMut(&mut T)> Drop for Drain<'_, T, S> {
     /// Publishes what was taken, also when the consumer unwinds: a taken item is never
     /// offered again.
     fn drop(&mut self) {
-        self.ring.head.store(self.head, Ordering::Release);
+        self.consumer.head = self.head;
+        self.consumer.ring.head.store(self.head, Ordering::Release);
     }
 }
 
 impl<T> Drop for Ring<T> {
+    /// Drops the items never taken. Both ends are gone (this is the last `Arc`), and the
+    /// `Arc`'s drop orders their last accesses before this.
     fn drop(&mut self) {
-        self.drain(drop);
+        let tail = self.produced.tail.load(Ordering::Relaxed);
+        let mut head = self.head.load(Ordering::Relaxed);
+        while head != tail {
+            self.slots[head & self.mask].with_mut(|slot| {
+                // SAFETY: slots in head..tail hold published items that were never taken;
+                // nothing else can reach them now, and each is dropped once.
+                unsafe { (*slot).assume_init_drop() }
+            });
+            head = head.wrapping_add(1);
+        }
     }
 }
 
-#[cfg(test)]
+// Neither end of a ring can be duplicated, so that a second producer or consumer cannot
+// exist: a compile error here if one becomes `Clone` (the trait's two impls then both apply).
+// Both can move to another thread.
+const _: () = {
+    trait AmbiguousIfClone<A> {
+        fn check() {}
+    }
+    impl<T: ?Sized> AmbiguousIfClone<()> for T {}
+    struct IsClone;
+    impl<T: Clone> AmbiguousIfClone<IsClone> for T {}
+    let _ = <Producer<String> as AmbiguousIfClone<_>>::check;
+    let _ = <Consumer<String> as AmbiguousIfClone<_>>::check;
+
+    const fn is_send<T: Send>() {}
+    is_send::<Producer<String>>();
+    is_send::<Consumer<String>>();
+};
+
+#[cfg(all(test, not(lstrace_loom)))]
 mod tests {
     use super::*;
     use std::sync::Arc;
 
     #[test]
-    fn fills_drops_and_drains_in_order() {
-        let ring = Ring::new(4);
-        let cursor = Cursor::default();
-        assert_eq!(ring.push(1, &cursor), Pushed::Ok);
-        assert_eq!(ring.push(2, &cursor), Pushed::OkWake);
-        assert_eq!(ring.push(3, &cursor), Pushed::Ok);
-        assert_eq!(ring.push(4, &cursor), Pushed::OkWake);
-        assert_eq!(ring.push(5, &cursor), Pushed::Full);
-        assert_eq!(ring.dropped(), 1);
+    fn fills_refuses_and_drains_in_order() {
+        let (mut producer, mut consumer) = ring(4);
+        assert_eq!(producer.push(1), Ok(Pushed::Ok));
+        assert_eq!(producer.push(2), Ok(Pushed::OkWake));
+        assert_eq!(producer.push(3), Ok(Pushed::Ok));
+        assert_eq!(producer.push(4), Ok(Pushed::OkWake));
+        assert_eq!(producer.push(5), Err(5));
+        producer.count_dropped();
+        assert_eq!(consumer.dropped(), 1);
+        assert_eq!(consumer.len(), 4);
         let mut out = vec![];
-        ring.drain(|x| out.push(x));
+        consumer.drain(|x| out.push(x));
         assert_eq!(out, [1, 2, 3, 4]);
         // The producer's view of head is stale (0) until the ring looks full: then it refreshes.
-        assert_eq!(ring.push(6, &cursor), Pushed::Ok);
-        ring.drain(|x| out.push(x));
+        assert_eq!(producer.push(6), Ok(Pushed::Ok));
+        consumer.drain(|x| out.push(x));
         assert_eq!(out, [1, 2, 3, 4, 6]);
+        assert!(!consumer.is_closed());
+        drop(producer);
+        assert!(consumer.is_closed());
+        assert_eq!(consumer.len(), 0);
+    }
+
+    #[test]
+    fn an_item_left_in_a_drain_is_offered_again() {
+        let (mut producer, mut consumer) = ring(8);
+        for i in 0..5 {
+            producer.push(i).unwrap();
+        }
+        let mut drain = consumer.drain_iter(|x: &mut i32| *x *= 10);
+        assert_eq!(drain.len(), 5);
+        assert_eq!(drain.next(), Some(0));
+        assert_eq!(drain.next(), Some(10));
+        drop(drain);
+        let mut out = vec![];
+        consumer.drain(|x| out.push(x));
+        assert_eq!(out, [2, 3, 4]);
     }
 
     #[test]
     fn hands_items_across_threads_without_loss() {
-        let ring = Arc::new(Ring::new(64));
-        let producer = {
-            let ring = Arc::clone(&ring);
-            std::thread::spawn(move || {
-                let cursor = Cursor::default();
-                let mut sent = 0u64;
-                let mut next = 0u64;
-                while sent < 100_000 {
-                    match ring.push(next, &cursor) {
-                        Pushed::Full => std::thread::yield_now(),
-                        _ => {
-                            sent += 1;
-                            next += 1;
-                        }
-                    }
+        let (mut producer, mut consumer) = ring(64);
+        let producing = std::thread::spawn(move || {
+            let mut next = 0u64;
+            while next < 100_000 {
+                match producer.push(next) {
+                    Ok(_) => next += 1,
+                    Err(_) => std::thread::yield_now(),
                 }
-            })
-        };
+            }
+        });
         let mut expected = 0u64;
         while expected < 100_000 {
-            ring.drain(|x| {
+            consumer.drain(|x| {
                 assert_eq!(x, expected);
                 expected += 1;
             });
         }
-        producer.join().unwrap();
+        producing.join().unwrap();
     }
 
     #[test]
     fn drops_what_was_never_drained() {
         let item = Arc::new(());
-        let ring = Ring::new(8);
-        let cursor = Cursor::default();
-        ring.push(Arc::clone(&item), &cursor);
-        ring.push(Arc::clone(&item), &cursor);
-        drop(ring);
+        let (mut producer, consumer) = ring(8);
+        producer.push(Arc::clone(&item)).unwrap();
+        producer.push(Arc::clone(&item)).unwrap();
+        assert_eq!(Arc::strong_count(&item), 3);
+        drop(consumer);
+        assert_eq!(
+            Arc::strong_count(&item),
+            3,
+            "the producer still holds the ring"
+        );
+        drop(producer);
         assert_eq!(Arc::strong_count(&item), 1);
+    }
+}
+
+/// The ring under loom: every interleaving of a producer and a consumer on two threads, up to
+/// the preemption bound. Loom's cell reports any slot access that is not ordered after the
+/// other side's (a write over an unread item, a read of an unpublished one).
+#[cfg(all(test, lstrace_loom))]
+mod loom_tests {
+    use super::*;
+    use loom::thread;
+
+    /// Pushes `count` numbers from 0, waiting while the ring is full.
+    fn produce(mut producer: Producer<Box<usize>>, count: usize) {
+        for i in 0..count {
+            let mut item = Box::new(i);
+            while let Err(back) = producer.push(item) {
+                item = back;
+                thread::yield_now();
+            }
+        }
+    }
+
+    #[test]
+    fn loom_ring_hands_items_over_in_order_across_threads() {
+        loom::model(|| {
+            let (producer, mut consumer) = ring(2);
+            let producing = thread::spawn(move || produce(producer, 3));
+            let mut taken = Vec::new();
+            while taken.len() < 3 {
+                consumer.drain(|item| taken.push(*item));
+                thread::yield_now();
+            }
+            producing.join().unwrap();
+            assert_eq!(taken, [0, 1, 2]);
+            assert!(consumer.is_closed());
+        });
+    }
+
+    #[test]
+    fn loom_ring_hands_room_back_within_a_batch() {
+        // Four slots and five items: the producer needs room while the consumer is in the
+        // middle of a batch, which it hands back (every `PUBLISH_EVERY` items) before it has
+        // read the rest.
+        loom::model(|| {
+            let (mut producer, mut consumer) = ring(4);
+            for i in 0..4 {
+                producer.push(Box::new(i)).unwrap();
+            }
+            let producing = thread::spawn(move || {
+                let mut item = Box::new(4);
+                while let Err(back) = producer.push(item) {
+                    item = back;
+                    thread::yield_now();
+                }
+            });
+            let mut taken = Vec::new();
+            while taken.len() < 5 {
+                consumer.drain(|item| taken.push(*item));
+                thread::yield_now();
+            }
+            producing.join().unwrap();
+            assert_eq!(taken, [0, 1, 2, 3, 4]);
+        });
+    }
+
+    #[test]
+    fn loom_ring_counts_what_a_full_ring_refuses_and_closes_last() {
+        loom::model(|| {
+            let (mut producer, mut consumer) = ring(2);
+            let producing = thread::spawn(move || {
+                let mut refused = 0u64;
+                for i in 0..3 {
+                    if producer.push(Box::new(i)).is_err() {
+                        producer.count_dropped();
+                        refused += 1;
+                    }
+                }
+                refused
+            });
+            // A closed ring's count and items are final: what was made is what was taken
+            // plus what was refused.
+            let mut taken = 0u64;
+            loop {
+                let closed = consumer.is_closed();
+                consumer.drain(|_| taken += 1);
+                if closed {
+                    break;
+                }
+                thread::yield_now();
+            }
+            let refused = producing.join().unwrap();
+            assert_eq!(consumer.len(), 0);
+            assert_eq!(consumer.dropped(), refused);
+            assert_eq!(taken + refused, 3);
+        });
     }
 }
