@@ -232,8 +232,8 @@ impl SpanBuilder {
             unsafe { ManuallyDrop::drop(&mut builder) };
             return Span::noop();
         }
-        // SAFETY: `builder` is given up: not used or dropped after this.
         Span {
+            // SAFETY: `builder` is given up: not used or dropped after this.
             frame: unsafe { start_frame(&mut builder) },
         }
     }
