@@ -15,6 +15,8 @@ pub mod http;
 pub mod propagation;
 mod record;
 pub mod recorder;
+#[cfg(feature = "reporter")]
+#[cfg_attr(docsrs, doc(cfg(feature = "reporter")))]
 pub mod reporter;
 pub mod sampling;
 #[cfg(feature = "satellite")]
@@ -26,6 +28,8 @@ mod task;
 pub mod testing;
 
 pub use recorder as collector;
+#[cfg(feature = "reporter")]
+#[cfg_attr(docsrs, doc(cfg(feature = "reporter")))]
 pub use reporter::protocol::lightstep::messages as protocol;
 pub use testing::tree;
 
@@ -37,6 +41,8 @@ pub use context::id::{SpanId, TraceId};
 pub use context::SpanContext;
 pub use record::{LogRecord, Relationship, SpanRecord};
 pub use recorder::Recorder;
+#[cfg(feature = "reporter")]
+#[cfg_attr(docsrs, doc(cfg(feature = "reporter")))]
 pub use reporter::{
     close, flush, init, set_event_handler, tracer, Event, FlushReport, InitError, Options,
     ShutdownGuard, Stats, Tracer,
@@ -46,12 +52,16 @@ pub use span::{
     SpanGuard, SpanKind,
 };
 pub use tag::{Tag, TagList, TagValue, ToTagValue};
-pub use task::future::{spawn, spawn_blocking, FutureExt, InCurrentContext, Instrumented};
+#[cfg(feature = "tokio")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
+pub use task::future::{spawn, spawn_blocking};
+pub use task::future::{FutureExt, InCurrentContext, Instrumented};
 
 /// What lstrace's own tests, benchmarks and macros need that is not part of the API. Not a
 /// public API: it may change in any release.
 #[doc(hidden)]
 pub mod __private {
+    #[cfg(feature = "reporter")]
     pub use crate::reporter::uninstalled::UninstalledTracer;
 
     /// Spans waiting in the per-thread rings.

@@ -366,6 +366,7 @@ impl Sampling {
     ///
     /// # Errors
     /// An unknown sampler name or a value out of range, in words.
+    #[cfg(feature = "reporter")]
     pub(crate) fn from_vars(
         var: impl Fn(&str) -> Option<String>,
     ) -> Result<Option<Sampling>, SamplingError> {
@@ -438,8 +439,10 @@ impl fmt::Debug for Sampling {
 }
 
 /// A sampler already shared by a policy, wrapped by another (the environment's rate limit).
+#[cfg(feature = "reporter")]
 struct SharedSampler(Arc<dyn Sampler>);
 
+#[cfg(feature = "reporter")]
 impl Sampler for SharedSampler {
     fn should_sample(&self, start: &SamplingStart<'_>) -> bool {
         self.0.should_sample(start)

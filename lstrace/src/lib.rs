@@ -71,6 +71,13 @@
 //!
 //! # Features
 //!
+//! - `reporter` (default): [`init`], [`Options`], [`Tracer`] and the rest of the reporter,
+//!   with its tokio runtime and HTTP/TLS stack (reqwest, rustls, prost). A library that only
+//!   instruments its code depends on `lstrace = { version = "0.1", default-features = false }`:
+//!   `#[traced]`, spans, context, propagation and [`testing`] work without them, and the
+//!   application's tracer records its spans.
+//! - `tokio` (with `reporter`): [`spawn`] and [`spawn_blocking`], tokio's, carrying the
+//!   current span into the task.
 //! - `reqwest`: client (exit) spans for reqwest, with the context injected into the request.
 //! - `tower`: a `tower::Layer` opening server (entry) spans from incoming headers.
 //! - `tracing`: `lstrace::tracing::layer()`, a `tracing_subscriber::Layer` that records

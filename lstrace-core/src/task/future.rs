@@ -300,6 +300,7 @@ impl<F> fmt::Debug for InCurrentContext<F> {
 
 impl<F: Future> FutureExt for F {}
 
+#[cfg(feature = "tokio")]
 /// Spawns a task on the current Tokio runtime that keeps the current context (see
 /// [`FutureExt::in_current_context`]): spans in the task are children of the current span.
 ///
@@ -313,6 +314,7 @@ where
     tokio::spawn(future.in_current_context())
 }
 
+#[cfg(feature = "tokio")]
 /// Runs blocking work on Tokio's blocking pool in the current context (see
 /// [`FutureExt::in_current_context`]).
 ///
