@@ -2,8 +2,8 @@
 
 pub(crate) mod id;
 
-use crate::collector;
 use crate::context::id::{SpanId, TraceId};
+use crate::recorder;
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
@@ -67,7 +67,7 @@ impl Extras {
         }
         if self.baggage.len() >= max {
             self.dropped = self.dropped.saturating_add(1);
-            collector::count_baggage_item_dropped();
+            recorder::count_baggage_item_dropped();
             return;
         }
         if !self.index.is_empty() {
@@ -173,7 +173,7 @@ impl SpanContext {
     /// item with a new key past that is dropped and counted
     /// ([`SpanContext::dropped_baggage_items`]).
     pub fn set_baggage_item(&mut self, key: impl Into<String>, value: impl Into<String>) {
-        let max = collector::max_baggage_items();
+        let max = recorder::max_baggage_items();
         Arc::make_mut(self.extras.get_or_insert_with(Arc::default)).set(
             key.into(),
             value.into(),
@@ -316,12 +316,12 @@ mod tests {
     #[test]
     fn baggage_past_the_cap_is_dropped_and_counted_and_children_inherit_the_count() {
         let mut context = ctx();
-        for i in 0..super::collector::DEFAULT_MAX_BAGGAGE_ITEMS + 20 {
+        for i in 0..super::recorder::DEFAULT_MAX_BAGGAGE_ITEMS + 20 {
             context.set_baggage_item(format!("k{i}"), "v");
         }
         assert_eq!(
             context.baggage().count(),
-            super::collector::DEFAULT_MAX_BAGGAGE_ITEMS
+            super::recorder::DEFAULT_MAX_BAGGAGE_ITEMS
         );
         assert_eq!(context.dropped_baggage_items(), 20);
         // A key it has is replaced, not dropped.

@@ -27,7 +27,6 @@ mod tag;
 mod task;
 pub mod testing;
 
-pub use recorder as collector;
 #[cfg(feature = "reporter")]
 #[cfg_attr(docsrs, doc(cfg(feature = "reporter")))]
 pub use reporter::protocol::lightstep::messages as protocol;
@@ -67,11 +66,11 @@ pub mod __private {
     /// Spans waiting in the per-thread rings.
     #[must_use]
     pub fn pending_spans() -> usize {
-        crate::collector::pending()
+        crate::recorder::pending()
     }
 
     /// Sets the most logs a span keeps (the tracer sets it from its options).
     pub fn set_max_logs_per_span(max: usize) {
-        crate::collector::set_max_logs_per_span(max);
+        crate::recorder::set_max_logs_per_span(max);
     }
 }

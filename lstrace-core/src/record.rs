@@ -1,8 +1,8 @@
 //! Finished spans, as recorders receive them.
 
 use crate::clock::{self, Ticks, Timeline};
-use crate::collector;
 use crate::context::SpanContext;
+use crate::recorder;
 use crate::tag::{truncate_str, Str, Tag, TagList, TagValue};
 use std::time::{Duration, SystemTime};
 
@@ -78,10 +78,10 @@ impl SpanRecord {
     /// the per-span limit is cut (and counted) here too, off the instrumented thread.
     #[inline]
     pub(crate) fn settle(&mut self, timeline: &Timeline) {
-        let max_name = collector::max_operation_name_len();
+        let max_name = recorder::max_operation_name_len();
         if self.name.len() > max_name {
             truncate_str(&mut self.name, max_name);
-            collector::count_operation_name_truncated();
+            recorder::count_operation_name_truncated();
         }
         let end = Ticks(self.duration_nanos);
         let raw_start = self.start_unix_nanos;

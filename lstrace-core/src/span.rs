@@ -1,7 +1,7 @@
 //! The manual span API: build a span, enter it or keep it detached, tag it, log on it.
 
 use crate::clock;
-use crate::collector;
+use crate::recorder;
 use crate::context::id::{random_u64, SpanId, TraceId};
 use crate::context::SpanContext;
 use crate::record::Relationship;
@@ -120,7 +120,7 @@ impl SpanBuilder {
     #[cfg(feature = "tracing")]
     #[inline]
     pub(crate) fn set_first_tag(&mut self, key: Str, value: TagValue) {
-        if self.spec.tags.is_new() && collector::max_tags_per_span() > 0 {
+        if self.spec.tags.is_new() && recorder::max_tags_per_span() > 0 {
             self.spec.tags = TagList::one(Tag { key, value });
         } else {
             self.set_tag(key, value);
@@ -132,7 +132,7 @@ impl SpanBuilder {
     pub(crate) fn set_tag(&mut self, key: Str, value: TagValue) {
         self.spec
             .tags
-            .set_within(key, value, collector::max_tags_per_span());
+            .set_within(key, value, recorder::max_tags_per_span());
     }
 
     /// Sets the `span.kind` tag.
@@ -200,7 +200,7 @@ impl SpanBuilder {
         // Taken before the check: the compiler then keeps the builder where the caller made
         // it (an atomic load in between keeps it from merging the two).
         let mut builder = ManuallyDrop::new(self);
-        if !collector::is_enabled() {
+        if !recorder::is_enabled() {
             if let Parent::Explicit(_) = builder.parent {
                 // SAFETY: taken once, not used after.
                 let context = pass_through(unsafe { ManuallyDrop::take(&mut builder) });
@@ -220,7 +220,7 @@ impl SpanBuilder {
     pub fn start_detached(self) -> Span {
         // As in `start`: taken before the check, so that it stays where the caller made it.
         let mut builder = ManuallyDrop::new(self);
-        if !collector::is_enabled() {
+        if !recorder::is_enabled() {
             if let Parent::Explicit(_) = builder.parent {
                 // SAFETY: taken once, not used after.
                 let context = pass_through(unsafe { ManuallyDrop::take(&mut builder) });
@@ -817,7 +817,7 @@ pub fn current() -> Option<SpanContext> {
 
 /// Sets a tag on the current span (no-op outside any span).
 pub fn tag(key: impl Into<Cow<'static, str>>, value: impl Into<TagValue>) {
-    if !collector::is_enabled() {
+    if !recorder::is_enabled() {
         return;
     }
     let (key, value) = (key.into(), value.into());
@@ -838,7 +838,7 @@ pub fn tag(key: impl Into<Cow<'static, str>>, value: impl Into<TagValue>) {
 pub fn log<K: Into<Cow<'static, str>>, V: Into<TagValue>>(
     fields: impl IntoIterator<Item = (K, V)>,
 ) {
-    if !collector::is_enabled() {
+    if !recorder::is_enabled() {
         return;
     }
     let fields = collect_fields(fields);
@@ -853,7 +853,7 @@ pub fn log<K: Into<Cow<'static, str>>, V: Into<TagValue>>(
 /// Marks the current span as failed: tag `error = true` and a log with `event = "error"`
 /// and `message` = the error's text.
 pub fn record_error(error: &(dyn fmt::Display + '_)) {
-    if !collector::is_enabled() {
+    if !recorder::is_enabled() {
         return;
     }
     let message = error.to_string();

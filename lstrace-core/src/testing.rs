@@ -13,10 +13,10 @@
 
 pub mod tree;
 
-use crate::collector::{self, AlreadyInstalled, Recorder};
 use crate::context::id::{SpanId, TraceId};
 use crate::context::SpanContext;
 use crate::record::SpanRecord;
+use crate::recorder::{self, AlreadyInstalled, Recorder};
 use crate::span::SpanGuard;
 use crate::task::future::{FutureExt, Instrumented};
 use once_cell::sync::OnceCell;
@@ -48,7 +48,7 @@ impl Recorder for Installed {
 
     fn wake(&self) {
         // Tests read spans on demand; draining here keeps the per-thread rings from filling.
-        collector::drain();
+        recorder::drain();
     }
 }
 
@@ -78,7 +78,7 @@ impl TestRecorder {
                     spans: Mutex::new(Vec::new()),
                     dropped: AtomicU64::new(0),
                 }));
-                collector::install(Box::new(Installed(recorder)))?;
+                recorder::install(Box::new(Installed(recorder)))?;
                 Ok(recorder)
             })
             .copied()
@@ -91,14 +91,14 @@ impl TestRecorder {
     /// Every span finished so far in the process.
     #[must_use]
     pub fn spans(&self) -> Vec<SpanRecord> {
-        collector::drain();
+        recorder::drain();
         self.lock().clone()
     }
 
     /// The finished spans of one trace.
     #[must_use]
     pub fn trace(&self, trace_id: TraceId) -> Vec<SpanRecord> {
-        collector::drain();
+        recorder::drain();
         self.lock()
             .iter()
             .filter(|s| s.context().trace_id() == trace_id)
@@ -109,7 +109,7 @@ impl TestRecorder {
     /// How many spans were dropped before reaching this recorder.
     #[must_use]
     pub fn dropped(&self) -> u64 {
-        collector::drain();
+        recorder::drain();
         self.dropped.load(Ordering::Relaxed)
     }
 

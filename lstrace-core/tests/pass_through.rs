@@ -17,7 +17,7 @@ fn incoming(sampled: bool) -> SpanContext {
 
 #[test]
 fn a_child_of_an_extracted_context_passes_it_through() {
-    assert!(!lstrace_core::collector::is_enabled());
+    assert!(!lstrace_core::recorder::is_enabled());
     for sampled in [true, false] {
         let mut carrier = HashMap::new();
         propagation::inject(&incoming(sampled), &mut carrier);

@@ -3,7 +3,7 @@
 mod support;
 
 use lstrace_core::satellite::{Behaviour, LocalSatellite};
-use lstrace_core::{collector, init, span, Event};
+use lstrace_core::{init, recorder, span, Event};
 use std::time::Duration;
 use support::{options, EventLog, PATIENCE};
 
@@ -22,7 +22,7 @@ async fn the_collector_can_disable_the_process_tracer() {
     assert!(events.wait_for(|e| matches!(e, Event::TracerDisabled { .. })));
     assert_eq!(satellite.spans().len(), 1);
 
-    assert!(!collector::is_enabled());
+    assert!(!recorder::is_enabled());
     assert!(span("after").start_detached().is_noop());
     let closed = tracer.close_async(Duration::from_millis(300)).await;
     assert!(closed.stopped && !closed.timed_out);

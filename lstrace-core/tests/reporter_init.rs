@@ -5,7 +5,7 @@ mod support;
 
 use lstrace_core::propagation::{self, Format};
 use lstrace_core::satellite::LocalSatellite;
-use lstrace_core::{collector, init, span, Event, InitError, Options};
+use lstrace_core::{init, recorder, span, Event, InitError, Options};
 use std::collections::HashMap;
 use std::time::Duration;
 use support::{count, EventLog, PATIENCE, TOKEN};
@@ -32,7 +32,7 @@ fn the_process_tracer_from_init_to_close() {
         init(Options::new("")).err(),
         Some(InitError::MissingAccessToken)
     );
-    assert!(collector::installed().is_none());
+    assert!(recorder::installed().is_none());
 
     let tracer = init(options().propagators([Format::B3Single].into_iter().collect())).unwrap();
     assert!(lstrace_core::tracer().is_some());
@@ -95,7 +95,7 @@ fn the_process_tracer_from_init_to_close() {
     let closed = lstrace_core::close(PATIENCE);
     assert!(closed.stopped && !closed.timed_out);
     assert_eq!(closed.spans_sent, 1);
-    assert!(!collector::is_enabled());
+    assert!(!recorder::is_enabled());
     assert!(span("after close").start_detached().is_noop());
     assert!(lstrace_core::flush(PATIENCE).stopped);
     assert!(!events

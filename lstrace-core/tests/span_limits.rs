@@ -8,7 +8,7 @@ mod support;
 
 use lstrace_core::protocol::key_value::Value;
 use lstrace_core::satellite::LocalSatellite;
-use lstrace_core::{collector, propagation, span, Event};
+use lstrace_core::{propagation, recorder, span, Event};
 use std::collections::HashMap;
 use support::{count, options, EventLog, PATIENCE};
 
@@ -96,8 +96,8 @@ fn caps_set_in_options_apply_to_every_span_and_what_they_drop_is_counted() {
         ),
         (2, 1, fields_left_out)
     );
-    assert_eq!(collector::baggage_items_dropped(), 2);
-    assert_eq!(collector::operation_names_truncated(), 1);
+    assert_eq!(recorder::baggage_items_dropped(), 2);
+    assert_eq!(recorder::operation_names_truncated(), 1);
 
     // The event handler hears the same counts, with the reports that carried them.
     let mut told = [0u64; 5];

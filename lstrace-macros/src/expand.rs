@@ -1,6 +1,6 @@
 //! Code generation: the traced function.
 //!
-//! Every shape starts the same way: `lstrace::collector::is_enabled()` is checked first, and
+//! Every shape starts the same way: `lstrace::recorder::is_enabled()` is checked first, and
 //! only when a tracer is recording are the span's name and tags evaluated and the span
 //! started. Locals are `__lstrace_`-prefixed; generated tokens carry the call site's hygiene
 //! (so lints treat them as macro output) but point at the user's tokens where an error about
@@ -455,7 +455,7 @@ enum Hold {
 /// What starts the span: `is_enabled()` first, the builder only when it is true. With
 /// `flag`, binds `__lstrace_on` to what `is_enabled()` said, for the end of the function.
 fn start(krate: &TokenStream, builder: &TokenStream, hold: Hold, flag: bool) -> TokenStream {
-    let enabled = quote!(#krate::collector::is_enabled());
+    let enabled = quote!(#krate::recorder::is_enabled());
     let (flag, condition) = if flag {
         (quote!(let __lstrace_on = #enabled;), quote!(__lstrace_on))
     } else {

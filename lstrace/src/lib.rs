@@ -104,8 +104,8 @@ pub use lstrace_core::satellite;
 #[cfg_attr(docsrs, doc(cfg(feature = "tracing")))]
 pub use lstrace_core::tracing;
 pub use lstrace_core::{
-    baggage_item, close, collector, current, flush, init, log, propagation, protocol, record_error,
-    reporter, sampling, set_baggage_item, set_event_handler, span, spawn, spawn_blocking, tag,
+    baggage_item, close, current, flush, init, log, propagation, protocol, record_error,
+    recorder, reporter, sampling, set_baggage_item, set_event_handler, span, spawn, spawn_blocking, tag,
     testing, tracer, tree, Event, FlushReport, FutureExt, InCurrentContext, InitError,
     Instrumented, LogRecord, Options, Recorder, Relationship, ShutdownGuard, Span, SpanBuilder,
     SpanContext, SpanGuard, SpanId, SpanKind, SpanRecord, Stats, Tag, TagList, TagValue,

@@ -42,7 +42,7 @@ fn boxed(n: u32) -> BoxFuture<'static, u32> {
 
 #[test]
 fn traced_functions_run_and_evaluate_no_tag_without_a_tracer() {
-    assert!(!lstrace::collector::is_enabled());
+    assert!(!lstrace::recorder::is_enabled());
     assert_eq!(double(4), 8);
     assert_eq!(check(0), Err("zero".to_owned()));
     assert_eq!(check(2), Ok(2));
@@ -52,5 +52,5 @@ fn traced_functions_run_and_evaluate_no_tag_without_a_tracer() {
     assert_eq!(runtime.block_on(triple(2)), 6);
     assert_eq!(runtime.block_on(boxed(2)), 3);
     assert_eq!(EVALUATED.load(Ordering::SeqCst), 0);
-    assert!(lstrace::collector::installed().is_none());
+    assert!(lstrace::recorder::installed().is_none());
 }

@@ -1,7 +1,7 @@
 //! lstrace with `#[traced]`, recording into a recorder that discards.
 
 use crate::cases::{Case, Library};
-use lstrace::collector::{self, Recorder};
+use lstrace::recorder::{self, Recorder};
 use lstrace::sampling::{self, Sampling, TraceIdRatio};
 use lstrace::SpanRecord;
 use std::hint::black_box;
@@ -44,7 +44,7 @@ impl Recorder for Discard {
     fn wake(&self) {
         match self.0 {
             Drain::Inline => {
-                collector::drain();
+                recorder::drain();
             }
             Drain::Background => {
                 if let Some(thread) = DRAIN_THREAD.get() {
@@ -119,7 +119,7 @@ impl Library for Lstrace {
                 .name("lstrace-drain".into())
                 .spawn(|| loop {
                     std::thread::park_timeout(Duration::from_millis(100));
-                    collector::drain();
+                    recorder::drain();
                 })
                 .expect("spawning the drain thread");
             let _ = DRAIN_THREAD.set(thread.thread().clone());
@@ -128,7 +128,7 @@ impl Library for Lstrace {
             let none = TraceIdRatio::new(0.0).expect("0 is a ratio");
             sampling::set_global(Sampling::parent_based(none));
         }
-        if collector::install(Box::new(Discard(self.0))).is_err() {
+        if recorder::install(Box::new(Discard(self.0))).is_err() {
             panic!("lstrace: a recorder was installed twice");
         }
     }
@@ -147,12 +147,12 @@ impl Library for Lstrace {
             Case::SampledOut(n) => wide(n),
         }
         if self.0 == Drain::Inline {
-            collector::drain();
+            recorder::drain();
         }
     }
 
     fn settle(&self) {
-        collector::drain();
+        recorder::drain();
     }
 
     fn delivered(&self) -> Option<u64> {

@@ -246,7 +246,7 @@ impl Library for Tracing {
             }
         }
         if self.0 == Pipeline::BridgeInline {
-            lstrace::collector::drain();
+            lstrace::recorder::drain();
         }
     }
 

@@ -19,7 +19,7 @@
 //! `tracing` bridge records those events.
 
 use crate::clock;
-use crate::collector;
+use crate::recorder;
 use crate::tag::{Tag, TagValue};
 use crate::task::stack::{with_local, Stamp};
 use ::log::{LevelFilter, Log, Metadata, Record, SetLoggerError};
@@ -89,7 +89,7 @@ impl Log for SpanLogger {
     }
 
     fn log(&self, record: &Record<'_>) {
-        if record.level() <= self.max_level && collector::is_enabled() {
+        if record.level() <= self.max_level && recorder::is_enabled() {
             let fields = vec![
                 Tag::new("level", TagValue::from_static(record.level().as_str())),
                 Tag::new("message", record.args().to_string()),

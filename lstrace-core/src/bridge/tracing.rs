@@ -56,9 +56,9 @@
 //! [`FutureExt::in_current_context`]: crate::FutureExt::in_current_context
 
 use crate::clock;
-use crate::collector;
 use crate::context::SpanContext;
 use crate::record::Relationship;
+use crate::recorder;
 use crate::span::SpanKind;
 use crate::tag::{Str, Tag, TagValue};
 use crate::task::stack::{self, with_local, Ending, Frame, Stamp};
@@ -269,7 +269,7 @@ where
     }
 
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
-        if !collector::is_enabled() {
+        if !recorder::is_enabled() {
             return;
         }
         let Some(span) = ctx.span(id) else {
@@ -335,7 +335,7 @@ where
     }
 
     fn on_record(&self, id: &Id, values: &Record<'_>, ctx: Context<'_, S>) {
-        if !collector::is_enabled() {
+        if !recorder::is_enabled() {
             return;
         }
         let Some(span) = ctx.span(id) else {
@@ -350,7 +350,7 @@ where
     }
 
     fn on_follows_from(&self, id: &Id, follows: &Id, ctx: Context<'_, S>) {
-        if !collector::is_enabled() {
+        if !recorder::is_enabled() {
             return;
         }
         let (Some(span), Some(cause)) = (ctx.span(id), bridged_context(&ctx, follows)) else {
@@ -383,7 +383,7 @@ where
     }
 
     fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
-        if !collector::is_enabled() {
+        if !recorder::is_enabled() {
             return;
         }
         let explicit = if event.is_contextual() {
@@ -448,7 +448,7 @@ where
     }
 
     fn on_enter(&self, id: &Id, ctx: Context<'_, S>) {
-        if !collector::is_enabled() {
+        if !recorder::is_enabled() {
             return;
         }
         let key = id.into_u64();
@@ -475,7 +475,7 @@ where
     }
 
     fn on_exit(&self, id: &Id, ctx: Context<'_, S>) {
-        if !collector::is_enabled() {
+        if !recorder::is_enabled() {
             return;
         }
         let key = id.into_u64();

@@ -4,7 +4,7 @@ use super::{method_tag, operation_name, record_status};
 use crate::propagation::{self, PropagatorStack};
 use crate::sampling;
 use crate::task::future::Instrumented;
-use crate::{collector, FutureExt, Span, SpanKind};
+use crate::{recorder, FutureExt, Span, SpanKind};
 use ::http::{request, Request, Response};
 use std::fmt;
 use std::future::Future;
@@ -131,7 +131,7 @@ where
             Some(stack) => stack.extract(request.headers()),
             None => propagation::extract(request.headers()),
         };
-        let enabled = collector::is_enabled();
+        let enabled = recorder::is_enabled();
         if !enabled && parent.is_none() {
             return ResponseFuture::new(self.inner.call(request), Span::noop());
         }

@@ -58,7 +58,7 @@ pub use options::{
 };
 pub use protocol::lightstep::ACCESS_TOKEN_HEADER;
 
-use crate::collector::{self, Recorder};
+use crate::recorder::{self, Recorder};
 use crate::record::SpanRecord;
 use buffer::SpanBuffer;
 use events::Events;
@@ -182,8 +182,8 @@ struct ProcessDrops {
 impl ProcessDrops {
     fn now() -> Self {
         ProcessDrops {
-            baggage_items: collector::baggage_items_dropped(),
-            operation_names: collector::operation_names_truncated(),
+            baggage_items: recorder::baggage_items_dropped(),
+            operation_names: recorder::operation_names_truncated(),
             propagation_fields: crate::propagation::fields_left_out(),
         }
     }
@@ -446,7 +446,7 @@ const REPLY_MARGIN: Duration = Duration::from_millis(50);
 /// URL, a reserved reporter tag or an out-of-range option; [`InitError::AlreadyInitialized`]
 /// when a tracer (or another recorder) is already installed, which keeps working.
 pub fn init(options: Options) -> Result<Tracer, InitError> {
-    if collector::installed().is_some() {
+    if recorder::installed().is_some() {
         return Err(InitError::AlreadyInitialized);
     }
     let (tracer, warnings) = Tracer::launch(options)?;
@@ -457,7 +457,7 @@ pub fn init(options: Options) -> Result<Tracer, InitError> {
         }
         return Ok(tracer);
     }
-    if collector::install(Box::new(InstalledTracer(tracer.clone()))).is_err() {
+    if recorder::install(Box::new(InstalledTracer(tracer.clone()))).is_err() {
         // Another thread won the race; dropping our handles ends our reporter thread.
         return Err(InitError::AlreadyInitialized);
     }
@@ -468,7 +468,7 @@ pub fn init(options: Options) -> Result<Tracer, InitError> {
         .lock()
         .unwrap_or_else(PoisonError::into_inner) = ProcessDrops::now();
     shared.installed.store(true, Ordering::Release);
-    collector::set_max_logs_per_span(shared.config.limits.max_logs_per_span);
+    recorder::set_max_logs_per_span(shared.config.limits.max_logs_per_span);
     shared.config.span_caps.apply();
     if let Some(stack) = &shared.config.propagators {
         crate::propagation::set_global_stack(stack.clone());
@@ -656,7 +656,7 @@ impl Tracer {
         // after the close land: draining them here counts them (as dropped, `Stopped`).
         if shared.refusing.load(Ordering::Acquire) {
             if shared.installed.load(Ordering::Acquire) {
-                collector::drain();
+                recorder::drain();
             }
             shared.tell_new_drops();
         }
@@ -739,8 +739,8 @@ impl Tracer {
                 // Spans become no-ops now; the ones already finished are still flushed. They
                 // are taken in here, not only by the reporter thread, so that a close that
                 // gives up before the reporter reads its request counts them too.
-                collector::stop();
-                collector::drain();
+                recorder::stop();
+                recorder::drain();
             }
         }
         self.handle

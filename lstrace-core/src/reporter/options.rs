@@ -5,9 +5,9 @@ use super::encode::Limits;
 use super::events::{Event, EventHandler};
 use super::identity;
 use super::protocol::otlp;
-use crate::collector;
 use crate::propagation::PropagatorStack;
 use crate::protocol::KeyValue;
+use crate::recorder;
 use crate::sampling::{Sampling, SamplingError};
 use crate::tag::{Tag, TagValue};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
@@ -718,16 +718,16 @@ pub(crate) struct SpanCaps {
 
 impl SpanCaps {
     const DEFAULT: SpanCaps = SpanCaps {
-        max_tags: collector::DEFAULT_MAX_TAGS_PER_SPAN,
-        max_baggage_items: collector::DEFAULT_MAX_BAGGAGE_ITEMS,
-        max_name_len: collector::DEFAULT_MAX_OPERATION_NAME_LEN,
+        max_tags: recorder::DEFAULT_MAX_TAGS_PER_SPAN,
+        max_baggage_items: recorder::DEFAULT_MAX_BAGGAGE_ITEMS,
+        max_name_len: recorder::DEFAULT_MAX_OPERATION_NAME_LEN,
     };
 
     /// Makes these the caps of every span from now on.
     pub(crate) fn apply(&self) {
-        collector::set_max_tags_per_span(self.max_tags);
-        collector::set_max_baggage_items(self.max_baggage_items);
-        collector::set_max_operation_name_len(self.max_name_len);
+        recorder::set_max_tags_per_span(self.max_tags);
+        recorder::set_max_baggage_items(self.max_baggage_items);
+        recorder::set_max_operation_name_len(self.max_name_len);
     }
 }
 

@@ -25,7 +25,7 @@ use super::retry::{after, Endpoints};
 use super::transport::{RawAnswer, Transport};
 use super::Shared;
 use crate::clock;
-use crate::collector;
+use crate::recorder;
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -250,7 +250,7 @@ impl Worker {
     /// installed tracer owns the rings).
     fn drain(&self) {
         if self.shared.installed.load(Ordering::Acquire) {
-            collector::drain();
+            recorder::drain();
             self.shared.take_in_process_drops();
         }
     }
@@ -594,7 +594,7 @@ impl Worker {
     fn disable(&mut self, endpoint: usize) {
         self.shared.stopped.store(true, Ordering::Release);
         if self.shared.installed.load(Ordering::Acquire) {
-            collector::stop();
+            recorder::stop();
         }
         let discarded = self.abandon();
         self.shared.tell_new_drops();

@@ -10,7 +10,7 @@
 //! goes, so that finishing only stamps the times on it and moves it into the ring.
 
 use crate::clock::{self, Ticks};
-use crate::collector::{self, Producer};
+use crate::recorder::{self, Producer};
 use crate::context::SpanContext;
 use crate::record::{LogRecord, Logs, Relationship, SpanRecord, EXPLICIT_TIME};
 use crate::tag::{Str, Tag, TagList, TagValue};
@@ -189,7 +189,7 @@ impl Frame {
         if self.takes_changes() {
             self.record
                 .tags
-                .set_within(key, value, collector::max_tags_per_span());
+                .set_within(key, value, recorder::max_tags_per_span());
         }
     }
 
@@ -214,7 +214,7 @@ impl Frame {
                 dropped: 0,
             })
         });
-        if logs.records.len() < collector::max_logs_per_span() {
+        if logs.records.len() < recorder::max_logs_per_span() {
             logs.records.push(log);
         } else {
             logs.dropped = logs.dropped.saturating_add(1);
@@ -299,7 +299,7 @@ unsafe fn move_record(src: *mut SpanRecord, dst: *mut SpanRecord) {
 unsafe fn push_record_from(producer: &mut Option<Producer>, record: *mut SpanRecord) {
     // SAFETY: as the caller promises; the record moves once, into the ring, or is dropped.
     unsafe {
-        if !collector::push_with(producer, move |slot| move_record(record, slot)) {
+        if !recorder::push_with(producer, move |slot| move_record(record, slot)) {
             ptr::drop_in_place(record);
         }
     }
@@ -636,7 +636,7 @@ impl Local {
     #[inline]
     pub(crate) fn finish(&mut self, frame: Frame, end: Ticks, ending: Ending) {
         if let Some(record) = frame.into_record(end, ending) {
-            collector::push(&mut self.producer, record);
+            recorder::push(&mut self.producer, record);
         }
     }
 }
@@ -668,6 +668,6 @@ pub(crate) fn finish_detached(slot: &mut Option<Frame>, ending: Ending) {
     if slot.is_some() {
         *slot = None;
         // The thread is shutting down: the span cannot be recorded, but it is counted.
-        collector::lost(1);
+        recorder::lost(1);
     }
 }

@@ -1,7 +1,7 @@
 //! A drain in progress never holds up the instrumented threads. The recorder is global, so
 //! this binary holds one test.
 
-use lstrace_core::{collector, span, Recorder, SpanRecord};
+use lstrace_core::{recorder, span, Recorder, SpanRecord};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::sync::{Condvar, Mutex};
@@ -43,11 +43,11 @@ impl Recorder for &'static Gated {
 
 #[test]
 fn a_thread_starts_its_first_span_while_a_drain_is_in_the_recorder() {
-    collector::install(Box::new(&GATED)).unwrap();
+    recorder::install(Box::new(&GATED)).unwrap();
     std::thread::spawn(|| drop(span("before the drain").start()))
         .join()
         .unwrap();
-    let drain = std::thread::spawn(collector::drain);
+    let drain = std::thread::spawn(recorder::drain);
     drop(
         GATED
             .changed
@@ -71,6 +71,6 @@ fn a_thread_starts_its_first_span_while_a_drain_is_in_the_recorder() {
         registered_during_the_drain,
         "the new thread waited for the drain"
     );
-    assert_eq!(collector::drain(), 1);
+    assert_eq!(recorder::drain(), 1);
     assert_eq!(GATED.recorded.load(Ordering::SeqCst), 2);
 }

@@ -1,7 +1,7 @@
 //! A thread's ring grows instead of dropping spans while it can. The recorder is global, so
 //! this binary holds one test.
 
-use lstrace_core::{collector, span, Recorder, SpanRecord};
+use lstrace_core::{recorder, span, Recorder, SpanRecord};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -34,7 +34,7 @@ const FIRST_RING: u64 = 512;
 
 #[test]
 fn the_span_that_finds_the_first_ring_full_goes_into_a_bigger_one() {
-    collector::install(Box::new(&COUNTING)).unwrap();
+    recorder::install(Box::new(&COUNTING)).unwrap();
     let made = std::thread::spawn(|| {
         let mut made = 0;
         let mut make = |n: u64| {
@@ -57,7 +57,7 @@ fn the_span_that_finds_the_first_ring_full_goes_into_a_bigger_one() {
     .join()
     .unwrap();
     assert_eq!(made, FIRST_RING + 1);
-    collector::drain();
+    recorder::drain();
     assert_eq!(COUNTING.dropped.load(Ordering::SeqCst), 0);
     assert_eq!(COUNTING.recorded.load(Ordering::SeqCst), made);
 }
