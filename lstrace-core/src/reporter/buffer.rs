@@ -25,10 +25,9 @@
 //! for a chunk that grew by doubling), and only while spans keep coming fast enough to fill
 //! a good part of one between reports.
 
-use super::encode::Limits;
 use super::options::Protocol;
 use super::protocol::otlp;
-use super::wire;
+use super::wire::{self, Limits};
 #[cfg(test)]
 use crate::protocol;
 use crate::record::SpanRecord;
@@ -296,14 +295,14 @@ const CHUNK_SLACK: usize = 4096;
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::reporter::encode::{self, tests::record, tests::LIMITS};
+    use crate::reporter::wire::tests::{self, record, LIMITS};
     use crate::tag::{TagList, TagValue};
 
     fn span(tag_bytes: usize) -> protocol::Span {
         let tags: TagList = [("payload", TagValue::from("x".repeat(tag_bytes)))]
             .into_iter()
             .collect();
-        encode::span(&record("op", tags, Vec::new()), &LIMITS).span
+        tests::span(&record("op", tags, Vec::new()), &LIMITS).span
     }
 
     #[test]
@@ -502,7 +501,7 @@ mod tests {
         ]
         .into_iter()
         .collect();
-        let s = encode::span(&record("GET /users/:id", tags, Vec::new()), &LIMITS).span;
+        let s = tests::span(&record("GET /users/:id", tags, Vec::new()), &LIMITS).span;
         let mut buffer = SpanBuffer::new(
             crate::reporter::options::MAX_REPORT_BYTES,
             Protocol::LightStep,

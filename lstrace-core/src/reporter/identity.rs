@@ -1,6 +1,6 @@
 //! Who is reporting: the reporter tags every report carries.
 
-use super::encode::{key_value, Limits};
+use super::wire::{key_value, Limits};
 use super::options::{redact, InitError};
 use super::protocol::otlp;
 use crate::protocol::{key_value::Value, KeyValue};

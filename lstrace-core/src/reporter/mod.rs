@@ -32,7 +32,6 @@
 //! ```
 
 mod buffer;
-mod encode;
 mod env;
 mod events;
 mod exit;

@@ -1,7 +1,7 @@
 //! What `init` takes: the access token and every reporter setting, with the Go tracer's
 //! defaults, and their validation into the reporter's [`Config`].
 
-use super::encode::Limits;
+use super::wire::Limits;
 use super::events::{Event, EventHandler};
 use super::identity;
 use super::protocol::otlp;

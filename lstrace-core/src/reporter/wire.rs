@@ -1,8 +1,10 @@
-//! A finished span straight into protobuf bytes: the `Span` message that `encode::span`
-//! builds (same fields, same limits, same omitted defaults: the tests decode both and compare
-//! them), written without building it: building it would cost an allocation per string, and
-//! prost would compute each nested length again while encoding, on the reporter thread that
-//! must keep up with every span the process makes.
+//! A finished span as protobuf bytes: the limits cut on the way ([`Limits`]), the protobuf
+//! primitives both protocols' encoders use, and the collector's `Span` message written
+//! straight into the report buffer, without building it: building it would cost an
+//! allocation per string, and prost would compute each nested length again while encoding,
+//! on the reporter thread that must keep up with every span the process makes. The tests
+//! hold it to the message prost builds from the same span (`tests::span`): same fields, same
+//! limits, same omitted defaults, same length.
 //!
 //! One pass: a nested message gets one byte for its length, which is filled in when the
 //! message is written; the rare message of 128 bytes or more moves right to make room for a
@@ -10,9 +12,48 @@
 //! can have, through a cursor over that room, so that no length is measured twice and no
 //! write checks the `Vec`'s capacity.
 
-use super::encode::{truncate, Limits};
+use crate::protocol::{key_value::Value, KeyValue};
 use crate::record::{LogRecord, Relationship, SpanRecord};
 use crate::tag::{Tag, TagValue};
+
+/// What is cut from a span before it is reported.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Limits {
+    /// Longest tag or log key, in bytes.
+    pub(crate) max_key_len: usize,
+    /// Longest string tag or log value, in bytes.
+    pub(crate) max_value_len: usize,
+    /// Most logs kept per span; the rest are dropped and counted.
+    pub(crate) max_logs_per_span: usize,
+    /// Report no logs at all (a choice, not a loss: not counted).
+    pub(crate) drop_logs: bool,
+}
+
+impl Limits {
+    /// No cuts: for reporter tags, which the user sets once.
+    pub(crate) const UNLIMITED: Limits = Limits {
+        max_key_len: usize::MAX,
+        max_value_len: usize::MAX,
+        max_logs_per_span: usize::MAX,
+        drop_logs: false,
+    };
+}
+
+pub(crate) use crate::tag::truncate;
+
+/// A tag or log field as a typed `KeyValue`, key and string value truncated to the limits.
+pub(crate) fn key_value(key: &str, value: &TagValue, limits: &Limits) -> KeyValue {
+    let value = match value {
+        TagValue::Str(s) => Value::StringValue(truncate(s, limits.max_value_len).to_owned()),
+        TagValue::Int(i) => Value::IntValue(*i),
+        TagValue::Float(x) => Value::DoubleValue(*x),
+        TagValue::Bool(b) => Value::BoolValue(*b),
+    };
+    KeyValue {
+        key: truncate(key, limits.max_key_len).to_owned(),
+        value: Some(value),
+    }
+}
 
 pub(crate) const VARINT: u8 = 0;
 pub(crate) const FIXED64: u8 = 1;
@@ -303,150 +344,10 @@ fn relationship_number(relationship: Relationship) -> u64 {
     }
 }
 
-/// Whole microseconds, truncated, as `encode::span` reports them.
+/// Whole microseconds, truncated, as the collector's `Span` holds them.
 fn duration_micros(record: &SpanRecord) -> u64 {
     u64::try_from(record.duration().as_micros()).unwrap_or(u64::MAX)
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::context::id::{SpanId, TraceId};
-    use crate::context::SpanContext;
-    use crate::protocol;
-    use crate::record::{LogRecord, Logs};
-    use crate::reporter::encode::{self, tests::record};
-    use crate::tag::TagList;
-    use prost::Message;
-
-    /// The message's bytes (key and length prefix checked and stripped), and the logs dropped.
-    fn direct(record: &SpanRecord, limits: &Limits) -> (Vec<u8>, u64) {
-        let mut out = vec![0xee]; // Something before: lengths are relative to the message.
-        let logs_dropped = write(&mut out, 3, record, limits);
-        assert_eq!(out[1], 3 << 3 | 2, "field 3, length-delimited");
-        let mut rest = &out[2..];
-        let len = prost::encoding::decode_varint(&mut rest).unwrap();
-        assert_eq!(
-            len as usize,
-            rest.len(),
-            "the prefix is the message's length"
-        );
-        (rest.to_vec(), logs_dropped)
-    }
-
-    /// The direct encoding decodes to the message `encode::span` builds, with the same
-    /// length, and drops the same logs.
-    fn same_as_the_message(record: &SpanRecord, limits: &Limits) {
-        let (bytes, logs_dropped) = direct(record, limits);
-        let expected = encode::span(record, limits);
-        let decoded = protocol::Span::decode(bytes.as_slice()).expect("valid protobuf");
-        assert_eq!(decoded, expected.span);
-        assert_eq!(bytes.len(), expected.span.encoded_len());
-        assert_eq!(logs_dropped, expected.logs_dropped);
-    }
-
-    fn log(unix_nanos: u64, fields: Vec<Tag>) -> LogRecord {
-        LogRecord { unix_nanos, fields }
-    }
-
-    #[test]
-    fn every_kind_of_tag_and_log_encodes_as_the_message_does() {
-        let tags: TagList = [
-            ("s", TagValue::from("value")),
-            ("empty", TagValue::from("")),
-            ("neg", TagValue::Int(-5)),
-            ("zero", TagValue::Int(0)),
-            ("big", TagValue::Int(i64::MAX)),
-            ("x", TagValue::Float(-1.5)),
-            ("no", TagValue::Bool(false)),
-            ("", TagValue::Bool(true)),
-        ]
-        .into_iter()
-        .collect();
-        let logs = vec![
-            log(1_700_000_000_000_000_001, vec![Tag::new("event", "step")]),
-            log(0, vec![]),
-            log(5, vec![Tag::new("n", 7), Tag::new("ok", true)]),
-        ];
-        let record = record("GET /users/:id", tags, logs);
-        for limits in [
-            Limits::UNLIMITED,
-            encode::tests::LIMITS,
-            Limits {
-                max_key_len: 2,
-                max_value_len: 3,
-                max_logs_per_span: 1,
-                drop_logs: false,
-            },
-            Limits {
-                drop_logs: true,
-                ..Limits::UNLIMITED
-            },
-        ] {
-            same_as_the_message(&record, &limits);
-        }
-    }
-
-    #[test]
-    fn truncation_keeps_whole_characters() {
-        let tags: TagList = [("ключ", TagValue::from("ünïcödé"))].into_iter().collect();
-        let record = record("op", tags, Vec::new());
-        for max in 0..16 {
-            let limits = Limits {
-                max_key_len: max,
-                max_value_len: max,
-                ..Limits::UNLIMITED
-            };
-            same_as_the_message(&record, &limits);
-        }
-    }
-
-    #[test]
-    fn roots_children_baggage_and_times_encode_as_the_message_does() {
-        let mut record = record("", TagList::new(), Vec::new());
-        same_as_the_message(&record, &Limits::UNLIMITED);
-        record.parent = None;
-        record.duration_nanos = 999;
-        record.start_unix_nanos = 0;
-        same_as_the_message(&record, &Limits::UNLIMITED);
-        record.parent = Some((Relationship::ChildOf, u64::MAX));
-        record.context = SpanContext::new(TraceId(1 << 64), SpanId::new(1).unwrap(), true)
-            .with_baggage_item("user", "ann");
-        same_as_the_message(&record, &Limits::UNLIMITED);
-        record.logs = Some(Box::new(Logs {
-            records: vec![log(3, vec![])],
-            dropped: 4,
-        }));
-        same_as_the_message(&record, &encode::tests::LIMITS);
-    }
-
-    #[test]
-    fn long_messages_get_longer_length_prefixes() {
-        // A tag of 200 bytes (its KeyValue needs a two-byte length), a span over 16 KiB (a
-        // three-byte length), and a log field past 128 bytes.
-        for tag_len in [100, 125, 126, 127, 128, 200, 16_400, 70_000] {
-            let tags: TagList = [("payload", TagValue::from("x".repeat(tag_len)))]
-                .into_iter()
-                .collect();
-            let logs = vec![log(9, vec![Tag::new("message", "y".repeat(tag_len / 2))])];
-            let record = record("op", tags, logs);
-            same_as_the_message(&record, &Limits::UNLIMITED);
-            same_as_the_message(&record, &encode::tests::LIMITS);
-        }
-    }
-
-    #[test]
-    fn varint_lengths() {
-        for (value, len) in [(0, 1), (127, 1), (128, 2), (16_383, 2), (16_384, 3)] {
-            assert_eq!(varint_len(value), len, "{value}");
-            let mut out = [0; 10];
-            let mut cursor = Cursor {
-                buf: &mut out,
-                pos: 0,
-            };
-            cursor.varint(value);
-            assert_eq!(cursor.pos, len);
-        }
-        assert_eq!(varint_len(u64::MAX), 10);
-    }
-}
+pub(crate) mod tests;

@@ -499,7 +499,7 @@ mod tests {
     #[test]
     fn a_body_lends_the_spans_instead_of_copying_them() {
         use crate::reporter::buffer::SpanBuffer;
-        use crate::reporter::encode::tests::{record, LIMITS};
+        use crate::reporter::wire::tests::{record, LIMITS};
         use crate::reporter::options::{Options, Protocol};
         use crate::tag::TagList;
         let (config, _) = Options::new("t")

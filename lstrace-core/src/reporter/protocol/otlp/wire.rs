@@ -23,8 +23,9 @@
 
 use super::{SpanKind, StatusCode};
 use crate::record::{LogRecord, Relationship, SpanRecord};
-use crate::reporter::encode::{truncate, Limits};
-use crate::reporter::wire::{kept_logs, Cursor, FIXED64, LEN_FIELD, UINT_FIELD, VARINT};
+use crate::reporter::wire::{
+    kept_logs, truncate, Cursor, Limits, FIXED64, LEN_FIELD, UINT_FIELD, VARINT,
+};
 use crate::tag::{Tag, TagValue};
 
 /// The tag whose value is the span's kind.

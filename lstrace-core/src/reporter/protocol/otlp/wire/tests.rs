@@ -2,7 +2,7 @@ use super::*;
 use crate::context::id::{SpanId, TraceId};
 use crate::context::SpanContext;
 use crate::record::Logs;
-use crate::reporter::encode::tests::{record, LIMITS};
+use crate::reporter::wire::tests::{record, LIMITS};
 use crate::reporter::protocol::otlp::{any_value::Value, Span};
 use crate::tag::TagList;
 use proptest::prelude::*;
