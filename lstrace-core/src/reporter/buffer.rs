@@ -63,9 +63,9 @@ struct Lent {
 }
 
 /// Lets a `Bytes` body read a lent chunk without copying it.
-struct Shared(Arc<Vec<u8>>);
+struct LentBytes(Arc<Vec<u8>>);
 
-impl AsRef<[u8]> for Shared {
+impl AsRef<[u8]> for LentBytes {
     fn as_ref(&self) -> &[u8] {
         &self.0
     }
@@ -85,7 +85,7 @@ impl Chunk {
             bytes: Arc::clone(&bytes),
             spans_end,
         });
-        Bytes::from_owner(Shared(bytes))
+        Bytes::from_owner(LentBytes(bytes))
     }
 
     /// Takes the bytes back from the body they were lent to, without the header: the same

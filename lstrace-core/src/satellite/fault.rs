@@ -101,13 +101,14 @@ struct State {
     answers: usize,
 }
 
+/// The server's state, and a signal for the test waiting on it to change.
 #[derive(Default)]
-struct Shared {
+struct WatchedState {
     state: Mutex<State>,
     changed: Condvar,
 }
 
-impl Shared {
+impl WatchedState {
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -135,7 +136,7 @@ impl State {
 /// A misbehaving satellite on `127.0.0.1`. Dropping it stops it and closes its connections.
 pub struct FaultServer {
     addr: SocketAddr,
-    shared: Arc<Shared>,
+    shared: Arc<WatchedState>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
 }
@@ -151,7 +152,7 @@ impl FaultServer {
         Ok(server)
     }
 
-    fn serve(addr: SocketAddr, shared: Arc<Shared>) -> io::Result<FaultServer> {
+    fn serve(addr: SocketAddr, shared: Arc<WatchedState>) -> io::Result<FaultServer> {
         let listener = std::net::TcpListener::bind(addr)?;
         listener.set_nonblocking(true)?;
         let addr = listener.local_addr()?;
@@ -297,7 +298,7 @@ impl Drop for FaultServer {
 
 fn run(
     listener: std::net::TcpListener,
-    shared: Arc<Shared>,
+    shared: Arc<WatchedState>,
     stopped: tokio::sync::oneshot::Receiver<()>,
 ) {
     let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
@@ -377,7 +378,7 @@ async fn read_request(stream: &mut TcpStream, buffered: &mut Vec<u8>) -> Option<
     Some(Request { path, token, body })
 }
 
-async fn serve_connection(mut stream: TcpStream, shared: Arc<Shared>) {
+async fn serve_connection(mut stream: TcpStream, shared: Arc<WatchedState>) {
     let mut buffered = Vec::new();
     while let Some(request) = read_request(&mut stream, &mut buffered).await {
         let fault = {
