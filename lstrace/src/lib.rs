@@ -103,14 +103,21 @@ pub use lstrace_core::satellite;
 #[cfg(feature = "tracing")]
 #[cfg_attr(docsrs, doc(cfg(feature = "tracing")))]
 pub use lstrace_core::tracing;
+#[cfg(feature = "reporter")]
+#[cfg_attr(docsrs, doc(cfg(feature = "reporter")))]
 pub use lstrace_core::{
-    baggage_item, close, current, flush, init, log, propagation, protocol, record_error,
-    recorder, reporter, sampling, set_baggage_item, set_event_handler, span, spawn, spawn_blocking, tag,
-    testing, tracer, tree, Event, FlushReport, FutureExt, InCurrentContext, InitError,
-    Instrumented, LogRecord, Options, Recorder, Relationship, ShutdownGuard, Span, SpanBuilder,
-    SpanContext, SpanGuard, SpanId, SpanKind, SpanRecord, Stats, Tag, TagList, TagValue,
-    ToTagValue, TraceId, Tracer,
+    close, flush, init, protocol, reporter, set_event_handler, tracer, Event, FlushReport,
+    InitError, Options, ShutdownGuard, Stats, Tracer,
 };
+pub use lstrace_core::{
+    baggage_item, current, log, propagation, record_error, recorder, sampling, set_baggage_item,
+    span, tag, testing, tree, FutureExt, InCurrentContext, Instrumented, LogRecord, Recorder,
+    Relationship, Span, SpanBuilder, SpanContext, SpanGuard, SpanId, SpanKind, SpanRecord, Tag,
+    TagList, TagValue, ToTagValue, TraceId,
+};
+#[cfg(feature = "tokio")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
+pub use lstrace_core::{spawn, spawn_blocking};
 
 /// What most code that traces needs, to glob-import: `use lstrace::prelude::*;`.
 ///
