@@ -47,6 +47,8 @@ const BUSY_WAKE_INTERVAL_NANOS: u64 = 1_000_000;
 
 const UNINITIALISED: u8 = 0;
 const RECORDING: u8 = 1;
+/// Only the reporter stops recording (on close, or when the collector disables it).
+#[cfg(feature = "reporter")]
 const STOPPED: u8 = 2;
 
 static STATE: AtomicU8 = AtomicU8::new(UNINITIALISED);
@@ -112,6 +114,7 @@ pub fn installed() -> Option<&'static dyn Recorder> {
 
 /// Stops recording for good: every span after this is a no-op. Used by `close` and when the
 /// collector disables the tracer.
+#[cfg(feature = "reporter")]
 pub(crate) fn stop() {
     STATE.store(STOPPED, Ordering::Release);
 }

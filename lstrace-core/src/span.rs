@@ -1,10 +1,10 @@
 //! The manual span API: build a span, enter it or keep it detached, tag it, log on it.
 
 use crate::clock;
-use crate::recorder;
 use crate::context::id::{random_u64, SpanId, TraceId};
 use crate::context::SpanContext;
 use crate::record::Relationship;
+use crate::recorder;
 use crate::sampling;
 use crate::tag::{Str, Tag, TagList, TagValue};
 use crate::task::stack::{self, with_local, Ending, Frame, Local, Stamp};

@@ -103,17 +103,17 @@ pub use lstrace_core::satellite;
 #[cfg(feature = "tracing")]
 #[cfg_attr(docsrs, doc(cfg(feature = "tracing")))]
 pub use lstrace_core::tracing;
-#[cfg(feature = "reporter")]
-#[cfg_attr(docsrs, doc(cfg(feature = "reporter")))]
-pub use lstrace_core::{
-    close, flush, init, protocol, reporter, set_event_handler, tracer, Event, FlushReport,
-    InitError, Options, ShutdownGuard, Stats, Tracer,
-};
 pub use lstrace_core::{
     baggage_item, current, log, propagation, record_error, recorder, sampling, set_baggage_item,
     span, tag, testing, tree, FutureExt, InCurrentContext, Instrumented, LogRecord, Recorder,
     Relationship, Span, SpanBuilder, SpanContext, SpanGuard, SpanId, SpanKind, SpanRecord, Tag,
     TagList, TagValue, ToTagValue, TraceId,
+};
+#[cfg(feature = "reporter")]
+#[cfg_attr(docsrs, doc(cfg(feature = "reporter")))]
+pub use lstrace_core::{
+    close, flush, init, protocol, reporter, set_event_handler, tracer, Event, FlushReport,
+    InitError, Options, ShutdownGuard, Stats, Tracer,
 };
 #[cfg(feature = "tokio")]
 #[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]

@@ -1,8 +1,8 @@
 //! Who is reporting: the reporter tags every report carries.
 
-use super::wire::{key_value, Limits};
 use super::options::{redact, InitError};
 use super::protocol::otlp;
+use super::wire::{key_value, Limits};
 use crate::protocol::{key_value::Value, KeyValue};
 use crate::tag::{Tag, TagValue};
 

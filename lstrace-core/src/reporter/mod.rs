@@ -57,8 +57,8 @@ pub use options::{
 };
 pub use protocol::lightstep::ACCESS_TOKEN_HEADER;
 
-use crate::recorder::{self, Recorder};
 use crate::record::SpanRecord;
+use crate::recorder::{self, Recorder};
 use buffer::SpanBuffer;
 use events::Events;
 use once_cell::sync::OnceCell;

@@ -1,10 +1,10 @@
 //! What `init` takes: the access token and every reporter setting, with the Go tracer's
 //! defaults, and their validation into the reporter's [`Config`].
 
-use super::wire::Limits;
 use super::events::{Event, EventHandler};
 use super::identity;
 use super::protocol::otlp;
+use super::wire::Limits;
 use crate::propagation::PropagatorStack;
 use crate::protocol::KeyValue;
 use crate::recorder;

@@ -1,5 +1,6 @@
 //! Renders spans as an indented trace tree: readable text that tests can assert on.
 
+#[cfg(feature = "reporter")]
 use crate::protocol::{self, key_value};
 use crate::record::SpanRecord;
 use crate::tag::Tag;
@@ -124,6 +125,7 @@ impl From<&SpanRecord> for TreeSpan {
 }
 
 /// A LightStep span: its parent is its first reference.
+#[cfg(feature = "reporter")]
 impl From<&protocol::Span> for TreeSpan {
     fn from(span: &protocol::Span) -> Self {
         TreeSpan {
@@ -153,6 +155,7 @@ impl From<&protocol::Span> for TreeSpan {
 }
 
 /// A key and its value as text, the way `TagValue` displays it.
+#[cfg(feature = "reporter")]
 pub(crate) fn field(kv: &protocol::KeyValue) -> (String, String) {
     let value = match &kv.value {
         Some(key_value::Value::StringValue(s) | key_value::Value::JsonValue(s)) => s.clone(),

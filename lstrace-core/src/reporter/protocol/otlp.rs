@@ -499,8 +499,8 @@ mod tests {
     #[test]
     fn a_body_lends_the_spans_instead_of_copying_them() {
         use crate::reporter::buffer::SpanBuffer;
-        use crate::reporter::wire::tests::{record, LIMITS};
         use crate::reporter::options::{Options, Protocol};
+        use crate::reporter::wire::tests::{record, LIMITS};
         use crate::tag::TagList;
         let (config, _) = Options::new("t")
             .protocol(Protocol::Otlp)

@@ -222,7 +222,6 @@ pub(crate) fn span(record: &SpanRecord, limits: &Limits) -> EncodedSpan {
     }
 }
 
-
 /// The message's bytes (key and length prefix checked and stripped), and the logs dropped.
 fn direct(record: &SpanRecord, limits: &Limits) -> (Vec<u8>, u64) {
     let mut out = vec![0xee]; // Something before: lengths are relative to the message.
