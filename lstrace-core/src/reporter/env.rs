@@ -133,8 +133,8 @@ fn percent_decode(s: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::reporter::config::InitError;
     use crate::reporter::events::Event;
-    use crate::reporter::options::InitError;
     use std::collections::HashMap;
 
     fn options(vars: &[(&str, &str)]) -> Options {

@@ -1,6 +1,6 @@
 //! Who is reporting: the reporter tags every report carries.
 
-use super::options::{redact, InitError};
+use super::config::{redact, InitError};
 use super::protocol::otlp;
 use super::wire::{key_value, Limits};
 use crate::protocol::{key_value::Value, KeyValue};

@@ -32,6 +32,7 @@
 //! ```
 
 mod buffer;
+mod config;
 mod env;
 mod events;
 mod exit;
@@ -43,6 +44,7 @@ mod transport;
 mod wire;
 mod worker;
 
+pub use config::InitError;
 pub use events::{
     set_event_handler, DropReason, Event, EventHandler, ReportError, ReportFailure, StatusReport,
 };
@@ -51,7 +53,7 @@ pub use identity::{
     TRACER_VERSION,
 };
 pub use options::{
-    Compression, InitError, Options, Protocol, DEFAULT_COLLECTOR_URL, DEFAULT_EXIT_CLOSE_TIMEOUT,
+    Compression, Options, Protocol, DEFAULT_COLLECTOR_URL, DEFAULT_EXIT_CLOSE_TIMEOUT,
     DEFAULT_MAX_BUFFERED_BYTES, DEFAULT_MAX_BUFFERED_SPANS, DEFAULT_OTLP_URL,
     DEFAULT_REPORT_TIMEOUT, REPORT_PATH,
 };
@@ -60,9 +62,9 @@ pub use protocol::lightstep::ACCESS_TOKEN_HEADER;
 use crate::record::SpanRecord;
 use crate::recorder::{self, Recorder};
 use buffer::SpanBuffer;
+use config::Config;
 use events::Events;
 use once_cell::sync::OnceCell;
-use options::Config;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Mutex, MutexGuard, PoisonError};

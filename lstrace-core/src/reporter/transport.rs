@@ -1,8 +1,8 @@
 //! HTTP to the collectors: one client, no redirects, a timeout per report, answers read up
 //! to a small cap. What the bytes mean is the protocol's (see the `protocol` module).
 
+use super::config::{redact, Config, InitError};
 use super::events::ReportError;
-use super::options::{redact, Config, InitError};
 use super::protocol::{Answer, ReportBody, ReportProtocol, MAX_ANSWER_BYTES};
 use reqwest::Url;
 use std::error::Error as _;

@@ -18,8 +18,8 @@
 //! carried) arrive twice. Only hedged reports can arrive twice.
 
 use super::buffer::{Chunk, SpanBuffer};
+use super::config::{Config, InitError};
 use super::events::{DropReason, Event, ReportError, ReportFailure, StatusReport};
-use super::options::{Config, InitError};
 use super::protocol::{Answer, Carried, ReportBody, ReportProtocol};
 use super::retry::{after, Endpoints};
 use super::transport::{RawAnswer, Transport};

@@ -11,8 +11,8 @@ use crate::protocol::{
     Timestamp,
 };
 use crate::reporter::buffer::Chunk;
+use crate::reporter::config::{Config, InitError};
 use crate::reporter::events::ReportError;
-use crate::reporter::options::{Config, InitError};
 use prost::Message;
 use reqwest::header::{HeaderMap, HeaderValue, ACCEPT, CONTENT_TYPE};
 use std::time::SystemTime;

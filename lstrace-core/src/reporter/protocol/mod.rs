@@ -6,8 +6,8 @@ pub(crate) mod lightstep;
 pub mod otlp;
 
 use super::buffer::Chunk;
+use super::config::InitError;
 use super::events::ReportError;
-use super::options::InitError;
 use bytes::Bytes;
 use http_body::{Frame, SizeHint};
 use reqwest::header::HeaderMap;

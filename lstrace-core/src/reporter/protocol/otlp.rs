@@ -9,9 +9,10 @@
 use super::lightstep::ACCESS_TOKEN_HEADER;
 use super::{Answer, AnswerBody, Carried, ReportBody, ReportProtocol};
 use crate::reporter::buffer::Chunk;
+use crate::reporter::config::{Config, InitError};
 use crate::reporter::events::ReportError;
 use crate::reporter::identity::otlp_scope;
-use crate::reporter::options::{Compression, Config, InitError};
+use crate::reporter::options::Compression;
 use bytes::Bytes;
 use prost::Message;
 use reqwest::header::{HeaderMap, HeaderValue, ACCEPT, CONTENT_ENCODING, CONTENT_TYPE};
