@@ -10,9 +10,9 @@
 //! goes, so that finishing only stamps the times on it and moves it into the ring.
 
 use crate::clock::{self, Ticks};
-use crate::recorder::{self, Producer};
 use crate::context::SpanContext;
 use crate::record::{LogRecord, Logs, Relationship, SpanRecord, EXPLICIT_TIME};
+use crate::recorder::{self, Producer};
 use crate::tag::{Str, Tag, TagList, TagValue};
 use std::cell::RefCell;
 use std::mem;
