@@ -259,10 +259,7 @@ async fn main() -> ExitCode {
         "frontend on {}, backend on {}; the frontend answered: {}",
         checkout.frontend, checkout.backend, checkout.answer
     );
-    let tree = satellite.tree_with(TreeStyle {
-        durations: true,
-        logs: true,
-    });
+    let tree = satellite.tree_with(TreeStyle::default().with_durations(true).with_logs(true));
     println!("\nThe local satellite received this trace:\n\n{tree}");
     let spans = satellite.spans();
     match shared_trace_id(&spans) {

@@ -119,10 +119,9 @@ async fn run(destination: Destination) -> Result<Option<String>, Box<dyn std::er
             if !satellite.wait_for_spans(SPANS_PER_CHECKOUT, Duration::from_secs(10)) {
                 return Err("the local satellite did not receive every span".into());
             }
-            Ok(Some(satellite.tree_with(TreeStyle {
-                durations: true,
-                logs: true,
-            })))
+            Ok(Some(satellite.tree_with(
+                TreeStyle::default().with_durations(true).with_logs(true),
+            )))
         }
     }
 }

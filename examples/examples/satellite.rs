@@ -177,10 +177,7 @@ fn print_new_reports(satellite: &LocalSatellite, printed: usize) -> usize {
             spans.extend(report.request.spans.iter().cloned());
         }
     }
-    let style = TreeStyle {
-        durations: true,
-        logs: true,
-    };
+    let style = TreeStyle::default().with_durations(true).with_logs(true);
     print!("{}", lstrace::tree::render(&spans, style));
     reports.len()
 }
@@ -191,6 +188,13 @@ mod tests {
 
     fn parse(args: &[&str]) -> Result<Options, String> {
         Options::parse(args.iter().map(|a| (*a).to_owned()))
+    }
+
+    fn limits(max_traces: usize, max_spans: usize) -> ViewLimits {
+        let mut limits = ViewLimits::default();
+        limits.max_traces = max_traces;
+        limits.max_spans = max_spans;
+        limits
     }
 
     #[test]
@@ -217,10 +221,7 @@ mod tests {
             Ok(Options {
                 port: 0,
                 seconds: Some(3),
-                view: Some(ViewLimits {
-                    max_traces: 5,
-                    max_spans: 50
-                }),
+                view: Some(limits(5, 50)),
             })
         );
         assert_eq!(parse(&["--trees"]).unwrap().view, None);

@@ -152,10 +152,7 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     }
-    let tree = satellite.tree_with(TreeStyle {
-        durations: true,
-        logs: true,
-    });
+    let tree = satellite.tree_with(TreeStyle::default().with_durations(true).with_logs(true));
     println!("\nThe local satellite received this trace:\n\n{tree}");
     ExitCode::SUCCESS
 }
@@ -212,10 +209,7 @@ mod tests {
                 && lines[5].contains("user=ann"),
             "{tree}"
         );
-        let with_logs = satellite.tree_with(TreeStyle {
-            logs: true,
-            ..TreeStyle::default()
-        });
+        let with_logs = satellite.tree_with(TreeStyle::default().with_logs(true));
         assert!(
             with_logs.contains("message=finished processing request"),
             "{with_logs}"

@@ -10,6 +10,7 @@ pub(crate) type Str = Cow<'static, str>;
 
 /// A tag or log-field value. Values keep their type on the wire.
 #[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
 pub enum TagValue {
     /// A string.
     Str(Cow<'static, str>),

@@ -428,10 +428,7 @@ async fn trees_render_names_tags_durations_and_logs() {
          cleanup\n"
     );
     assert_eq!(
-        satellite.tree_with(TreeStyle {
-            durations: true,
-            logs: true
-        }),
+        satellite.tree_with(TreeStyle::default().with_durations(true).with_logs(true)),
         "checkout (1.5ms) [items=3, span.kind=server]\n\
          \x20 load_cart (2µs)\n\
          \x20 charge (1.5ms) [amount=12.5, error=true]\n\

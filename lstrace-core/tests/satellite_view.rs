@@ -4,7 +4,7 @@ use lstrace_core::protocol::{
     key_value, KeyValue, Log, Reference, Relationship, ReportRequest, Reporter, Span, SpanContext,
     Timestamp,
 };
-use lstrace_core::satellite::{LocalSatellite, ViewLimits, ViewStats, REPORT_PATH};
+use lstrace_core::satellite::{LocalSatellite, ViewLimits, REPORT_PATH};
 use prost::Message;
 use serde_json::Value;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -379,10 +379,10 @@ async fn without_a_view_there_are_no_pages() {
 
 #[tokio::test]
 async fn memory_is_bounded_and_evictions_are_counted_and_shown() {
-    let satellite = start(ViewLimits {
-        max_traces: 3,
-        max_spans: 10,
-    });
+    let mut limits = ViewLimits::default();
+    limits.max_traces = 3;
+    limits.max_spans = 10;
+    let satellite = start(limits);
     assert_eq!(
         satellite.view_url(),
         Some(format!("http://{}/", satellite.addr()))
@@ -423,14 +423,15 @@ async fn memory_is_bounded_and_evictions_are_counted_and_shown() {
             .collect(),
     )
     .await;
+    let stats = satellite.view_stats().unwrap();
     assert_eq!(
-        satellite.view_stats(),
-        Some(ViewStats {
-            traces: 1,
-            spans: 10,
-            evicted_traces: 5,
-            evicted_spans: 12,
-        })
+        (
+            stats.traces,
+            stats.spans,
+            stats.evicted_traces,
+            stats.evicted_spans
+        ),
+        (1, 10, 5, 12)
     );
     let (_, trace) = get_json(&satellite, "/api/traces/9").await;
     assert_eq!(trace["span_count"], 10);

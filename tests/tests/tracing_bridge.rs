@@ -30,10 +30,7 @@ fn capture() -> Capture {
 }
 
 fn with_logs(capture: &Capture) -> String {
-    capture.tree_with(TreeStyle {
-        logs: true,
-        ..TreeStyle::default()
-    })
+    capture.tree_with(TreeStyle::default().with_logs(true))
 }
 
 #[traced]

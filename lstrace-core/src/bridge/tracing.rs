@@ -12,7 +12,7 @@
 //!     tracing::info!(rows = 3, "loaded");
 //!     # });
 //!     # assert_eq!(
-//!     #     capture.tree_with(TreeStyle { logs: true, ..TreeStyle::default() }),
+//!     #     capture.tree_with(TreeStyle::default().with_logs(true)),
 //!     #     "request [target=app, user=7]\n  - level=INFO, message=loaded, rows=3\n"
 //!     # );
 //! });

@@ -125,6 +125,7 @@ impl fmt::Display for Event {
 
 /// A report the collector accepted.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct StatusReport {
     /// The collector URL.
     pub endpoint: String,
@@ -149,6 +150,7 @@ pub struct StatusReport {
 
 /// A report that failed.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ReportFailure {
     /// The collector URL.
     pub endpoint: String,

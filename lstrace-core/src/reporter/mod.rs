@@ -75,6 +75,7 @@ use worker::{Command, Reply, Worker};
 /// Counts since the tracer started. They are read together, so that
 /// `spans_made == spans_sent + spans_dropped + spans_buffered` holds in every snapshot.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Stats {
     /// Spans finished while the tracer ran and taken in by the reporter, or dropped before
     /// it could take them in (a thread's full ring). Spans still waiting in a thread's ring
@@ -113,6 +114,7 @@ pub struct Stats {
 /// What a [`flush`](Tracer::flush) or [`close`](Tracer::close) did: the counts are what
 /// happened while it ran, and [`FlushReport::stats`] the tracer's counts when it returned.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct FlushReport {
     /// Spans the collector accepted.
     pub spans_sent: u64,

@@ -61,6 +61,7 @@ pub enum Fault {
 
 /// A request the server received.
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct FaultRequest {
     /// The request path.
     pub path: String,

@@ -223,6 +223,7 @@ pub enum Behaviour {
 
 /// One report the satellite received and decoded.
 #[derive(Clone)]
+#[non_exhaustive]
 pub struct ReceivedReport {
     /// The decoded report.
     pub request: ReportRequest,

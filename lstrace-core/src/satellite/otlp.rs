@@ -21,6 +21,7 @@ pub const MAX_DECOMPRESSED_BYTES: usize = 64 * 1024 * 1024;
 
 /// One OTLP export the satellite received and decoded.
 #[derive(Clone)]
+#[non_exhaustive]
 pub struct ReceivedOtlp {
     /// The decoded request.
     pub request: ExportTraceServiceRequest,

@@ -15,7 +15,16 @@ use std::sync::Arc;
 /// When a new trace would exceed `max_traces`, or a new span `max_spans`, the traces that
 /// arrived first are evicted whole. A span that finds no room even then (its own trace
 /// holds `max_spans` spans) is not kept. Both are counted and shown on the page.
+///
+/// ```
+/// use lstrace_core::satellite::ViewLimits;
+///
+/// let mut limits = ViewLimits::default();
+/// limits.max_traces = 50;
+/// # assert_eq!(limits.max_spans, ViewLimits::default().max_spans);
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ViewLimits {
     /// The most traces kept (at least 1).
     pub max_traces: usize,
@@ -36,6 +45,7 @@ impl Default for ViewLimits {
 
 /// What the store holds and what it let go, for the page and for tests.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ViewStats {
     /// Traces held.
     pub traces: usize,

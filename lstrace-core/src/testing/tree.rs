@@ -32,11 +32,35 @@ pub struct TreeSpan {
 
 /// What to show besides names and tags.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct TreeStyle {
     /// Show each span's duration (not stable from run to run: leave it off in assertions).
     pub durations: bool,
     /// Show each span's logs, one line each under the span.
     pub logs: bool,
+}
+
+impl TreeStyle {
+    /// This style, showing each span's duration or not.
+    ///
+    /// ```
+    /// use lstrace_core::tree::TreeStyle;
+    ///
+    /// let style = TreeStyle::default().with_logs(true).with_durations(false);
+    /// assert!(style.logs && !style.durations);
+    /// ```
+    #[must_use]
+    pub const fn with_durations(mut self, durations: bool) -> Self {
+        self.durations = durations;
+        self
+    }
+
+    /// This style, showing each span's logs or not.
+    #[must_use]
+    pub const fn with_logs(mut self, logs: bool) -> Self {
+        self.logs = logs;
+        self
+    }
 }
 
 /// Renders spans as trees, two spaces of indent per level: one tree per trace, traces in
