@@ -5,7 +5,8 @@ use lstrace_core::protocol::{
     Reference, Relationship, ReportRequest, ReportResponse, Reporter, Span, SpanContext, Timestamp,
 };
 use lstrace_core::satellite::{
-    Behaviour, Limits, LocalSatellite, Stats, MAX_BODY_BYTES, MISSING_COMPONENT_ERROR, REPORT_PATH,
+    Behaviour, Limits, LocalSatellite, Stats, MAX_REPORT_BYTES, MISSING_COMPONENT_ERROR,
+    REPORT_PATH,
 };
 use lstrace_core::tree::TreeStyle;
 use prost::Message;
@@ -351,9 +352,9 @@ async fn bad_requests_get_clear_answers() {
 async fn bodies_over_the_limit_are_refused() {
     let satellite = LocalSatellite::start().unwrap();
     // Zeros are not protobuf (field number 0): at the limit, the body is read and decoded.
-    let at_limit = post(&satellite, vec![0; MAX_BODY_BYTES]).await;
+    let at_limit = post(&satellite, vec![0; MAX_REPORT_BYTES]).await;
     assert_eq!(at_limit.status(), 400);
-    let over = post(&satellite, vec![0; MAX_BODY_BYTES + 1]).await;
+    let over = post(&satellite, vec![0; MAX_REPORT_BYTES + 1]).await;
     assert_eq!(over.status(), 413);
     assert_eq!(satellite.requests_seen(), 2);
     assert!(satellite.reports().is_empty());
@@ -599,7 +600,8 @@ async fn a_report_it_cannot_decode_is_refused_not_counted() {
 async fn a_report_that_would_hold_too_much_decoded_is_refused_clearly() {
     let satellite = LocalSatellite::start().unwrap();
     let mut body = report(vec![]).encode_to_vec();
-    body.extend_from_slice(&b"\x1a\x00".repeat(2_000_000));
+    // As many empty spans as the largest body takes.
+    body.extend_from_slice(&b"\x1a\x00".repeat((MAX_REPORT_BYTES - body.len()) / 2));
     let refused = post(&satellite, body).await;
     assert_eq!(refused.status(), 413);
     let answer = ReportResponse::decode(refused.bytes().await.unwrap()).unwrap();
@@ -674,13 +676,13 @@ fn connections_beyond_the_cap_are_closed_at_once() {
 #[test]
 fn stalled_uploads_hold_no_more_than_the_limit_and_time_out() {
     let mut limits = Limits::default();
-    limits.max_body_bytes_held = 2 * MAX_BODY_BYTES;
+    limits.max_body_bytes_held = 2 * MAX_REPORT_BYTES;
     limits.body_read_timeout = Duration::from_millis(300);
     let satellite = start_with(limits);
     let chunk = vec![0u8; 1 << 20];
     let uploads: Vec<_> = (0..4)
         .map(|_| {
-            let mut upload = stalled(&satellite, &upload_head(&satellite, MAX_BODY_BYTES));
+            let mut upload = stalled(&satellite, &upload_head(&satellite, MAX_REPORT_BYTES));
             // Those beyond the limit are answered at once; writing to them may fail.
             let _ = upload.write_all(&chunk);
             upload
@@ -691,7 +693,7 @@ fn stalled_uploads_hold_no_more_than_the_limit_and_time_out() {
     assert_eq!(statuses, [Some(408), Some(408), Some(503), Some(503)]);
     let stats = wait_for_stats(&satellite, |s| s.body_bytes_held == 0);
     assert_eq!(stats.body_bytes_held, 0);
-    assert_eq!(stats.peak_body_bytes_held, 2 * MAX_BODY_BYTES);
+    assert_eq!(stats.peak_body_bytes_held, 2 * MAX_REPORT_BYTES);
     assert_eq!((stats.busy_requests, stats.timed_out_requests), (2, 2));
     assert!(satellite.reports().is_empty());
     let (status, _) = post_raw(&satellite, &report(vec![]).encode_to_vec());

@@ -5,7 +5,7 @@
 #![cfg(target_os = "linux")]
 
 use lstrace_core::protocol::{Auth, KeyValue, ReportRequest, Reporter};
-use lstrace_core::satellite::{Limits, LocalSatellite, MAX_BODY_BYTES, REPORT_PATH};
+use lstrace_core::satellite::{Limits, LocalSatellite, MAX_REPORT_BYTES, REPORT_PATH};
 use prost::Message;
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -47,10 +47,10 @@ fn hostile_clients_do_not_grow_the_satellites_memory_past_its_limits() {
     // 64 uploads of 4 MiB that stall one byte short: they raised the resident memory by
     // 240 MB, which stayed until the clients went away.
     let head = format!(
-        "POST {REPORT_PATH} HTTP/1.1\r\nHost: x\r\nContent-Length: {MAX_BODY_BYTES}\r\n\r\n"
+        "POST {REPORT_PATH} HTTP/1.1\r\nHost: x\r\nContent-Length: {MAX_REPORT_BYTES}\r\n\r\n"
     );
     // Written to before the measure starts, so that the clients' one copy is not counted.
-    let body = vec![1u8; MAX_BODY_BYTES - 1];
+    let body = vec![1u8; MAX_REPORT_BYTES - 1];
     let peak_before = status_bytes("VmHWM");
     std::thread::scope(|scope| {
         for _ in 0..64 {
@@ -90,7 +90,8 @@ fn hostile_clients_do_not_grow_the_satellites_memory_past_its_limits() {
         ..ReportRequest::default()
     }
     .encode_to_vec();
-    report.extend_from_slice(&b"\x1a\x00".repeat(2_000_000));
+    // As many empty spans as the largest body takes.
+    report.extend_from_slice(&b"\x1a\x00".repeat((MAX_REPORT_BYTES - report.len()) / 2));
     let head = format!(
         "POST {REPORT_PATH} HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n",
         report.len()

@@ -6,7 +6,8 @@ use lstrace_core::reporter::protocol::otlp::{
     ExportTraceServiceRequest, ExportTraceServiceResponse, ResourceSpans, ScopeSpans, Span,
 };
 use lstrace_core::satellite::{
-    Limits, LocalSatellite, COMPONENT_NAME, MAX_DECOMPRESSED_BYTES, REPORT_PATH, TRACES_PATH,
+    Limits, LocalSatellite, COMPONENT_NAME, MAX_DECOMPRESSED_BYTES, MAX_REPORT_BYTES, REPORT_PATH,
+    TRACES_PATH,
 };
 use prost::Message;
 use std::io::Write;
@@ -132,7 +133,8 @@ async fn an_export_it_cannot_decode_is_refused_not_counted() {
 #[tokio::test]
 async fn an_export_that_would_hold_too_much_decoded_is_refused_clearly() {
     let satellite = LocalSatellite::start().unwrap();
-    let empty_spans = b"\x12\x00".repeat(2_000_000);
+    // As many as the largest body takes, with room for the two fields around them.
+    let empty_spans = b"\x12\x00".repeat((MAX_REPORT_BYTES - 16) / 2);
     let bomb = {
         let mut body = vec![0x0a];
         let scope = [&[0x12][..], &varint(empty_spans.len()), &empty_spans].concat();

@@ -502,10 +502,7 @@ mod tests {
         .into_iter()
         .collect();
         let s = tests::span(&record("GET /users/:id", tags, Vec::new()), &LIMITS).span;
-        let mut buffer = SpanBuffer::new(
-            crate::reporter::options::MAX_REPORT_BYTES,
-            Protocol::LightStep,
-        );
+        let mut buffer = SpanBuffer::new(crate::reporter::MAX_REPORT_BYTES, Protocol::LightStep);
         for _ in 0..1000 {
             buffer.push(&s).unwrap();
         }

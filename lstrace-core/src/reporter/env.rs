@@ -2,7 +2,7 @@
 //! that cannot be used are left out and become warnings; header values never show in them.
 
 use super::options::{Compression, Options, Protocol};
-use super::protocol::otlp::TRACES_PATH;
+use super::protocol::otlp::{self, TRACES_PATH};
 use std::time::Duration;
 
 /// Applies the `OTEL_*` variables to options read from the `LS_*` ones.
@@ -55,7 +55,7 @@ pub(crate) fn read_otel(mut options: Options, var: impl Fn(&str) -> Option<Strin
     let mut service_name = None;
     if let Some(attributes) = var("OTEL_RESOURCE_ATTRIBUTES") {
         for (key, value) in key_values(&attributes, "OTEL_RESOURCE_ATTRIBUTES", &mut warnings) {
-            if key == "service.name" {
+            if key == otlp::SERVICE_NAME {
                 service_name = Some(value);
             } else {
                 options = options.tag(key, value);

@@ -102,7 +102,7 @@ pub(crate) fn reporter_tags(
 pub(crate) fn otlp_resource(component_name: &str, user: &[Tag], token: &str) -> otlp::Resource {
     let string = |s: String| otlp::any_value::Value::StringValue(s);
     let mut attributes: Vec<otlp::KeyValue> = [
-        ("service.name", component_name.to_owned()),
+        (otlp::SERVICE_NAME, component_name.to_owned()),
         ("host.name", hostname()),
         ("process.command_line", redact(&command_line(), token)),
         ("process.runtime.name", "rustc".to_owned()),

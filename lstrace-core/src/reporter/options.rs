@@ -18,6 +18,11 @@ pub const DEFAULT_COLLECTOR_URL: &str = "https://collector.lightstep.com:443";
 /// The path of the HTTP report endpoint on a collector or satellite.
 pub const REPORT_PATH: &str = "/api/v2/reports";
 
+/// The largest report body, in bytes. The LightStep protocol asks for serialized reports
+/// under 4 MB (4,000,000 bytes, which is also under 4 MiB): the reporter splits its reports
+/// (and OTLP exports) to stay within it, and the local satellite answers 413 to a bigger body.
+pub const MAX_REPORT_BYTES: usize = 4_000_000;
+
 /// The default of [`Options::max_buffered_spans`].
 pub const DEFAULT_MAX_BUFFERED_SPANS: usize = 100_000;
 
@@ -57,10 +62,6 @@ pub enum Compression {
     /// `Content-Encoding: gzip` (every OTLP server accepts it).
     Gzip,
 }
-
-/// Reports stay under 4 MB (and so under 4 MiB too): collectors and satellites refuse
-/// bigger ones.
-pub(crate) const MAX_REPORT_BYTES: usize = 4_000_000;
 
 /// Tracer settings. Start from [`Options::new`] (or [`Options::from_env`]) and change what
 /// you need; most settings default like the LightStep Go tracer's, the buffer and the report

@@ -16,6 +16,7 @@
 //! sends tens of thousands of spans a second (unoptimised builds decode slowly).
 
 use crate::protocol::{self, metrics_sample, ReportRequest, ReportResponse};
+use crate::reporter::protocol::lightstep::{ACCESS_TOKEN_HEADER, SPANS_DROPPED};
 use prost::Message;
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -83,7 +84,7 @@ impl FaultRequest {
             .as_ref()?
             .counts
             .iter()
-            .find(|c| c.name == "spans.dropped")
+            .find(|c| c.name == SPANS_DROPPED)
             .and_then(|c| match c.value {
                 Some(metrics_sample::Value::IntValue(v)) => Some(v),
                 _ => None,
@@ -361,7 +362,7 @@ async fn read_request(stream: &mut TcpStream, buffered: &mut Vec<u8>) -> Option<
             let value = value.trim();
             if name.eq_ignore_ascii_case("content-length") {
                 length = value.parse().ok()?;
-            } else if name.eq_ignore_ascii_case("lightstep-access-token") {
+            } else if name.eq_ignore_ascii_case(ACCESS_TOKEN_HEADER) {
                 token = Some(value.to_owned());
             }
         }

@@ -30,7 +30,7 @@
 //! | with a view ([`LocalSatellite::start_with_view`]): `GET /`, `/trace/{id}`, `/api/traces...` | the page and its JSON API | no |
 //! | a path other than `/api/v2/reports` and `/v1/traces` | 404 | no |
 //! | a method other than `POST` | 405, `Allow: POST` | no |
-//! | a body over [`MAX_BODY_BYTES`] | 413 | no |
+//! | a body over [`MAX_REPORT_BYTES`] | 413 | no |
 //! | a body that would hold more than [`Limits::max_body_bytes_held`] with the others being received | 503, `Retry-After` | no |
 //! | a body of which nothing arrives for [`Limits::body_read_timeout`] | 408 | no |
 //! | a body that is not a `ReportRequest` | 400, `ReportResponse.errors` says why | no |
@@ -77,11 +77,8 @@ use std::sync::{mpsc, Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-pub use crate::reporter::{COMPONENT_NAME, REPORT_PATH};
-
-/// The largest request body the satellite reads (4 MiB): the protocol asks reporters to keep
-/// each serialized report under 4 MB, so anything bigger is answered 413.
-pub const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
+// The satellite reads request bodies of up to `MAX_REPORT_BYTES`, the reporter's limit.
+pub use crate::reporter::{COMPONENT_NAME, MAX_REPORT_BYTES, REPORT_PATH};
 
 /// The error a report without a component name gets, word for word a satellite's.
 pub const MISSING_COMPONENT_ERROR: &str = "missing or empty component";

@@ -10,7 +10,7 @@ use crate::reporter::protocol::otlp::wire::{
 };
 use crate::reporter::protocol::otlp::{
     any_value, ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
-    KeyValue, Span, SpanKind, StatusCode,
+    KeyValue, Span, SpanKind, StatusCode, SERVICE_NAME,
 };
 use std::fmt;
 use std::io::Read as _;
@@ -281,7 +281,7 @@ pub(super) fn lightstep_spans(
             let service = resource_spans
                 .resource
                 .as_ref()
-                .and_then(|r| r.attributes.iter().find(|kv| kv.key == "service.name"))
+                .and_then(|r| r.attributes.iter().find(|kv| kv.key == SERVICE_NAME))
                 .and_then(|kv| kv.value.as_ref())
                 .and_then(|v| match &v.value {
                     Some(any_value::Value::StringValue(name)) => Some(name.clone()),

@@ -9,10 +9,11 @@
 use super::ingest::{self, Refusal};
 use super::otlp::{self, ReceivedOtlp};
 use super::{
-    view, Answer, ReceivedReport, Shared, Stored, MAX_BODY_BYTES, REPORT_PATH, TRACES_PATH,
+    view, Answer, ReceivedReport, Shared, Stored, MAX_REPORT_BYTES, REPORT_PATH, TRACES_PATH,
 };
 use crate::protocol::ReportResponse;
-use crate::reporter::protocol::otlp::ExportTraceServiceRequest;
+use crate::reporter::protocol::lightstep::{ACCESS_TOKEN_HEADER, OCTET_STREAM};
+use crate::reporter::protocol::otlp::{ExportTraceServiceRequest, PROTOBUF};
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
 use hyper::header::{self, HeaderMap, HeaderValue};
@@ -41,8 +42,6 @@ const DRAIN_LIMIT: usize = 64 * 1024 * 1024;
 /// Body of [`Behaviour::Garbage`](super::Behaviour::Garbage) answers: an HTML error page, as a
 /// misconfigured proxy would send. As protobuf, its first byte is an unmatched end-group tag.
 const GARBAGE: &[u8] = b"<html><body>502 Bad Gateway</body></html>";
-
-const OCTET_STREAM: &str = "application/octet-stream";
 
 /// The most a connection buffers (request headers included, which are refused beyond it):
 /// with the connection cap, it bounds what idle and slow connections hold.
@@ -232,7 +231,8 @@ async fn answer(request: Request<Incoming>, shared: &Shared) -> Response<Full<By
         tokio::time::sleep(delay).await;
     }
     let (accepted, reply) = behaviour.answer(&report.header);
-    let header = |name: header::HeaderName| {
+    // Names in any case: `HeaderMap` looks a `&str` up case-insensitively.
+    let header = |name: &str| {
         parts
             .headers
             .get(name)
@@ -240,9 +240,9 @@ async fn answer(request: Request<Incoming>, shared: &Shared) -> Response<Full<By
     };
     let received = ReceivedReport {
         request: report.header,
-        access_token_header: header(header::HeaderName::from_static("lightstep-access-token")),
-        content_type: header(header::CONTENT_TYPE),
-        accept: header(header::ACCEPT),
+        access_token_header: header(ACCESS_TOKEN_HEADER),
+        content_type: header(header::CONTENT_TYPE.as_str()),
+        accept: header(header::ACCEPT.as_str()),
         path: parts.uri.path().to_owned(),
         method: parts.method.to_string(),
         body_len: body.len(),
@@ -375,11 +375,9 @@ async fn answer_otlp(
     }
 }
 
-const PROTOBUF: &str = "application/x-protobuf";
-
 /// Why a request body was not read.
 enum BodyError {
-    /// Longer than [`MAX_BODY_BYTES`].
+    /// Longer than [`MAX_REPORT_BYTES`].
     TooLarge,
     /// Holding it would hold more than `Limits::max_body_bytes_held`, all requests together.
     Busy,
@@ -395,7 +393,7 @@ impl BodyError {
             BodyError::TooLarge => {
                 return text(
                     StatusCode::PAYLOAD_TOO_LARGE,
-                    format!("a report body may not exceed {MAX_BODY_BYTES} bytes"),
+                    format!("a report body may not exceed {MAX_REPORT_BYTES} bytes"),
                 )
             }
             BodyError::Broken(e) => {
@@ -485,7 +483,7 @@ impl Drop for HeldBytes<'_> {
     }
 }
 
-/// Reads a body of at most [`MAX_BODY_BYTES`], within the limits: its bytes are held
+/// Reads a body of at most [`MAX_REPORT_BYTES`], within the limits: its bytes are held
 /// (against `Limits::max_body_bytes_held`) before they are read, a declared length at once,
 /// and a body that stalls for `Limits::body_read_timeout` is given up. A longer one is
 /// drained (up to [`DRAIN_LIMIT`], holding nothing) before it is refused, so that the client
@@ -503,7 +501,7 @@ async fn read_body<'a>(
         return Err(BodyError::TooLarge);
     }
     let mut held = HeldBytes::none(shared);
-    let expected = declared.unwrap_or(0).min(MAX_BODY_BYTES);
+    let expected = declared.unwrap_or(0).min(MAX_REPORT_BYTES);
     if !held.hold(expected) {
         return Err(BodyError::Busy);
     }
@@ -520,11 +518,11 @@ async fn read_body<'a>(
             continue; // Trailers.
         };
         total = total.saturating_add(chunk.len());
-        if total <= MAX_BODY_BYTES {
+        if total <= MAX_REPORT_BYTES {
             let needed = data.len() + chunk.len();
             if needed > data.capacity() {
                 // Grown as a `Vec` grows, held before it is allocated.
-                let capacity = needed.max(data.capacity() * 2).min(MAX_BODY_BYTES);
+                let capacity = needed.max(data.capacity() * 2).min(MAX_REPORT_BYTES);
                 if !held.hold(capacity) {
                     return Err(BodyError::Busy);
                 }
@@ -538,7 +536,7 @@ async fn read_body<'a>(
             held.release();
         }
     }
-    if total > MAX_BODY_BYTES {
+    if total > MAX_REPORT_BYTES {
         return Err(BodyError::TooLarge);
     }
     Ok((data, held))

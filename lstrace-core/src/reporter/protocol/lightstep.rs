@@ -19,7 +19,8 @@ use std::time::SystemTime;
 
 /// The header that carries the access token.
 pub const ACCESS_TOKEN_HEADER: &str = "Lightstep-Access-Token";
-const OCTET_STREAM: &str = "application/octet-stream";
+/// The content type of reports and of their answers.
+pub(crate) const OCTET_STREAM: &str = "application/octet-stream";
 
 /// The internal metric of spans dropped since the last accepted report.
 pub(crate) const SPANS_DROPPED: &str = "spans.dropped";

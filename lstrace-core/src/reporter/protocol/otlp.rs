@@ -21,7 +21,11 @@ use std::time::Duration;
 
 pub(crate) mod wire;
 
-const PROTOBUF: &str = "application/x-protobuf";
+/// The content type of exports and of their answers.
+pub(crate) const PROTOBUF: &str = "application/x-protobuf";
+
+/// The resource attribute that names the service (OpenTelemetry's semantic conventions).
+pub(crate) const SERVICE_NAME: &str = "service.name";
 
 /// The path OTLP/HTTP trace exports are posted to.
 pub const TRACES_PATH: &str = "/v1/traces";
