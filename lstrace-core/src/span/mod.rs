@@ -1,0 +1,31 @@
+//! The manual span API: build a span, enter it or keep it detached, tag it, log on it.
+
+mod builder;
+mod current;
+mod detached;
+mod guard;
+mod kind;
+mod scope;
+mod start;
+
+use crate::tag::{Str, Tag, TagValue};
+
+pub use builder::{span, SpanBuilder};
+pub use current::{baggage_item, current, log, record_error, set_baggage_item, tag};
+pub use detached::Span;
+pub use guard::SpanGuard;
+pub use kind::SpanKind;
+#[cfg(feature = "tracing")]
+pub(crate) use start::start_frame;
+
+fn collect_fields<K: Into<Str>, V: Into<TagValue>>(
+    fields: impl IntoIterator<Item = (K, V)>,
+) -> Vec<Tag> {
+    fields
+        .into_iter()
+        .map(|(k, v)| Tag {
+            key: k.into(),
+            value: v.into(),
+        })
+        .collect()
+}
