@@ -231,7 +231,7 @@ async fn run(satellite: &LocalSatellite) -> Result<Checkout, Box<dyn Error>> {
 }
 
 /// The trace id every span carries, or `None` when they do not all carry the same one.
-fn shared_trace_id(spans: &[protocol::Span]) -> Option<u64> {
+fn shared_trace_id(spans: &[protocol::LightStepSpan]) -> Option<u64> {
     let mut trace_ids = spans
         .iter()
         .map(|span| span.span_context.as_ref().map(|c| c.trace_id));
@@ -280,11 +280,14 @@ async fn main() -> ExitCode {
 #[cfg(test)]
 mod tests {
     use super::{run, shared_trace_id, SPANS_PER_CHECKOUT};
-    use lstrace::protocol::{self, Relationship};
+    use lstrace::protocol::{self, LightStepRelationship};
     use lstrace::satellite::LocalSatellite;
     use std::collections::HashSet;
 
-    fn span_kind<'a>(spans: &'a [protocol::Span], kind: &str) -> Vec<&'a protocol::Span> {
+    fn span_kind<'a>(
+        spans: &'a [protocol::LightStepSpan],
+        kind: &str,
+    ) -> Vec<&'a protocol::LightStepSpan> {
         spans
             .iter()
             .filter(|span| {
@@ -297,7 +300,7 @@ mod tests {
             .collect()
     }
 
-    fn span_id(span: &protocol::Span) -> u64 {
+    fn span_id(span: &protocol::LightStepSpan) -> u64 {
         span.span_context.as_ref().expect("a span context").span_id
     }
 
@@ -341,7 +344,10 @@ mod tests {
         let [reference] = &backend.references[..] else {
             panic!("one parent: {:?}", backend.references);
         };
-        assert_eq!(reference.relationship, Relationship::ChildOf as i32);
+        assert_eq!(
+            reference.relationship,
+            LightStepRelationship::ChildOf as i32
+        );
         assert_eq!(
             reference.span_context.as_ref().map(|c| c.span_id),
             Some(span_id(client))

@@ -153,7 +153,7 @@ fn reports_carry_what_was_traced() {
     assert_eq!(string_tag(&log.fields, "event"), Some("cache_miss"));
     assert_eq!(string_tag(&log.fields, "key"), Some("user:7"));
 
-    let reference = |s: &protocol::Span| {
+    let reference = |s: &protocol::LightStepSpan| {
         let r = &s.references[0];
         let context = r.span_context.as_ref().unwrap();
         (r.relationship, context.trace_id, context.span_id)
@@ -161,12 +161,16 @@ fn reports_carry_what_was_traced() {
     let parent_id = parent_ctx.span_id().get();
     assert_eq!(
         reference(child),
-        (protocol::Relationship::ChildOf as i32, trace_low, parent_id)
+        (
+            protocol::LightStepRelationship::ChildOf as i32,
+            trace_low,
+            parent_id
+        )
     );
     assert_eq!(
         reference(follower),
         (
-            protocol::Relationship::FollowsFrom as i32,
+            protocol::LightStepRelationship::FollowsFrom as i32,
             trace_low,
             parent_id
         )

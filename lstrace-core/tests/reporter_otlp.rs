@@ -5,7 +5,7 @@
 mod support;
 
 use lstrace_core::__private::UninstalledTracer;
-use lstrace_core::reporter::protocol::otlp::{any_value::Value, KeyValue, SpanKind};
+use lstrace_core::reporter::protocol::otlp::{any_value::Value, KeyValue, OtlpSpanKind};
 use lstrace_core::reporter::{
     Compression, DropReason, Protocol, ReportError, ReportFailure, StatusReport,
 };
@@ -115,7 +115,7 @@ fn exports_carry_what_was_traced_and_render_as_lightstep_reports_do() {
         trace_id.to_u128().to_be_bytes(),
         "all 128 bits"
     );
-    assert_eq!(root.kind, SpanKind::Server as i32);
+    assert_eq!(root.kind, OtlpSpanKind::Server as i32);
     assert_eq!(child.parent_span_id, root.span_id);
     assert_eq!(child.events[0].name, "retry");
     assert_eq!(satellite.tree(), expected_tree, "the same tree either way");

@@ -1,8 +1,9 @@
 //! The local satellite, driven over real HTTP.
 
 use lstrace_core::protocol::{
-    key_value, metrics_sample, Auth, Command, InternalMetrics, KeyValue, Log, MetricsSample,
-    Reference, Relationship, ReportRequest, ReportResponse, Reporter, Span, SpanContext, Timestamp,
+    key_value, metrics_sample, Auth, Command, InternalMetrics, KeyValue, LightStepRelationship,
+    LightStepSpan, LightStepSpanContext, Log, MetricsSample, Reference, ReportRequest,
+    ReportResponse, Reporter, Timestamp,
 };
 use lstrace_core::satellite::{
     Behaviour, Limits, LocalSatellite, Stats, MAX_REPORT_BYTES, MISSING_COMPONENT_ERROR,
@@ -29,8 +30,8 @@ fn string(key: &str, value: &str) -> KeyValue {
     kv(key, key_value::Value::StringValue(value.into()))
 }
 
-fn context(trace_id: u64, span_id: u64) -> Option<SpanContext> {
-    Some(SpanContext {
+fn context(trace_id: u64, span_id: u64) -> Option<LightStepSpanContext> {
+    Some(LightStepSpanContext {
         trace_id,
         span_id,
         baggage: Default::default(),
@@ -38,13 +39,19 @@ fn context(trace_id: u64, span_id: u64) -> Option<SpanContext> {
 }
 
 /// A span of `trace_id`, starting `start_micros` after a fixed second.
-fn span(trace_id: u64, span_id: u64, parent: Option<u64>, name: &str, start_micros: u64) -> Span {
-    Span {
+fn span(
+    trace_id: u64,
+    span_id: u64,
+    parent: Option<u64>,
+    name: &str,
+    start_micros: u64,
+) -> LightStepSpan {
+    LightStepSpan {
         span_context: context(trace_id, span_id),
         operation_name: name.into(),
         references: parent
             .map(|p| Reference {
-                relationship: Relationship::ChildOf as i32,
+                relationship: LightStepRelationship::ChildOf as i32,
                 span_context: context(trace_id, p),
             })
             .into_iter()
@@ -58,7 +65,7 @@ fn span(trace_id: u64, span_id: u64, parent: Option<u64>, name: &str, start_micr
     }
 }
 
-fn report(spans: Vec<Span>) -> ReportRequest {
+fn report(spans: Vec<LightStepSpan>) -> ReportRequest {
     ReportRequest {
         reporter: Some(Reporter {
             reporter_id: 42,
@@ -143,7 +150,7 @@ async fn reports_round_trip_field_by_field() {
         fields: vec![string("event", "error"), string("message", "boom")],
     }];
     let mut child = span(7, 2, Some(1), "load", 100);
-    child.references[0].relationship = Relationship::FollowsFrom as i32;
+    child.references[0].relationship = LightStepRelationship::FollowsFrom as i32;
     let mut sent = report(vec![root, child]);
     sent.timestamp_offset_micros = -17;
     sent.internal_metrics = Some(InternalMetrics {

@@ -3,7 +3,7 @@
 //! exports it decoded.
 
 use lstrace_core::reporter::protocol::otlp::{
-    ExportTraceServiceRequest, ExportTraceServiceResponse, ResourceSpans, ScopeSpans, Span,
+    ExportTraceServiceRequest, ExportTraceServiceResponse, OtlpSpan, ResourceSpans, ScopeSpans,
 };
 use lstrace_core::satellite::{
     Limits, LocalSatellite, COMPONENT_NAME, MAX_DECOMPRESSED_BYTES, MAX_REPORT_BYTES, REPORT_PATH,
@@ -52,11 +52,11 @@ fn spans(n: usize) -> ExportTraceServiceRequest {
         resource_spans: vec![ResourceSpans {
             scope_spans: vec![ScopeSpans {
                 spans: (0..n)
-                    .map(|i| Span {
+                    .map(|i| OtlpSpan {
                         trace_id: vec![1; 16],
                         span_id: (i as u64 + 1).to_be_bytes().to_vec(),
                         name: "an operation".into(),
-                        ..Span::default()
+                        ..OtlpSpan::default()
                     })
                     .collect(),
                 ..ScopeSpans::default()
@@ -200,7 +200,7 @@ fn lightstep_report() -> Vec<u8> {
                 value: Some(key_value::Value::StringValue("svc".into())),
             }],
         }),
-        spans: vec![lstrace_core::protocol::Span::default()],
+        spans: vec![lstrace_core::protocol::LightStepSpan::default()],
         ..ReportRequest::default()
     }
     .encode_to_vec()

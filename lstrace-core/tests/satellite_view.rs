@@ -1,8 +1,8 @@
 //! The local satellite's web view, over real HTTP: its JSON API, its pages, its bounds.
 
 use lstrace_core::protocol::{
-    key_value, KeyValue, Log, Reference, Relationship, ReportRequest, Reporter, Span, SpanContext,
-    Timestamp,
+    key_value, KeyValue, LightStepRelationship, LightStepSpan, LightStepSpanContext, Log,
+    Reference, ReportRequest, Reporter, Timestamp,
 };
 use lstrace_core::satellite::{LocalSatellite, ViewLimits, REPORT_PATH};
 use prost::Message;
@@ -19,8 +19,8 @@ fn start(limits: ViewLimits) -> LocalSatellite {
     LocalSatellite::start_with_view(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)), limits).unwrap()
 }
 
-fn context(trace_id: u64, span_id: u64) -> Option<SpanContext> {
-    Some(SpanContext {
+fn context(trace_id: u64, span_id: u64) -> Option<LightStepSpanContext> {
+    Some(LightStepSpanContext {
         trace_id,
         span_id,
         baggage: Default::default(),
@@ -42,13 +42,13 @@ fn span(
     name: &str,
     start_micros: u64,
     micros: u64,
-) -> Span {
-    Span {
+) -> LightStepSpan {
+    LightStepSpan {
         span_context: context(trace, id),
         operation_name: name.into(),
         references: parent
             .map(|p| Reference {
-                relationship: Relationship::ChildOf as i32,
+                relationship: LightStepRelationship::ChildOf as i32,
                 span_context: context(trace, p),
             })
             .into_iter()
@@ -65,7 +65,7 @@ fn client() -> reqwest::Client {
 }
 
 /// Reports `spans` as `service`, and waits until the satellite counted them.
-async fn report(satellite: &LocalSatellite, service: &str, spans: Vec<Span>) {
+async fn report(satellite: &LocalSatellite, service: &str, spans: Vec<LightStepSpan>) {
     let before = satellite.reports_received();
     let request = ReportRequest {
         reporter: Some(Reporter {
@@ -145,7 +145,7 @@ async fn the_api_assembles_a_trace_reported_by_two_services_in_any_order() {
         .push(kv("amount", key_value::Value::IntValue(1649)));
     let mut receipt = span(0xabc, 7, None, "send receipt", 950, 20);
     receipt.references.push(Reference {
-        relationship: Relationship::FollowsFrom as i32,
+        relationship: LightStepRelationship::FollowsFrom as i32,
         span_context: context(0xabc, 1),
     });
     report(

@@ -9,8 +9,8 @@
 mod webdriver;
 
 use lstrace::protocol::{
-    key_value, KeyValue, Reference, Relationship, ReportRequest, Reporter, Span, SpanContext,
-    Timestamp,
+    key_value, KeyValue, LightStepRelationship, LightStepSpan, LightStepSpanContext, Reference,
+    ReportRequest, Reporter, Timestamp,
 };
 use lstrace::satellite::{LocalSatellite, ViewLimits, REPORT_PATH};
 use lstrace::{traced, Options};
@@ -89,17 +89,17 @@ async fn fetch_stock() {
     tokio::time::sleep(Duration::from_millis(4)).await;
     let trace_id = caller.trace_id().low();
     let context = |span_id| {
-        Some(SpanContext {
+        Some(LightStepSpanContext {
             trace_id,
             span_id,
             baggage: Default::default(),
         })
     };
-    let span = |id: u64, parent: u64, name: &str, offset_micros: u64, micros: u64| Span {
+    let span = |id: u64, parent: u64, name: &str, offset_micros: u64, micros: u64| LightStepSpan {
         span_context: context(id),
         operation_name: name.into(),
         references: vec![Reference {
-            relationship: Relationship::ChildOf as i32,
+            relationship: LightStepRelationship::ChildOf as i32,
             span_context: context(parent),
         }],
         start_timestamp: Some(Timestamp::from_unix_nanos(start + offset_micros * 1000)),
@@ -149,7 +149,7 @@ fn client() -> reqwest::Client {
 }
 
 /// Reports `spans` to the satellite as `service`.
-async fn report(service: &str, spans: Vec<Span>) {
+async fn report(service: &str, spans: Vec<LightStepSpan>) {
     let request = ReportRequest {
         reporter: Some(Reporter {
             reporter_id: 7,
@@ -497,10 +497,10 @@ async fn the_waterfall_in_a_real_browser() {
 
 /// A trace of `count` spans, four children per span, each a little later and shorter than
 /// its parent.
-fn wide_trace(trace_id: u64, count: u64) -> Vec<Span> {
+fn wide_trace(trace_id: u64, count: u64) -> Vec<LightStepSpan> {
     let start = unix_nanos();
     let context = |span_id| {
-        Some(SpanContext {
+        Some(LightStepSpanContext {
             trace_id,
             span_id,
             baggage: Default::default(),
@@ -509,12 +509,12 @@ fn wide_trace(trace_id: u64, count: u64) -> Vec<Span> {
     (1..=count)
         .map(|id| {
             let parent = (id > 1).then(|| (id - 2) / 4 + 1);
-            Span {
+            LightStepSpan {
                 span_context: context(id),
                 operation_name: format!("step {id}"),
                 references: parent
                     .map(|p| Reference {
-                        relationship: Relationship::ChildOf as i32,
+                        relationship: LightStepRelationship::ChildOf as i32,
                         span_context: context(p),
                     })
                     .into_iter()

@@ -197,7 +197,7 @@ impl SpanBuffer {
     /// Encodes a span message into the buffer (the tests' way in; the reporter's is
     /// [`SpanBuffer::push_record`]).
     #[cfg(test)]
-    pub(crate) fn push(&mut self, span: &protocol::Span) -> Result<(), TooLarge> {
+    pub(crate) fn push(&mut self, span: &protocol::LightStepSpan) -> Result<(), TooLarge> {
         let len = message::encoded_len(SPANS_FIELD, span);
         if len > self.max_chunk_bytes {
             return Err(TooLarge { bytes: len });
@@ -298,7 +298,7 @@ mod tests {
     use crate::reporter::wire::tests::{self, record, LIMITS};
     use crate::tag::{TagList, TagValue};
 
-    fn span(tag_bytes: usize) -> protocol::Span {
+    fn span(tag_bytes: usize) -> protocol::LightStepSpan {
         let tags: TagList = [("payload", TagValue::from("x".repeat(tag_bytes)))]
             .into_iter()
             .collect();

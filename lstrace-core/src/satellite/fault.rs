@@ -198,7 +198,7 @@ impl FaultServer {
 
     /// The spans of every ingested report, duplicates included.
     #[must_use]
-    pub fn ingested(&self) -> Vec<protocol::Span> {
+    pub fn ingested(&self) -> Vec<protocol::LightStepSpan> {
         self.shared
             .decoded()
             .requests
@@ -518,7 +518,7 @@ mod tests {
         assert_eq!(server.addr(), addr);
         let mut stream = std::net::TcpStream::connect(addr).unwrap();
         let body = ReportRequest {
-            spans: vec![protocol::Span::default()],
+            spans: vec![protocol::LightStepSpan::default()],
             ..Default::default()
         }
         .encode_to_vec();

@@ -14,7 +14,7 @@
 //! its error message is the answer's); a report that would hold more than the limit decoded
 //! is refused before anything is decoded.
 
-use crate::protocol::{KeyValue, Log, MetricsSample, Reference, ReportRequest, Span};
+use crate::protocol::{KeyValue, LightStepSpan, Log, MetricsSample, Reference, ReportRequest};
 use prost::encoding::{check_wire_type, decode_key, skip_field};
 use prost::encoding::{DecodeContext, WireType};
 use prost::{DecodeError, Message};
@@ -172,7 +172,7 @@ impl Walk {
     fn report(&mut self, mut body: &[u8]) -> Result<usize, Refused> {
         let mut spans = 0;
         let walked = self.report_fields(&mut body, &mut spans);
-        self.add(vec_bytes(spans, size_of::<Span>()));
+        self.add(vec_bytes(spans, size_of::<LightStepSpan>()));
         walked.map(|()| spans)
     }
 
@@ -191,7 +191,7 @@ impl Walk {
                 6 => self.message(wire_type, buf, depth, Self::internal_metrics)?,
                 _ => skip(wire_type, tag, buf, depth)?,
             }
-            let spans_bytes = vec_bytes(*spans, size_of::<Span>());
+            let spans_bytes = vec_bytes(*spans, size_of::<LightStepSpan>());
             if self.decoded_bytes.saturating_add(spans_bytes) > self.limit {
                 return Err(Refused);
             }
@@ -242,7 +242,7 @@ impl Walk {
         Ok(())
     }
 
-    /// `Span`.
+    /// `LightStepSpan`.
     fn span(&mut self, buf: &mut &[u8], depth: u32) -> Result<(), Refused> {
         let (mut references, mut tags, mut logs) = (0, 0, 0);
         self.fields(buf, depth, |walk, tag, wire_type, buf| {
@@ -273,7 +273,7 @@ impl Walk {
         Ok(())
     }
 
-    /// `SpanContext`, with its baggage map.
+    /// `LightStepSpanContext`, with its baggage map.
     fn span_context(&mut self, buf: &mut &[u8], depth: u32) -> Result<(), Refused> {
         let mut entries = 0;
         self.fields(buf, depth, |walk, tag, wire_type, buf| {
@@ -535,8 +535,8 @@ fn fixed64(wire_type: WireType, buf: &mut &[u8]) -> Result<(), Refused> {
 mod tests {
     use super::*;
     use crate::protocol::{
-        key_value, metrics_sample, Auth, InternalMetrics, KeyValue, Log, MetricsSample, Reference,
-        Reporter, Span, SpanContext, Timestamp,
+        key_value, metrics_sample, Auth, InternalMetrics, KeyValue, LightStepSpan,
+        LightStepSpanContext, Log, MetricsSample, Reference, Reporter, Timestamp,
     };
     use proptest::prelude::*;
     use prost::encoding::encode_varint;
@@ -610,8 +610,8 @@ mod tests {
     }
 
     fn report() -> ReportRequest {
-        let span = |id: u64| Span {
-            span_context: Some(SpanContext {
+        let span = |id: u64| LightStepSpan {
+            span_context: Some(LightStepSpanContext {
                 trace_id: 7,
                 span_id: id,
                 baggage: [("user".to_owned(), "ann".to_owned())].into(),
@@ -619,7 +619,7 @@ mod tests {
             operation_name: format!("op {id}"),
             references: vec![Reference {
                 relationship: 1,
-                span_context: Some(SpanContext {
+                span_context: Some(LightStepSpanContext {
                     trace_id: 7,
                     span_id: 1,
                     baggage: Default::default(),
@@ -774,7 +774,7 @@ mod tests {
         let valid = report().encode_to_vec();
         // An unknown varint field and an unknown group inside a span, and at the top.
         for extra in [&b"\x78\x01"[..], b"\x7b\x78\x01\x7c", b"\x7b\x78\x01"] {
-            let mut span = Span::default().encode_to_vec();
+            let mut span = LightStepSpan::default().encode_to_vec();
             span.extend_from_slice(extra);
             let mut body = valid.clone();
             body.push(0x1a);
@@ -1042,7 +1042,7 @@ mod tests {
             any::<u64>(),
             prop::collection::hash_map("[a-z]{0,10}", "[a-z]{0,10}", 0..12),
         )
-            .prop_map(|(trace_id, span_id, baggage)| SpanContext {
+            .prop_map(|(trace_id, span_id, baggage)| LightStepSpanContext {
                 trace_id,
                 span_id,
                 baggage,
@@ -1061,8 +1061,8 @@ mod tests {
             prop::collection::vec(kv.clone(), 0..20),
             prop::collection::vec(log, 0..5),
         )
-            .prop_map(
-                |(span_context, operation_name, references, tags, logs)| Span {
+            .prop_map(|(span_context, operation_name, references, tags, logs)| {
+                LightStepSpan {
                     span_context,
                     operation_name,
                     references: references
@@ -1079,8 +1079,8 @@ mod tests {
                     duration_micros: 7,
                     tags,
                     logs,
-                },
-            );
+                }
+            });
         (
             prop::collection::vec(span, 0..24),
             prop::collection::vec(kv, 0..6),

@@ -410,7 +410,7 @@ impl LocalSatellite {
 
     /// The spans of every accepted report, in arrival order.
     #[must_use]
-    pub fn spans(&self) -> Vec<protocol::Span> {
+    pub fn spans(&self) -> Vec<protocol::LightStepSpan> {
         self.shared
             .lock()
             .reports
@@ -434,7 +434,7 @@ impl LocalSatellite {
 
     /// The spans of every accepted OTLP export, in arrival order.
     #[must_use]
-    pub fn otlp_spans(&self) -> Vec<crate::reporter::protocol::otlp::Span> {
+    pub fn otlp_spans(&self) -> Vec<crate::reporter::protocol::otlp::OtlpSpan> {
         self.shared
             .lock()
             .otlp

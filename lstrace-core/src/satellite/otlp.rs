@@ -10,7 +10,7 @@ use crate::reporter::protocol::otlp::wire::{
 };
 use crate::reporter::protocol::otlp::{
     any_value, ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
-    KeyValue, Span, SpanKind, StatusCode, SERVICE_NAME,
+    KeyValue, OtlpSpan, OtlpSpanKind, StatusCode, SERVICE_NAME,
 };
 use std::fmt;
 use std::io::Read as _;
@@ -192,7 +192,7 @@ fn id(bytes: &[u8]) -> u64 {
 /// protocols is one), the parent as the reference (FOLLOWS_FROM when a link says so), the
 /// kind as a `span.kind` tag, an ERROR status as `error = true`, events as logs whose
 /// `event` field is their name. Times keep whole microseconds.
-pub(super) fn lightstep_span(span: &Span) -> protocol::Span {
+pub(super) fn lightstep_span(span: &OtlpSpan) -> protocol::LightStepSpan {
     let trace_id = id(&span.trace_id);
     let parent = id(&span.parent_span_id);
     let follows = span.links.iter().any(|link| {
@@ -204,11 +204,11 @@ pub(super) fn lightstep_span(span: &Span) -> protocol::Span {
             })
     });
     let mut tags: Vec<protocol::KeyValue> = span.attributes.iter().map(key_value).collect();
-    let kind = match SpanKind::try_from(span.kind) {
-        Ok(SpanKind::Server) => Some("server"),
-        Ok(SpanKind::Client) => Some("client"),
-        Ok(SpanKind::Producer) => Some("producer"),
-        Ok(SpanKind::Consumer) => Some("consumer"),
+    let kind = match OtlpSpanKind::try_from(span.kind) {
+        Ok(OtlpSpanKind::Server) => Some("server"),
+        Ok(OtlpSpanKind::Client) => Some("client"),
+        Ok(OtlpSpanKind::Producer) => Some("producer"),
+        Ok(OtlpSpanKind::Consumer) => Some("consumer"),
         _ => None,
     };
     if let Some(kind) = kind {
@@ -223,8 +223,8 @@ pub(super) fn lightstep_span(span: &Span) -> protocol::Span {
             value: Some(key_value::Value::BoolValue(true)),
         });
     }
-    protocol::Span {
-        span_context: Some(protocol::SpanContext {
+    protocol::LightStepSpan {
+        span_context: Some(protocol::LightStepSpanContext {
             trace_id,
             span_id: id(&span.span_id),
             baggage: Default::default(),
@@ -233,11 +233,11 @@ pub(super) fn lightstep_span(span: &Span) -> protocol::Span {
         references: (parent != 0)
             .then(|| protocol::Reference {
                 relationship: if follows {
-                    protocol::Relationship::FollowsFrom
+                    protocol::LightStepRelationship::FollowsFrom
                 } else {
-                    protocol::Relationship::ChildOf
+                    protocol::LightStepRelationship::ChildOf
                 } as i32,
-                span_context: Some(protocol::SpanContext {
+                span_context: Some(protocol::LightStepSpanContext {
                     trace_id,
                     span_id: parent,
                     baggage: Default::default(),
@@ -273,7 +273,7 @@ pub(super) fn lightstep_span(span: &Span) -> protocol::Span {
 /// (its `service.name`, else empty).
 pub(super) fn lightstep_spans(
     request: &ExportTraceServiceRequest,
-) -> Vec<(String, Vec<protocol::Span>)> {
+) -> Vec<(String, Vec<protocol::LightStepSpan>)> {
     request
         .resource_spans
         .iter()
@@ -354,21 +354,21 @@ fn value_text(value: &any_value::Value) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::reporter::protocol::otlp::{Event, ResourceSpans, ScopeSpans, Status};
+    use crate::reporter::protocol::otlp::{OtlpEvent, ResourceSpans, ScopeSpans, Status};
     use prost::Message;
     use std::io::Write as _;
 
-    fn span() -> Span {
-        Span {
+    fn span() -> OtlpSpan {
+        OtlpSpan {
             trace_id: [[0xaa; 8], 7u64.to_be_bytes()].concat(),
             span_id: 2u64.to_be_bytes().to_vec(),
             parent_span_id: 1u64.to_be_bytes().to_vec(),
             name: "GET /users".into(),
-            kind: SpanKind::Server as i32,
+            kind: OtlpSpanKind::Server as i32,
             start_time_unix_nano: 1_000,
             end_time_unix_nano: 4_000,
             attributes: vec![KeyValue::new("n", any_value::Value::IntValue(3))],
-            events: vec![Event {
+            events: vec![OtlpEvent {
                 time_unix_nano: 2_000,
                 name: "error".into(),
                 attributes: vec![KeyValue::new(
@@ -381,7 +381,7 @@ mod tests {
                 message: "boom".into(),
                 code: StatusCode::Error as i32,
             }),
-            ..Span::default()
+            ..OtlpSpan::default()
         }
     }
 
@@ -394,7 +394,7 @@ mod tests {
         assert_eq!(converted.references.len(), 1);
         assert_eq!(
             converted.references[0].relationship,
-            protocol::Relationship::ChildOf as i32
+            protocol::LightStepRelationship::ChildOf as i32
         );
         assert_eq!(
             converted.references[0]
@@ -416,7 +416,7 @@ mod tests {
             tree,
             "GET /users [error=true, n=3, span.kind=server]\n  - event=error, message=boom\n"
         );
-        let follower = lightstep_span(&Span {
+        let follower = lightstep_span(&OtlpSpan {
             links: vec![crate::reporter::protocol::otlp::Link {
                 span_id: 1u64.to_be_bytes().to_vec(),
                 attributes: vec![KeyValue::new(
@@ -429,11 +429,11 @@ mod tests {
         });
         assert_eq!(
             follower.references[0].relationship,
-            protocol::Relationship::FollowsFrom as i32
+            protocol::LightStepRelationship::FollowsFrom as i32
         );
-        let root = lightstep_span(&Span {
+        let root = lightstep_span(&OtlpSpan {
             parent_span_id: Vec::new(),
-            kind: SpanKind::Internal as i32,
+            kind: OtlpSpanKind::Internal as i32,
             status: None,
             ..span()
         });

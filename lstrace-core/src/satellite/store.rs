@@ -1,7 +1,7 @@
 //! The traces behind the satellite's web view: spans grouped by trace as they arrive, in
 //! any order, within fixed bounds, and assembled into waterfall rows when asked.
 //!
-//! Spans enter as the satellite decodes them ([`protocol::Span`] and the service that
+//! Spans enter as the satellite decodes them ([`protocol::LightStepSpan`] and the service that
 //! reported it), whatever protocol carried them. Traces are keyed by the low 64 bits of
 //! their id, which is what LightStep reports carry, so that the spans of one trace meet
 //! whichever protocol reported them.
@@ -61,7 +61,7 @@ pub struct ViewStats {
 #[derive(Debug)]
 struct StoredSpan {
     service: Arc<str>,
-    span: protocol::Span,
+    span: protocol::LightStepSpan,
 }
 
 impl StoredSpan {
@@ -176,7 +176,7 @@ pub(crate) struct Row<'a> {
     /// It references a parent that the trace does not hold.
     pub(crate) orphan: bool,
     pub(crate) service: &'a str,
-    pub(crate) span: &'a protocol::Span,
+    pub(crate) span: &'a protocol::LightStepSpan,
     pub(crate) error: bool,
     pub(crate) kind: Option<&'a str>,
     /// Start, in nanoseconds after the trace's start.
@@ -246,7 +246,7 @@ impl TraceStore {
     pub(crate) fn insert(
         &mut self,
         service: &str,
-        spans: impl IntoIterator<Item = protocol::Span>,
+        spans: impl IntoIterator<Item = protocol::LightStepSpan>,
     ) {
         let service: Arc<str> = Arc::from(service);
         for span in spans {
@@ -474,12 +474,12 @@ fn row(span: &StoredSpan, depth: usize, trace_start: u64) -> Row<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::{KeyValue, Reference, SpanContext, Timestamp};
+    use crate::protocol::{KeyValue, LightStepSpanContext, Reference, Timestamp};
 
     const T0: u64 = 1_700_000_000_000_000_000;
 
-    fn context(trace_id: u64, span_id: u64) -> Option<SpanContext> {
-        Some(SpanContext {
+    fn context(trace_id: u64, span_id: u64) -> Option<LightStepSpanContext> {
+        Some(LightStepSpanContext {
             trace_id,
             span_id,
             baggage: HashMap::new(),
@@ -494,8 +494,8 @@ mod tests {
         name: &str,
         start_micros: u64,
         micros: u64,
-    ) -> protocol::Span {
-        protocol::Span {
+    ) -> protocol::LightStepSpan {
+        protocol::LightStepSpan {
             span_context: context(trace, id),
             operation_name: name.into(),
             references: parent
@@ -512,7 +512,11 @@ mod tests {
         }
     }
 
-    fn tagged(mut span: protocol::Span, key: &str, value: key_value::Value) -> protocol::Span {
+    fn tagged(
+        mut span: protocol::LightStepSpan,
+        key: &str,
+        value: key_value::Value,
+    ) -> protocol::LightStepSpan {
         span.tags.push(KeyValue {
             key: key.into(),
             value: Some(value),

@@ -150,8 +150,8 @@ impl From<&SpanRecord> for TreeSpan {
 
 /// A LightStep span: its parent is its first reference.
 #[cfg(feature = "reporter")]
-impl From<&protocol::Span> for TreeSpan {
-    fn from(span: &protocol::Span) -> Self {
+impl From<&protocol::LightStepSpan> for TreeSpan {
+    fn from(span: &protocol::LightStepSpan) -> Self {
         TreeSpan {
             trace_id: span
                 .span_context
@@ -284,7 +284,7 @@ mod tests {
 
     #[test]
     fn a_lightstep_span_nests_under_its_first_reference() {
-        let context = |span_id| protocol::SpanContext {
+        let context = |span_id| protocol::LightStepSpanContext {
             trace_id: 9,
             span_id,
             baggage: Default::default(),
@@ -294,17 +294,17 @@ mod tests {
             value: Some(value),
         };
         let spans = [
-            protocol::Span {
+            protocol::LightStepSpan {
                 span_context: Some(context(1)),
                 operation_name: "handle".into(),
                 tags: vec![tag("n", key_value::Value::IntValue(3))],
                 ..Default::default()
             },
-            protocol::Span {
+            protocol::LightStepSpan {
                 span_context: Some(context(2)),
                 operation_name: "load".into(),
                 references: vec![protocol::Reference {
-                    relationship: protocol::Relationship::ChildOf as i32,
+                    relationship: protocol::LightStepRelationship::ChildOf as i32,
                     span_context: Some(context(1)),
                 }],
                 tags: vec![tag("hit", key_value::Value::BoolValue(false))],

@@ -4,6 +4,9 @@
 //! The reporter does not build these per span: the `wire` submodule writes a span's bytes
 //! straight from its record, and its tests decode them with these messages. They are public
 //! for the local satellite's users and for tests that read what was sent.
+//!
+//! A message named like a type of lstrace's own API carries the protocol's name
+//! ([`OtlpSpan`], [`OtlpSpanKind`], [`OtlpEvent`]).
 #![allow(missing_docs)] // Field docs are the proto files'.
 
 use super::lightstep::ACCESS_TOKEN_HEADER;
@@ -39,7 +42,7 @@ pub struct ExportTraceServiceRequest {
 
 impl ExportTraceServiceRequest {
     /// Every span of the request, whatever resource and scope it comes under.
-    pub fn spans(&self) -> impl Iterator<Item = &Span> {
+    pub fn spans(&self) -> impl Iterator<Item = &OtlpSpan> {
         self.resource_spans
             .iter()
             .flat_map(|r| r.scope_spans.iter())
@@ -80,14 +83,14 @@ pub struct ScopeSpans {
     #[prost(message, optional, tag = "1")]
     pub scope: Option<InstrumentationScope>,
     #[prost(message, repeated, tag = "2")]
-    pub spans: Vec<Span>,
+    pub spans: Vec<OtlpSpan>,
     #[prost(string, tag = "3")]
     pub schema_url: String,
 }
 
-/// `Span`.
+/// `opentelemetry.proto.trace.v1.Span`.
 #[derive(Clone, PartialEq, prost::Message)]
-pub struct Span {
+pub struct OtlpSpan {
     #[prost(bytes = "vec", tag = "1")]
     pub trace_id: Vec<u8>,
     #[prost(bytes = "vec", tag = "2")]
@@ -98,7 +101,7 @@ pub struct Span {
     pub parent_span_id: Vec<u8>,
     #[prost(string, tag = "5")]
     pub name: String,
-    #[prost(enumeration = "SpanKind", tag = "6")]
+    #[prost(enumeration = "OtlpSpanKind", tag = "6")]
     pub kind: i32,
     #[prost(fixed64, tag = "7")]
     pub start_time_unix_nano: u64,
@@ -109,7 +112,7 @@ pub struct Span {
     #[prost(uint32, tag = "10")]
     pub dropped_attributes_count: u32,
     #[prost(message, repeated, tag = "11")]
-    pub events: Vec<Event>,
+    pub events: Vec<OtlpEvent>,
     #[prost(uint32, tag = "12")]
     pub dropped_events_count: u32,
     #[prost(message, repeated, tag = "13")]
@@ -124,7 +127,7 @@ pub struct Span {
 
 /// `Span.Event`.
 #[derive(Clone, PartialEq, prost::Message)]
-pub struct Event {
+pub struct OtlpEvent {
     #[prost(fixed64, tag = "1")]
     pub time_unix_nano: u64,
     #[prost(string, tag = "2")]
@@ -155,7 +158,7 @@ pub struct Link {
 /// `Span.SpanKind`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, prost::Enumeration)]
 #[repr(i32)]
-pub enum SpanKind {
+pub enum OtlpSpanKind {
     Unspecified = 0,
     Internal = 1,
     Server = 2,
@@ -571,9 +574,9 @@ mod tests {
     #[test]
     fn field_numbers_match_the_proto_files() {
         // Keys are (field_number << 3) | wire_type; field 16 takes two bytes.
-        let span = Span {
+        let span = OtlpSpan {
             trace_id: vec![1],
-            kind: SpanKind::Server as i32,
+            kind: OtlpSpanKind::Server as i32,
             start_time_unix_nano: 1,
             dropped_links_count: 1,
             status: Some(Status::default()),
@@ -643,8 +646,8 @@ mod tests {
             ..Default::default()
         };
         for count in [0, 1, 3, 200] {
-            let spans: Vec<Span> = (0..count)
-                .map(|i| Span {
+            let spans: Vec<OtlpSpan> = (0..count)
+                .map(|i| OtlpSpan {
                     name: format!("span {i}"),
                     span_id: vec![i as u8; 8],
                     ..Default::default()

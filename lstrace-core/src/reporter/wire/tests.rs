@@ -69,7 +69,7 @@ fn encodes_ids_references_times_and_typed_tags() {
     assert_eq!(span.references.len(), 1);
     assert_eq!(
         span.references[0].relationship,
-        protocol::Relationship::FollowsFrom as i32
+        protocol::LightStepRelationship::FollowsFrom as i32
     );
     let parent = span.references[0].span_context.as_ref().unwrap();
     assert_eq!(
@@ -103,7 +103,7 @@ fn a_root_span_has_no_reference() {
     record.parent = Some((Relationship::ChildOf, 9));
     assert_eq!(
         span(&record, &LIMITS).span.references[0].relationship,
-        protocol::Relationship::ChildOf as i32
+        protocol::LightStepRelationship::ChildOf as i32
     );
 }
 
@@ -159,7 +159,7 @@ fn key_values<'a>(tags: impl Iterator<Item = &'a Tag>, limits: &Limits) -> Vec<K
 /// A span encoded for the collector, and how many of its logs were dropped (on the span, by
 /// the per-span limit, or here, for spans recorded under a higher limit).
 pub(crate) struct EncodedSpan {
-    pub(crate) span: protocol::Span,
+    pub(crate) span: protocol::LightStepSpan,
     pub(crate) logs_dropped: u64,
 }
 
@@ -174,10 +174,10 @@ pub(crate) fn span(record: &SpanRecord, limits: &Limits) -> EncodedSpan {
         .parent()
         .map(|(relationship, parent_id)| protocol::Reference {
             relationship: match relationship {
-                Relationship::ChildOf => protocol::Relationship::ChildOf,
-                Relationship::FollowsFrom => protocol::Relationship::FollowsFrom,
+                Relationship::ChildOf => protocol::LightStepRelationship::ChildOf,
+                Relationship::FollowsFrom => protocol::LightStepRelationship::FollowsFrom,
             } as i32,
-            span_context: Some(protocol::SpanContext {
+            span_context: Some(protocol::LightStepSpanContext {
                 trace_id,
                 span_id: parent_id,
                 baggage: Default::default(),
@@ -201,8 +201,8 @@ pub(crate) fn span(record: &SpanRecord, limits: &Limits) -> EncodedSpan {
         (logs, recorded_dropped + cut)
     };
     EncodedSpan {
-        span: protocol::Span {
-            span_context: Some(protocol::SpanContext {
+        span: protocol::LightStepSpan {
+            span_context: Some(protocol::LightStepSpanContext {
                 trace_id,
                 span_id: context.span_id().get(),
                 baggage: context
@@ -242,7 +242,7 @@ fn direct(record: &SpanRecord, limits: &Limits) -> (Vec<u8>, u64) {
 fn same_as_the_message(record: &SpanRecord, limits: &Limits) {
     let (bytes, logs_dropped) = direct(record, limits);
     let expected = span(record, limits);
-    let decoded = protocol::Span::decode(bytes.as_slice()).expect("valid protobuf");
+    let decoded = protocol::LightStepSpan::decode(bytes.as_slice()).expect("valid protobuf");
     assert_eq!(decoded, expected.span);
     assert_eq!(bytes.len(), expected.span.encoded_len());
     assert_eq!(logs_dropped, expected.logs_dropped);

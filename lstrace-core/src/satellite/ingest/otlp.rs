@@ -7,7 +7,8 @@
 use super::{delimited, fixed64, key, skip, string_bytes, varint, vec_bytes, Refusal, Refused};
 use super::{Walk, RECURSION_LIMIT};
 use crate::reporter::protocol::otlp::{
-    AnyValue, Event, ExportTraceServiceRequest, KeyValue, Link, ResourceSpans, ScopeSpans, Span,
+    AnyValue, ExportTraceServiceRequest, KeyValue, Link, OtlpEvent, OtlpSpan, ResourceSpans,
+    ScopeSpans,
 };
 use prost::encoding::{check_wire_type, WireType};
 use prost::Message;
@@ -167,14 +168,14 @@ impl Walk {
             // the walk stops as soon as it is over the limit.
             if walk
                 .decoded_bytes
-                .saturating_add(vec_bytes(spans, size_of::<Span>()))
+                .saturating_add(vec_bytes(spans, size_of::<OtlpSpan>()))
                 > walk.limit
             {
                 return Err(Refused);
             }
             Ok(true)
         });
-        self.add(vec_bytes(spans, size_of::<Span>()));
+        self.add(vec_bytes(spans, size_of::<OtlpSpan>()));
         self.spans += spans;
         walked
     }
@@ -198,7 +199,7 @@ impl Walk {
         walked
     }
 
-    /// `Span`.
+    /// `OtlpSpan`.
     fn otlp_span(&mut self, buf: &mut &[u8], depth: u32) -> Result<(), Refused> {
         let (mut attributes, mut events, mut links) = (0, 0, 0);
         let walked = self.fields(buf, depth, |walk, tag, wire_type, buf| {
@@ -226,7 +227,7 @@ impl Walk {
             Ok(true)
         });
         self.add(vec_bytes(attributes, size_of::<KeyValue>()));
-        self.add(vec_bytes(events, size_of::<Event>()));
+        self.add(vec_bytes(events, size_of::<OtlpEvent>()));
         self.add(vec_bytes(links, size_of::<Link>()));
         walked
     }
@@ -389,7 +390,7 @@ mod tests {
                 ),
             ]
         };
-        let span = |id: u8| Span {
+        let span = |id: u8| OtlpSpan {
             trace_id: vec![7; 16],
             span_id: vec![id; 8],
             trace_state: "k=v".into(),
@@ -400,7 +401,7 @@ mod tests {
             end_time_unix_nano: 2,
             attributes: attributes(),
             dropped_attributes_count: 1,
-            events: vec![Event {
+            events: vec![OtlpEvent {
                 time_unix_nano: 3,
                 name: "error".into(),
                 attributes: attributes(),
@@ -640,7 +641,7 @@ mod tests {
         });
         let kv = ("[a-z.]{0,12}", value).prop_map(|(key, value)| kv(&key, value));
         let event = ("[a-z]{0,8}", prop::collection::vec(kv.clone(), 0..4)).prop_map(
-            |(name, attributes)| Event {
+            |(name, attributes)| OtlpEvent {
                 time_unix_nano: 1,
                 name,
                 attributes,
@@ -654,7 +655,7 @@ mod tests {
             prop::collection::vec(event, 0..4),
             prop::collection::vec(prop::collection::vec(kv.clone(), 0..3), 0..3),
         )
-            .prop_map(|(trace_id, name, attributes, events, links)| Span {
+            .prop_map(|(trace_id, name, attributes, events, links)| OtlpSpan {
                 trace_id,
                 name,
                 attributes,

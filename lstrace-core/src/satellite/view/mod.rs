@@ -13,7 +13,7 @@
 use super::lock;
 use super::server::bytes;
 use super::store::{Assembled, Filter, TraceStore, TraceSummary};
-use crate::protocol::{key_value, Relationship};
+use crate::protocol::{key_value, LightStepRelationship};
 use crate::tree::field;
 use http_body_util::Full;
 use hyper::body::Bytes;
@@ -260,8 +260,8 @@ fn trace_json(trace: &Assembled<'_>) -> Value {
                     let context = r.span_context.as_ref();
                     let span_id = context.map_or(0, |c| c.span_id);
                     json!({
-                        "relationship": match Relationship::try_from(r.relationship) {
-                            Ok(Relationship::FollowsFrom) => "follows_from",
+                        "relationship": match LightStepRelationship::try_from(r.relationship) {
+                            Ok(LightStepRelationship::FollowsFrom) => "follows_from",
                             _ => "child_of",
                         },
                         "trace_id": hex(context.map_or(0, |c| c.trace_id)),

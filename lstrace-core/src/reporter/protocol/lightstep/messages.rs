@@ -1,6 +1,10 @@
 //! The LightStep collector protocol (`package lightstep.collector`) and the LightStep binary
 //! carrier (`package lightstep`), as prost messages with the exact field numbers of the
 //! published schema. No `protoc` is needed to build them.
+//!
+//! A message named like a type of lstrace's own API carries the protocol's name
+//! ([`LightStepSpan`], [`LightStepSpanContext`], [`LightStepRelationship`]), so that a module
+//! importing both never has two `Span`s.
 #![allow(missing_docs)] // Field docs are the schema's: see the module's source table.
 
 use std::collections::{BTreeMap, HashMap};
@@ -35,8 +39,9 @@ impl Timestamp {
     }
 }
 
+/// `lightstep.collector.SpanContext`.
 #[derive(Clone, PartialEq, prost::Message)]
-pub struct SpanContext {
+pub struct LightStepSpanContext {
     #[prost(uint64, tag = "1")]
     pub trace_id: u64,
     #[prost(uint64, tag = "2")]
@@ -77,25 +82,27 @@ pub struct Log {
     pub fields: Vec<KeyValue>,
 }
 
+/// `lightstep.collector.Reference.Relationship`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, prost::Enumeration)]
 #[repr(i32)]
-pub enum Relationship {
+pub enum LightStepRelationship {
     ChildOf = 0,
     FollowsFrom = 1,
 }
 
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct Reference {
-    #[prost(enumeration = "Relationship", tag = "1")]
+    #[prost(enumeration = "LightStepRelationship", tag = "1")]
     pub relationship: i32,
     #[prost(message, optional, tag = "2")]
-    pub span_context: Option<SpanContext>,
+    pub span_context: Option<LightStepSpanContext>,
 }
 
+/// `lightstep.collector.Span`: a finished span as a report carries it.
 #[derive(Clone, PartialEq, prost::Message)]
-pub struct Span {
+pub struct LightStepSpan {
     #[prost(message, optional, tag = "1")]
-    pub span_context: Option<SpanContext>,
+    pub span_context: Option<LightStepSpanContext>,
     #[prost(string, tag = "2")]
     pub operation_name: String,
     #[prost(message, repeated, tag = "3")]
@@ -173,7 +180,7 @@ pub struct ReportRequest {
     #[prost(message, optional, tag = "2")]
     pub auth: Option<Auth>,
     #[prost(message, repeated, tag = "3")]
-    pub spans: Vec<Span>,
+    pub spans: Vec<LightStepSpan>,
     #[prost(int64, tag = "5")]
     pub timestamp_offset_micros: i64,
     #[prost(message, optional, tag = "6")]

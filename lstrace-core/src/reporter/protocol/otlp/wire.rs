@@ -21,7 +21,7 @@
 //! Keys and string values are truncated to the limits, on character boundaries, as in
 //! LightStep reports.
 
-use super::{SpanKind, StatusCode};
+use super::{OtlpSpanKind, StatusCode};
 use crate::record::{LogRecord, Relationship, SpanRecord};
 use crate::reporter::wire::{
     kept_logs, truncate, Cursor, Limits, FIXED64, LEN_FIELD, UINT_FIELD, VARINT,
@@ -59,12 +59,12 @@ const STATUS: u8 = 15;
 const FLAGS: u32 = 16;
 
 /// The OTLP kind a `span.kind` value names, if it names one.
-fn kind_of(value: &TagValue) -> Option<SpanKind> {
+fn kind_of(value: &TagValue) -> Option<OtlpSpanKind> {
     match value.as_str()? {
-        "server" => Some(SpanKind::Server),
-        "client" => Some(SpanKind::Client),
-        "producer" => Some(SpanKind::Producer),
-        "consumer" => Some(SpanKind::Consumer),
+        "server" => Some(OtlpSpanKind::Server),
+        "client" => Some(OtlpSpanKind::Client),
+        "producer" => Some(OtlpSpanKind::Producer),
+        "consumer" => Some(OtlpSpanKind::Consumer),
         _ => None,
     }
 }
@@ -78,11 +78,11 @@ fn is_mapped(tag: &Tag) -> bool {
     }
 }
 
-pub(crate) fn kind(record: &SpanRecord) -> SpanKind {
+pub(crate) fn kind(record: &SpanRecord) -> OtlpSpanKind {
     record
         .tag(SPAN_KIND_TAG)
         .and_then(kind_of)
-        .unwrap_or(SpanKind::Internal)
+        .unwrap_or(OtlpSpanKind::Internal)
 }
 
 /// The status code and message, when the span failed.
@@ -285,8 +285,8 @@ pub(crate) fn end_unix_nanos(record: &SpanRecord) -> u64 {
 /// The `Span` message that [`write`]'s bytes decode to, built the slow way: the reference
 /// the tests hold the fast encoder to, and the mapping spelled out.
 #[cfg(test)]
-pub(crate) fn message(record: &SpanRecord, limits: &Limits) -> (super::Span, u64) {
-    use super::{any_value::Value, AnyValue, Event, KeyValue, Link, Span, Status};
+pub(crate) fn message(record: &SpanRecord, limits: &Limits) -> (super::OtlpSpan, u64) {
+    use super::{any_value::Value, AnyValue, KeyValue, Link, OtlpEvent, OtlpSpan, Status};
     let kv = |key: &str, value: &TagValue, limits: &Limits| KeyValue {
         key: truncate(key, limits.max_key_len).to_owned(),
         value: Some(AnyValue {
@@ -302,7 +302,7 @@ pub(crate) fn message(record: &SpanRecord, limits: &Limits) -> (super::Span, u64
     let context = record.context();
     let trace_id = context.trace_id().0.to_be_bytes().to_vec();
     let trace_state = context.trace_state().unwrap_or("").to_owned();
-    let span = Span {
+    let span = OtlpSpan {
         trace_id: trace_id.clone(),
         span_id: context.span_id().get().to_be_bytes().to_vec(),
         trace_state: trace_state.clone(),
@@ -319,7 +319,7 @@ pub(crate) fn message(record: &SpanRecord, limits: &Limits) -> (super::Span, u64
         dropped_attributes_count: record.dropped_tags(),
         events: logs
             .iter()
-            .map(|log| Event {
+            .map(|log| OtlpEvent {
                 time_unix_nano: log.unix_nanos(),
                 name: truncate(event_name(log).0, limits.max_value_len).to_owned(),
                 attributes: event_attributes(log)

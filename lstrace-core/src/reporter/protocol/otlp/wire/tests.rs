@@ -2,7 +2,7 @@ use super::*;
 use crate::context::id::{SpanId, TraceId};
 use crate::context::SpanContext;
 use crate::record::Logs;
-use crate::reporter::protocol::otlp::{any_value::Value, Span};
+use crate::reporter::protocol::otlp::{any_value::Value, OtlpSpan};
 use crate::reporter::wire::tests::{record, LIMITS};
 use crate::tag::TagList;
 use proptest::prelude::*;
@@ -24,10 +24,10 @@ fn direct(record: &SpanRecord, limits: &Limits) -> (Vec<u8>, u64) {
 }
 
 /// The fast encoding decodes to the reference message, has its length, drops the same logs.
-fn same_as_the_message(record: &SpanRecord, limits: &Limits) -> Span {
+fn same_as_the_message(record: &SpanRecord, limits: &Limits) -> OtlpSpan {
     let (bytes, logs_dropped) = direct(record, limits);
     let (expected, expected_dropped) = message(record, limits);
-    let decoded = Span::decode(bytes.as_slice()).expect("valid protobuf");
+    let decoded = OtlpSpan::decode(bytes.as_slice()).expect("valid protobuf");
     assert_eq!(decoded, expected);
     assert_eq!(bytes.len(), expected.encoded_len());
     assert_eq!(logs_dropped, expected_dropped);
@@ -154,7 +154,7 @@ fn tags_are_typed_attributes_and_kind_and_error_are_mapped() {
             ("b", &Value::BoolValue(false)),
         ]
     );
-    assert_eq!(span.kind, SpanKind::Client as i32);
+    assert_eq!(span.kind, OtlpSpanKind::Client as i32);
     let status = span.status.unwrap();
     assert_eq!(status.code, StatusCode::Error as i32);
     assert_eq!(status.message, "connection refused");
@@ -163,13 +163,13 @@ fn tags_are_typed_attributes_and_kind_and_error_are_mapped() {
 #[test]
 fn every_kind_and_the_default() {
     for (value, kind) in [
-        (Some(TagValue::from("server")), SpanKind::Server),
-        (Some(TagValue::from("client")), SpanKind::Client),
-        (Some(TagValue::from("producer")), SpanKind::Producer),
-        (Some(TagValue::from("consumer")), SpanKind::Consumer),
-        (Some(TagValue::from("sideways")), SpanKind::Internal),
-        (Some(TagValue::Int(2)), SpanKind::Internal),
-        (None, SpanKind::Internal),
+        (Some(TagValue::from("server")), OtlpSpanKind::Server),
+        (Some(TagValue::from("client")), OtlpSpanKind::Client),
+        (Some(TagValue::from("producer")), OtlpSpanKind::Producer),
+        (Some(TagValue::from("consumer")), OtlpSpanKind::Consumer),
+        (Some(TagValue::from("sideways")), OtlpSpanKind::Internal),
+        (Some(TagValue::Int(2)), OtlpSpanKind::Internal),
+        (None, OtlpSpanKind::Internal),
     ] {
         let tags: TagList = value
             .clone()
@@ -182,7 +182,7 @@ fn every_kind_and_the_default() {
         let kept = attribute(&span.attributes, "span.kind").is_some();
         assert_eq!(
             kept,
-            value.is_some() && kind == SpanKind::Internal,
+            value.is_some() && kind == OtlpSpanKind::Internal,
             "{value:?}"
         );
     }
