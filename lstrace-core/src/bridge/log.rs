@@ -21,7 +21,7 @@
 use crate::clock;
 use crate::recorder;
 use crate::tag::{Tag, TagValue};
-use crate::task::stack::{with_local, Stamp};
+use crate::task::stack::{with_thread_spans, Stamp};
 use ::log::{LevelFilter, Log, Metadata, Record, SetLoggerError};
 use std::fmt;
 
@@ -96,7 +96,7 @@ impl Log for SpanLogger {
                 Tag::new("target", record.target().to_owned()),
             ];
             let now = Stamp::At(clock::now());
-            with_local(|local| {
+            with_thread_spans(|local| {
                 if let Some(frame) = local.top_mut() {
                     frame.log(now, fields);
                 }

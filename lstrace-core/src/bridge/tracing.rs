@@ -61,7 +61,7 @@ use crate::record::Relationship;
 use crate::recorder;
 use crate::span::SpanKind;
 use crate::tag::{Str, Tag, TagValue};
-use crate::task::stack::{self, with_local, Ending, Frame, Stamp};
+use crate::task::stack::{self, with_thread_spans, Ending, SpanFrame, Stamp};
 use ::tracing::field::{Field, Visit};
 use ::tracing::span::{Attributes, Id, Record};
 use ::tracing::{Event, Level, Subscriber};
@@ -131,7 +131,7 @@ impl BridgeLayer {
 /// which the frame absorbs when the thread leaves the span, if anything was set on it.
 struct Bridged {
     /// The span's frame (context-only when it does not record); `None` once finished.
-    frame: Option<Frame>,
+    frame: Option<SpanFrame>,
     /// Whether a thread has entered the span after looking it up in the registry (from then
     /// on, its trace does not change); a thread that entered it as one of its [`Recent`]
     /// spans knows it there.
@@ -140,7 +140,7 @@ struct Bridged {
 
 impl Bridged {
     fn context(&self) -> Option<&SpanContext> {
-        self.frame.as_ref().map(Frame::context)
+        self.frame.as_ref().map(SpanFrame::context)
     }
 
     /// Applies a change to the span's record.
@@ -178,7 +178,7 @@ struct RecentSpan {
 }
 
 impl Recent {
-    fn insert(&mut self, id: u64, frame: &Frame) {
+    fn insert(&mut self, id: u64, frame: &SpanFrame) {
         self.spans[self.next] = Some(RecentSpan {
             id,
             context: frame.context().clone(),
@@ -234,7 +234,7 @@ enum Change {
 }
 
 impl Change {
-    fn apply(self, frame: &mut Frame) {
+    fn apply(self, frame: &mut SpanFrame) {
         match self {
             Change::Tag(key, value) => frame.set_tag(key, value),
             Change::Name(name) => {
@@ -323,7 +323,7 @@ where
             // The thread is shutting down: the span passes its explicit parent on.
             None => {
                 if let Some(parent) = explicit_parent.flatten() {
-                    bridged.frame = Some(Frame::context_only(parent.span_id().get(), parent));
+                    bridged.frame = Some(SpanFrame::context_only(parent.span_id().get(), parent));
                 }
             }
         }
@@ -365,7 +365,7 @@ where
         let key = id.into_u64();
         let entered = bridged.entered.load(Ordering::Relaxed)
             || with_recent(|recent| recent.forget(key)).unwrap_or(true);
-        if let Some(record) = bridged.frame.as_mut().and_then(Frame::record_mut) {
+        if let Some(record) = bridged.frame.as_mut().and_then(SpanFrame::record_mut) {
             if !entered && record.parent.is_none() && cause.is_sampled() {
                 record.context = cause.child(record.context.span_id());
                 record.parent = Some((Relationship::FollowsFrom, cause.span_id().get()));
@@ -419,7 +419,7 @@ where
             // The innermost span of either kind, when it records (or stands in for a `tracing`
             // span that does) on this thread's stack.
             let mut left = Some(changes);
-            with_local(|local| {
+            with_thread_spans(|local| {
                 if let Some(frame) = local.top_mut().filter(|f| f.takes_changes()) {
                     for change in left.take().into_iter().flatten() {
                         change.apply(frame);
@@ -455,7 +455,7 @@ where
         if self.registry_ids {
             let hit = with_recent(|recent| recent.enter(key)).flatten();
             if let Some((context, records)) = hit {
-                with_local(|local| local.push_stand_in(key, context, records));
+                with_thread_spans(|local| local.push_stand_in(key, context, records));
                 return;
             }
         }
@@ -471,7 +471,7 @@ where
             return;
         };
         let (context, records) = (frame.context().clone(), frame.is_recording());
-        with_local(|local| local.push_stand_in(key, context, records));
+        with_thread_spans(|local| local.push_stand_in(key, context, records));
     }
 
     fn on_exit(&self, id: &Id, ctx: Context<'_, S>) {
@@ -479,11 +479,11 @@ where
             return;
         }
         let key = id.into_u64();
-        if with_local(|local| local.leave_stand_in(key)) != Some(false) {
+        if with_thread_spans(|local| local.leave_stand_in(key)) != Some(false) {
             return;
         }
         // Something was set while the span was current: its frame takes it in.
-        let Some(stand_in) = with_local(|local| local.take(key)).flatten() else {
+        let Some(stand_in) = with_thread_spans(|local| local.take(key)).flatten() else {
             return;
         };
         let Some(span) = ctx.span(id) else {

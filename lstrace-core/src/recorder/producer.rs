@@ -138,11 +138,11 @@ mod tests {
     use crate::context::id::{SpanId, TraceId};
     use crate::context::SpanContext;
     use crate::tag::TagList;
-    use crate::task::stack::{Frame, Stamp};
+    use crate::task::stack::{SpanFrame, Stamp};
 
     fn record() -> SpanRecord {
         let context = SpanContext::new(TraceId::random(), SpanId::random(), true);
-        let frame = Frame::recording(
+        let frame = SpanFrame::recording(
             context,
             None,
             "ring-growth".into(),

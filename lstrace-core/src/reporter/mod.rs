@@ -135,7 +135,7 @@ pub struct FlushReport {
 }
 
 /// State shared by the tracer's handles, the recorder side and the reporter thread.
-pub(crate) struct Shared {
+pub(crate) struct TracerState {
     pub(crate) config: Config,
     pub(crate) events: Events,
     buffer: Mutex<SpanBuffer>,
@@ -263,7 +263,7 @@ impl Counters {
     }
 }
 
-impl Shared {
+impl TracerState {
     pub(crate) fn buffer(&self) -> MutexGuard<'_, SpanBuffer> {
         // Encoding cannot leave the buffer half-written: keep going after a panic elsewhere.
         self.buffer.lock().unwrap_or_else(PoisonError::into_inner)
@@ -427,7 +427,7 @@ pub struct Tracer {
 
 /// Dropping the last handle closes the command channel, which ends the reporter thread.
 struct Handle {
-    shared: Arc<Shared>,
+    shared: Arc<TracerState>,
     commands: async_mpsc::UnboundedSender<Command>,
 }
 
@@ -576,7 +576,7 @@ impl Tracer {
         };
         let transport = transport::Transport::new(&config, &*protocol)?;
         let chunk_bytes = worker::max_chunk_bytes(&config, &*protocol)?;
-        let shared = Arc::new(Shared {
+        let shared = Arc::new(TracerState {
             buffer: Mutex::new(SpanBuffer::new(chunk_bytes, config.protocol)),
             events: Events::new(config.event_handler.clone()),
             config,
@@ -634,7 +634,7 @@ impl Tracer {
         ))
     }
 
-    fn shared(&self) -> &Shared {
+    fn shared(&self) -> &TracerState {
         &self.handle.shared
     }
 

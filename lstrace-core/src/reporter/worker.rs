@@ -23,7 +23,7 @@ use super::events::{DropReason, Event, ReportError, ReportFailure, StatusReport}
 use super::protocol::{Answer, Carried, ReportBody, ReportProtocol};
 use super::retry::{after, Endpoints};
 use super::transport::{RawAnswer, Transport};
-use super::Shared;
+use super::TracerState;
 use crate::clock;
 use crate::recorder;
 use std::collections::{HashMap, VecDeque};
@@ -137,7 +137,7 @@ fn wall_clock_nanos() -> u64 {
 }
 
 pub(crate) struct Worker {
-    shared: Arc<Shared>,
+    shared: Arc<TracerState>,
     transport: Transport,
     protocol: Box<dyn ReportProtocol>,
     endpoints: Endpoints,
@@ -171,7 +171,7 @@ enum Step {
 
 impl Worker {
     pub(crate) fn new(
-        shared: Arc<Shared>,
+        shared: Arc<TracerState>,
         transport: Transport,
         protocol: Box<dyn ReportProtocol>,
     ) -> Self {

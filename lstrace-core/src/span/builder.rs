@@ -25,12 +25,12 @@ pub(super) enum Parent {
 #[derive(Clone)]
 pub struct SpanBuilder {
     pub(super) parent: Parent,
-    pub(super) spec: Spec,
+    pub(super) span: NewSpan,
 }
 
 /// Everything about a new span but its parent.
 #[derive(Clone)]
-pub(super) struct Spec {
+pub(super) struct NewSpan {
     pub(super) name: Str,
     pub(super) relationship: Relationship,
     pub(super) tags: TagList,
@@ -65,7 +65,7 @@ pub(super) struct Spec {
 pub fn span(name: impl Into<Cow<'static, str>>) -> SpanBuilder {
     SpanBuilder {
         parent: Parent::Current,
-        spec: Spec {
+        span: NewSpan {
             name: name.into(),
             relationship: Relationship::ChildOf,
             tags: TagList::new(),
@@ -91,8 +91,8 @@ impl SpanBuilder {
     #[cfg(feature = "tracing")]
     #[inline]
     pub(crate) fn set_first_tag(&mut self, key: Str, value: TagValue) {
-        if self.spec.tags.is_new() && recorder::max_tags_per_span() > 0 {
-            self.spec.tags = TagList::one(Tag { key, value });
+        if self.span.tags.is_new() && recorder::max_tags_per_span() > 0 {
+            self.span.tags = TagList::one(Tag { key, value });
         } else {
             self.set_tag(key, value);
         }
@@ -101,7 +101,7 @@ impl SpanBuilder {
     /// Sets a tag in place (for builders filled in a loop).
     #[inline]
     pub(crate) fn set_tag(&mut self, key: Str, value: TagValue) {
-        self.spec
+        self.span
             .tags
             .set_within(key, value, recorder::max_tags_per_span());
     }
@@ -125,7 +125,7 @@ impl SpanBuilder {
         match parent {
             Some(parent) => {
                 self.parent = Parent::Explicit(parent.clone());
-                self.spec.relationship = Relationship::ChildOf;
+                self.span.relationship = Relationship::ChildOf;
             }
             None => self.parent = Parent::Root,
         }
@@ -134,13 +134,13 @@ impl SpanBuilder {
     /// References `parent` with FOLLOWS_FROM: `parent` does not wait for this span.
     pub fn follows_from(mut self, parent: &SpanContext) -> Self {
         self.parent = Parent::Explicit(parent.clone());
-        self.spec.relationship = Relationship::FollowsFrom;
+        self.span.relationship = Relationship::FollowsFrom;
         self
     }
 
     /// References the current span with FOLLOWS_FROM instead of CHILD_OF.
     pub fn follows_from_current(mut self) -> Self {
-        self.spec.relationship = Relationship::FollowsFrom;
+        self.span.relationship = Relationship::FollowsFrom;
         self
     }
 
@@ -153,14 +153,14 @@ impl SpanBuilder {
     /// Whether a new trace is recorded, overriding the [sampling policy](crate::sampling).
     /// Ignored for a span that has a parent: it inherits the parent's decision.
     pub fn sampled(mut self, sampled: bool) -> Self {
-        self.spec.sampled = Some(sampled);
+        self.span.sampled = Some(sampled);
         self
     }
 
     /// Sets the start time (wall clock), for work that began before the span was created.
     /// The duration is measured from this instant.
     pub fn start_time(mut self, time: SystemTime) -> Self {
-        self.spec.start_time = Some(time);
+        self.span.start_time = Some(time);
         self
     }
 
@@ -213,9 +213,9 @@ impl SpanBuilder {
 impl fmt::Debug for SpanBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SpanBuilder")
-            .field("name", &self.spec.name)
-            .field("relationship", &self.spec.relationship)
-            .field("tags", &self.spec.tags)
+            .field("name", &self.span.name)
+            .field("relationship", &self.span.relationship)
+            .field("tags", &self.span.tags)
             .finish_non_exhaustive()
     }
 }

@@ -5,7 +5,7 @@ use crate::clock;
 use crate::context::SpanContext;
 use crate::recorder;
 use crate::tag::{Tag, TagValue};
-use crate::task::stack::{with_local, Stamp};
+use crate::task::stack::{with_thread_spans, Stamp};
 use std::borrow::Cow;
 use std::fmt;
 
@@ -21,7 +21,7 @@ use std::fmt;
 /// [`SpanBuilder::child_of`]: crate::SpanBuilder::child_of
 #[must_use]
 pub fn current() -> Option<SpanContext> {
-    with_local(|local| local.top().map(|f| f.context().clone())).flatten()
+    with_thread_spans(|local| local.top().map(|f| f.context().clone())).flatten()
 }
 
 /// Sets a tag on the current span (no-op outside any span).
@@ -30,7 +30,7 @@ pub fn tag(key: impl Into<Cow<'static, str>>, value: impl Into<TagValue>) {
         return;
     }
     let (key, value) = (key.into(), value.into());
-    with_local(|local| {
+    with_thread_spans(|local| {
         if let Some(f) = local.top_mut() {
             f.set_tag(key, value);
         }
@@ -52,7 +52,7 @@ pub fn log<K: Into<Cow<'static, str>>, V: Into<TagValue>>(
     }
     let fields = collect_fields(fields);
     let now = Stamp::At(clock::now());
-    with_local(|local| {
+    with_thread_spans(|local| {
         if let Some(f) = local.top_mut() {
             f.log(now, fields);
         }
@@ -67,7 +67,7 @@ pub fn record_error(error: &(dyn fmt::Display + '_)) {
     }
     let message = error.to_string();
     let now = Stamp::At(clock::now());
-    with_local(|local| {
+    with_thread_spans(|local| {
         if let Some(f) = local.top_mut() {
             f.set_tag("error".into(), TagValue::Bool(true));
             f.log(
@@ -82,7 +82,7 @@ pub fn record_error(error: &(dyn fmt::Display + '_)) {
 /// carry it. Works without a tracer too, on the context entered last.
 pub fn set_baggage_item(key: impl Into<String>, value: impl Into<String>) {
     let (key, value) = (key.into(), value.into());
-    with_local(|local| {
+    with_thread_spans(|local| {
         if let Some(f) = local.top_mut() {
             f.context_mut().set_baggage_item(key, value);
         }

@@ -4,7 +4,7 @@ use super::collect_fields;
 use crate::clock;
 use crate::context::SpanContext;
 use crate::tag::TagValue;
-use crate::task::stack::{self, with_local, Ending, Frame, Stamp};
+use crate::task::stack::{self, with_thread_spans, Ending, SpanFrame, Stamp};
 use std::borrow::Cow;
 use std::fmt;
 use std::time::SystemTime;
@@ -13,7 +13,7 @@ use std::time::SystemTime;
 /// there, or instrument a future. It finishes on [`Span::finish`] or on drop.
 #[must_use = "a span finishes when it is dropped"]
 pub struct Span {
-    pub(crate) frame: Option<Frame>,
+    pub(crate) frame: Option<SpanFrame>,
 }
 
 impl Span {
@@ -25,7 +25,7 @@ impl Span {
     /// True when this span records nothing.
     #[must_use]
     pub fn is_noop(&self) -> bool {
-        !self.frame.as_ref().is_some_and(Frame::is_recording)
+        !self.frame.as_ref().is_some_and(SpanFrame::is_recording)
     }
 
     /// The span's context (`None` for a no-op span).
@@ -74,7 +74,8 @@ impl Span {
 
     /// Runs `f` with this span entered (current), then takes it back out, unfinished.
     pub fn in_scope<R>(&mut self, f: impl FnOnce() -> R) -> R {
-        let Some(key) = with_local(|local| local.push_from(&mut self.frame)).flatten() else {
+        let Some(key) = with_thread_spans(|local| local.push_from(&mut self.frame)).flatten()
+        else {
             return f();
         };
         // Takes the frame back even if `f` panics, so the span is not lost or left current.
@@ -84,7 +85,7 @@ impl Span {
         }
         impl Drop for Exit<'_> {
             fn drop(&mut self) {
-                with_local(|local| local.pop_into(self.key, &mut self.span.frame));
+                with_thread_spans(|local| local.pop_into(self.key, &mut self.span.frame));
                 if std::thread::panicking() {
                     if let Some(f) = &mut self.span.frame {
                         f.set_tag("error".into(), TagValue::Bool(true));

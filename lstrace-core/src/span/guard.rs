@@ -4,7 +4,7 @@ use super::{collect_fields, current};
 use crate::clock;
 use crate::context::SpanContext;
 use crate::tag::TagValue;
-use crate::task::stack::{with_local, Frame, Stamp};
+use crate::task::stack::{with_thread_spans, SpanFrame, Stamp};
 use std::borrow::Cow;
 use std::fmt;
 use std::marker::PhantomData;
@@ -67,9 +67,9 @@ impl SpanGuard {
         ManuallyDrop::new(self).key
     }
 
-    fn with_frame<R>(&self, f: impl FnOnce(&mut Frame) -> R) -> Option<R> {
+    fn with_frame<R>(&self, f: impl FnOnce(&mut SpanFrame) -> R) -> Option<R> {
         let key = self.key?;
-        with_local(|local| local.find_mut(key).map(f)).flatten()
+        with_thread_spans(|local| local.find_mut(key).map(f)).flatten()
     }
 
     /// The span's context. A child of the current span in an unsampled trace (or a span
@@ -110,7 +110,7 @@ impl SpanGuard {
             self.with_frame(|f| f.context_mut().set_baggage_item(key, value));
             return;
         }
-        self.key = with_local(|local| {
+        self.key = with_thread_spans(|local| {
             let context = local.top()?.context().clone();
             let frame = context.with_baggage_item(key, value).scope_frame();
             let key = frame.key;
@@ -136,7 +136,7 @@ impl Drop for SpanGuard {
 }
 
 fn finish_entered(key: u64) {
-    with_local(|local| local.finish_entered_now(key));
+    with_thread_spans(|local| local.finish_entered_now(key));
 }
 
 impl fmt::Debug for SpanGuard {

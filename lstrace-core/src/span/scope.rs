@@ -3,7 +3,7 @@
 use super::SpanGuard;
 use crate::context::id::random_u64;
 use crate::context::SpanContext;
-use crate::task::stack::{with_local, Frame};
+use crate::task::stack::{with_thread_spans, SpanFrame};
 
 impl SpanContext {
     /// Enters this context on the current thread: spans started until the guard drops are
@@ -23,7 +23,7 @@ impl SpanContext {
     pub fn enter(&self) -> SpanGuard {
         let frame = self.scope_frame();
         let key = frame.key;
-        with_local(|local| {
+        with_thread_spans(|local| {
             local.stack.push(frame);
             SpanGuard::entered(key)
         })
@@ -37,7 +37,7 @@ impl SpanContext {
     }
 
     /// A frame that makes this context current without recording anything.
-    pub(crate) fn scope_frame(&self) -> Frame {
-        Frame::context_only(random_u64(), self.clone())
+    pub(crate) fn scope_frame(&self) -> SpanFrame {
+        SpanFrame::context_only(random_u64(), self.clone())
     }
 }

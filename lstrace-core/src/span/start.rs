@@ -1,7 +1,7 @@
 //! Starting a span: deciding its context and pushing its frame, with the builder's name and
 //! tags moved straight into the frame.
 
-use super::builder::{Parent, SpanBuilder, Spec};
+use super::builder::{NewSpan, Parent, SpanBuilder};
 use super::SpanGuard;
 use crate::clock;
 use crate::context::id::{SpanId, TraceId};
@@ -9,7 +9,7 @@ use crate::context::SpanContext;
 use crate::record::Relationship;
 use crate::sampling;
 use crate::tag::TagList;
-use crate::task::stack::{with_local, Frame, Local, Stamp};
+use crate::task::stack::{with_thread_spans, SpanFrame, Stamp, ThreadSpans};
 use std::mem::ManuallyDrop;
 use std::ptr;
 use std::time::SystemTime;
@@ -23,33 +23,33 @@ use std::time::SystemTime;
 /// # Safety
 /// The caller gives `builder` up: it must not be used or dropped after this call.
 #[inline(always)]
-pub(crate) unsafe fn start_frame(builder: &mut ManuallyDrop<SpanBuilder>) -> Option<Frame> {
+pub(crate) unsafe fn start_frame(builder: &mut ManuallyDrop<SpanBuilder>) -> Option<SpanFrame> {
     let b: &mut SpanBuilder = builder;
     let started = match &b.parent {
         Parent::Current => {
-            with_local(|local| b.spec.under_current(local.top().map(Frame::context)))
+            with_thread_spans(|local| b.span.under_current(local.top().map(SpanFrame::context)))
         }
-        Parent::Root => Some(b.spec.under_current(None)),
-        Parent::Explicit(ctx) => Some(b.spec.under_explicit(ctx)),
+        Parent::Root => Some(b.span.under_current(None)),
+        Parent::Explicit(ctx) => Some(b.span.under_explicit(ctx)),
     };
     let frame = match started {
         Some((context, parent)) if context.is_sampled() => {
-            let start = b.spec.start();
+            let start = b.span.start();
             // SAFETY: the name and tags move into the frame, and the rest of the builder is
             // dropped without them.
             unsafe {
-                let frame = Frame::recording(
+                let frame = SpanFrame::recording(
                     context,
                     parent,
-                    ptr::read(&b.spec.name),
-                    TagList::read_moved(&b.spec.tags),
+                    ptr::read(&b.span.name),
+                    TagList::read_moved(&b.span.tags),
                     start,
                 );
                 ptr::drop_in_place(&mut b.parent);
                 return Some(frame);
             }
         }
-        Some((context, _)) => Some(Frame::context_only(context.span_id().get(), context)),
+        Some((context, _)) => Some(SpanFrame::context_only(context.span_id().get(), context)),
         None => None,
     };
     // SAFETY: the builder is dropped once, whole.
@@ -71,7 +71,7 @@ pub(crate) unsafe fn start_frame(builder: &mut ManuallyDrop<SpanBuilder>) -> Opt
 #[inline(always)]
 pub(super) unsafe fn start_entered(builder: &mut ManuallyDrop<SpanBuilder>) -> SpanGuard {
     let b: &mut SpanBuilder = builder;
-    let key = with_local(|local| {
+    let key = with_thread_spans(|local| {
         // Children of an unsampled span cost nothing: the parent's frame already tells every
         // descendant that the trace is not recorded. Checked here, before the rest of the
         // work (and its register saves), which is in `push_started`.
@@ -86,7 +86,7 @@ pub(super) unsafe fn start_entered(builder: &mut ManuallyDrop<SpanBuilder>) -> S
     })
     .flatten();
     // SAFETY: drops what is left of the builder, once: `push_started` moved its name and tags
-    // out, and the spec's other fields need no drop.
+    // out, and the new span's other fields need no drop.
     unsafe {
         match key {
             Some(_) => ptr::drop_in_place(&mut b.parent),
@@ -103,9 +103,9 @@ pub(super) unsafe fn start_entered(builder: &mut ManuallyDrop<SpanBuilder>) -> S
 /// # Safety
 /// Moves the name and tags out of `b`: the caller must not drop them again.
 #[inline(never)]
-unsafe fn push_started(local: &mut Local, b: &mut SpanBuilder) -> u64 {
+unsafe fn push_started(local: &mut ThreadSpans, b: &mut SpanBuilder) -> u64 {
     let parent = match &b.parent {
-        Parent::Current => local.top().map(Frame::context),
+        Parent::Current => local.top().map(SpanFrame::context),
         Parent::Root => None,
         // SAFETY: passed on from the caller.
         Parent::Explicit(_) => return unsafe { push_decided(local, b) },
@@ -115,7 +115,7 @@ unsafe fn push_started(local: &mut Local, b: &mut SpanBuilder) -> u64 {
         // path, so that the context goes straight from here into the frame.
         Some(p) => {
             let context = p.child(SpanId::random());
-            let parent = Some((b.spec.relationship, p.span_id().get()));
+            let parent = Some((b.span.relationship, p.span_id().get()));
             // SAFETY: passed on from the caller.
             unsafe { push_recording(local, b, context, parent) }
         }
@@ -130,10 +130,10 @@ unsafe fn push_started(local: &mut Local, b: &mut SpanBuilder) -> u64 {
 /// # Safety
 /// As [`push_started`].
 #[inline(never)]
-unsafe fn push_decided(local: &mut Local, b: &mut SpanBuilder) -> u64 {
+unsafe fn push_decided(local: &mut ThreadSpans, b: &mut SpanBuilder) -> u64 {
     let (context, parent) = match &b.parent {
-        Parent::Explicit(ctx) => b.spec.under_explicit(ctx),
-        Parent::Current | Parent::Root => b.spec.under_current(None),
+        Parent::Explicit(ctx) => b.span.under_explicit(ctx),
+        Parent::Current | Parent::Root => b.span.under_current(None),
     };
     // SAFETY: passed on from the caller.
     unsafe {
@@ -151,19 +151,19 @@ unsafe fn push_decided(local: &mut Local, b: &mut SpanBuilder) -> u64 {
 /// As [`push_started`].
 #[inline(always)]
 unsafe fn push_recording(
-    local: &mut Local,
+    local: &mut ThreadSpans,
     b: &mut SpanBuilder,
     context: SpanContext,
     parent: Option<(Relationship, u64)>,
 ) -> u64 {
-    let start = b.spec.start();
+    let start = b.span.start();
     // SAFETY: the name and tags move into the frame.
     unsafe {
         local.push_recording(
             context,
             parent,
-            ptr::read(&b.spec.name),
-            &b.spec.tags,
+            ptr::read(&b.span.name),
+            &b.span.tags,
             start,
         )
     }
@@ -175,14 +175,18 @@ unsafe fn push_recording(
 /// # Safety
 /// Drops the name and tags of `b`: the caller must not drop them again.
 #[inline(never)]
-unsafe fn push_unrecorded(local: &mut Local, b: &mut SpanBuilder, context: SpanContext) -> u64 {
+unsafe fn push_unrecorded(
+    local: &mut ThreadSpans,
+    b: &mut SpanBuilder,
+    context: SpanContext,
+) -> u64 {
     let key = context.span_id().get();
     local.push_context_only(key, context);
     // SAFETY: dropped once; the caller does not drop them again.
     unsafe {
-        ptr::drop_in_place(&mut b.spec.name);
-        if !b.spec.tags.is_new() {
-            ptr::drop_in_place(&mut b.spec.tags);
+        ptr::drop_in_place(&mut b.span.name);
+        if !b.span.tags.is_new() {
+            ptr::drop_in_place(&mut b.span.tags);
         }
     }
     key
@@ -210,9 +214,9 @@ impl SpanBuilder {
         // SAFETY: each field is dropped once; a new tag list owns nothing.
         unsafe {
             ptr::drop_in_place(&mut self.parent);
-            ptr::drop_in_place(&mut self.spec.name);
-            if !self.spec.tags.is_new() {
-                ptr::drop_in_place(&mut self.spec.tags);
+            ptr::drop_in_place(&mut self.span.name);
+            if !self.span.tags.is_new() {
+                ptr::drop_in_place(&mut self.span.tags);
             }
         }
     }
@@ -225,7 +229,7 @@ const _: () = assert!(
         && !std::mem::needs_drop::<Option<bool>>()
 );
 
-impl Spec {
+impl NewSpan {
     /// When a span that starts now starts: now, or at its explicit start time.
     #[inline]
     fn start(&self) -> Stamp {

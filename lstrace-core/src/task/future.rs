@@ -13,7 +13,7 @@
 //! ones) never copies its frame.
 
 use crate::span::{self, Span, SpanGuard};
-use crate::task::stack::{self, with_local, Ending, Frame, Local};
+use crate::task::stack::{self, with_thread_spans, Ending, SpanFrame, ThreadSpans};
 use crate::SpanContext;
 use std::fmt;
 use std::future::Future;
@@ -35,7 +35,7 @@ enum TaskFrames {
     /// polls it next: the first poll finds the frame there by its key.
     Entered(u64),
     /// The task's frames, its own first (none: polls run in whatever span is current).
-    Suspended(Vec<Frame>),
+    Suspended(Vec<SpanFrame>),
 }
 
 // What a traced `async fn`'s future carries besides its body: three words.
@@ -73,7 +73,7 @@ impl<F> Instrumented<F> {
         Self::owning(context.map(|c| c.scope_frame()), inner)
     }
 
-    fn owning(frame: Option<Frame>, inner: F) -> Self {
+    fn owning(frame: Option<SpanFrame>, inner: F) -> Self {
         Instrumented {
             inner,
             frames: ManuallyDrop::new(TaskFrames::Suspended(frame.into_iter().collect())),
@@ -93,7 +93,7 @@ impl<F> Instrumented<F> {
                     Ending::Cancelled
                 };
                 let end = crate::clock::now();
-                with_local(|local| local.finish_entered(key, end, ending));
+                with_thread_spans(|local| local.finish_entered(key, end, ending));
                 *self.frames = TaskFrames::Suspended(Vec::new());
             }
             TaskFrames::Suspended(frames) => {
@@ -135,7 +135,7 @@ impl Drop for PollExit<'_> {
             None
         };
         let (frames, base) = (&mut *self.frames, self.base);
-        with_local(|local| {
+        with_thread_spans(|local| {
             let depth = match base {
                 Base::Depth(depth) => depth,
                 Base::Key(key) => match local.position(key) {
@@ -165,7 +165,7 @@ impl Drop for PollExit<'_> {
 /// Moves the task's frames (from `depth` up) off the stack into the future, as a poll
 /// returns `Pending`. Out of line: the common end of a poll is completing.
 #[inline(never)]
-fn suspend(frames: &mut TaskFrames, local: &mut Local, depth: usize) {
+fn suspend(frames: &mut TaskFrames, local: &mut ThreadSpans, depth: usize) {
     if let TaskFrames::Entered(_) = frames {
         *frames = TaskFrames::Suspended(Vec::new());
     }
@@ -188,7 +188,7 @@ impl<F: Future> Future for Instrumented<F> {
             TaskFrames::Entered(key) => Base::Key(*key),
             TaskFrames::Suspended(frames) if frames.is_empty() => return inner.poll(cx),
             TaskFrames::Suspended(frames) => {
-                let depth = with_local(|local| {
+                let depth = with_thread_spans(|local| {
                     let depth = local.stack.len();
                     local.resume_from(frames);
                     depth
@@ -225,7 +225,7 @@ impl<F> Drop for Instrumented<F> {
 impl<F> fmt::Debug for Instrumented<F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let context = match &*self.frames {
-            TaskFrames::Suspended(frames) => frames.first().map(Frame::context),
+            TaskFrames::Suspended(frames) => frames.first().map(SpanFrame::context),
             TaskFrames::Entered(_) => None,
         };
         f.debug_struct("Instrumented")

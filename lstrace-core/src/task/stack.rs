@@ -40,7 +40,10 @@ impl Stamp {
     }
 }
 
-pub(crate) struct Frame {
+/// A frame of the span stack: a started span's record so far, or only a context made current
+/// (see [`Role`]). It lives on its thread's stack while entered, and in a [`Span`](crate::Span)
+/// or a suspended future's frame list otherwise.
+pub(crate) struct SpanFrame {
     /// Identifies the frame for its guard: the span id for a live span, a random key for a
     /// context-only frame (whose context may be entered several times), the `tracing` span
     /// id for a stand-in.
@@ -60,7 +63,7 @@ enum Role {
     Span,
     /// Stands in for a span whose record is kept elsewhere (a `tracing` span's, while it is
     /// entered): it takes the tags and logs made while it is current, for its span to
-    /// [absorb](Frame::absorb) when it is left, and never goes to the ring itself.
+    /// [absorb](SpanFrame::absorb) when it is left, and never goes to the ring itself.
     #[cfg_attr(not(feature = "tracing"), allow(dead_code))]
     StandIn,
 }
@@ -87,7 +90,7 @@ impl Ending {
     }
 }
 
-impl Frame {
+impl SpanFrame {
     /// The frame of a span that records, started at `start`.
     #[inline]
     pub(crate) fn recording(
@@ -96,8 +99,8 @@ impl Frame {
         name: Str,
         tags: TagList,
         start: Stamp,
-    ) -> Frame {
-        Frame {
+    ) -> SpanFrame {
+        SpanFrame {
             key: context.span_id().get(),
             role: Role::Span,
             record: SpanRecord {
@@ -113,8 +116,8 @@ impl Frame {
     }
 
     /// A frame that makes `context` current without recording anything.
-    pub(crate) fn context_only(key: u64, context: SpanContext) -> Frame {
-        Frame {
+    pub(crate) fn context_only(key: u64, context: SpanContext) -> SpanFrame {
+        SpanFrame {
             key,
             role: Role::Context,
             record: SpanRecord {
@@ -161,7 +164,7 @@ impl Frame {
     /// tags and logs in order, and its context when baggage changed it.
     #[cfg(feature = "tracing")]
     #[cold]
-    pub(crate) fn absorb(&mut self, stand_in: Frame) {
+    pub(crate) fn absorb(&mut self, stand_in: SpanFrame) {
         let SpanRecord {
             context,
             tags,
@@ -253,11 +256,11 @@ impl Frame {
 /// # Safety
 /// `stack` has a top frame, of a span that records, stamped.
 #[inline(always)]
-unsafe fn move_top_to_ring(stack: &mut Vec<Frame>, producer: &mut Option<Producer>) {
+unsafe fn move_top_to_ring(stack: &mut Vec<SpanFrame>, producer: &mut Option<Producer>) {
     let len = stack.len();
     // SAFETY: the top frame leaves the stack (the length no longer covers it) and its record
     // is given up to `push_record_from`; its other fields need no drop (checked above
-    // `Local`).
+    // `ThreadSpans`).
     unsafe {
         stack.set_len(len - 1);
         let frame = stack.as_mut_ptr().add(len - 1);
@@ -311,39 +314,41 @@ const _: () = assert!(!std::mem::needs_drop::<bool>() && !std::mem::needs_drop::
 /// How many empty frame lists a thread keeps for futures that suspend.
 const SPARE_LISTS: usize = 32;
 
-pub(crate) struct Local {
-    pub(crate) stack: Vec<Frame>,
+/// A thread's spans: the stack of entered frames, the producing end of its ring of finished
+/// spans, and spare frame lists for futures that suspend.
+pub(crate) struct ThreadSpans {
+    pub(crate) stack: Vec<SpanFrame>,
     producer: Option<Producer>,
     /// Empty frame lists left by futures that resumed, for the next ones to suspend: a
     /// suspending future then allocates nothing.
-    spare: Vec<Vec<Frame>>,
+    spare: Vec<Vec<SpanFrame>>,
 }
 
-impl Local {
+impl ThreadSpans {
     const fn new() -> Self {
-        Local {
+        ThreadSpans {
             stack: Vec::new(),
             producer: None,
             spare: Vec::new(),
         }
     }
 
-    pub(crate) fn top(&self) -> Option<&Frame> {
+    pub(crate) fn top(&self) -> Option<&SpanFrame> {
         self.stack.last()
     }
 
-    pub(crate) fn top_mut(&mut self) -> Option<&mut Frame> {
+    pub(crate) fn top_mut(&mut self) -> Option<&mut SpanFrame> {
         self.stack.last_mut()
     }
 
-    pub(crate) fn find_mut(&mut self, key: u64) -> Option<&mut Frame> {
+    pub(crate) fn find_mut(&mut self, key: u64) -> Option<&mut SpanFrame> {
         self.stack.iter_mut().rev().find(|f| f.key == key)
     }
 
     /// Pushes a frame; with the frame built by the (inlined) caller, the compiler writes it
     /// straight into the stack's memory.
     #[inline]
-    pub(crate) fn push(&mut self, frame: Frame) {
+    pub(crate) fn push(&mut self, frame: SpanFrame) {
         self.stack.reserve(1);
         let len = self.stack.len();
         // SAFETY: `reserve` made room for one more frame at `len`, which is written before the
@@ -374,8 +379,8 @@ impl Local {
         key
     }
 
-    /// Pushes a context-only frame for `context` under `key` (see [`Frame::context_only`]),
-    /// written in place as [`Local::push_recording`] does.
+    /// Pushes a context-only frame for `context` under `key` (see [`SpanFrame::context_only`]),
+    /// written in place as [`ThreadSpans::push_recording`] does.
     #[inline]
     pub(crate) fn push_context_only(&mut self, key: u64, context: SpanContext) {
         self.push_bare(key, Role::Context, context);
@@ -397,7 +402,7 @@ impl Local {
 
     /// Leaves the stand-in with `key` (normally the top frame) if nothing was set on it:
     /// returns false, with the stand-in left where it is, when tags, logs or baggage were,
-    /// for its span to [absorb](Frame::absorb) (see [`Local::take`]).
+    /// for its span to [absorb](SpanFrame::absorb) (see [`ThreadSpans::take`]).
     #[cfg(feature = "tracing")]
     #[inline]
     pub(crate) fn leave_stand_in(&mut self, key: u64) -> bool {
@@ -420,7 +425,7 @@ impl Local {
 
     /// Takes the frame with `key` off the stack, wherever it is.
     #[cold]
-    pub(crate) fn take(&mut self, key: u64) -> Option<Frame> {
+    pub(crate) fn take(&mut self, key: u64) -> Option<SpanFrame> {
         let at = self.stack.iter().rposition(|f| f.key == key)?;
         Some(self.stack.remove(at))
     }
@@ -482,12 +487,12 @@ impl Local {
         }
     }
 
-    /// Finishes the entered span with `key` now, as [`Local::finish_entered`] does. The clock
+    /// Finishes the entered span with `key` now, as [`ThreadSpans::finish_entered`] does. The clock
     /// and the panic flag are read only for a span that records: leaving the scope of a span
     /// that is not recorded (a sampled-out root, an entered context) reads neither.
     #[inline]
     pub(crate) fn finish_entered_now(&mut self, key: u64) {
-        let Local {
+        let ThreadSpans {
             stack, producer, ..
         } = self;
         match stack.last_mut() {
@@ -507,7 +512,7 @@ impl Local {
 
     #[cold]
     fn finish_below_top_now(&mut self, key: u64) {
-        if let Some(frame) = self.take(key).filter(Frame::is_recording) {
+        if let Some(frame) = self.take(key).filter(SpanFrame::is_recording) {
             self.finish(frame, clock::now(), Ending::now());
         }
     }
@@ -516,7 +521,7 @@ impl Local {
     /// the stack to the ring in one copy.
     #[inline]
     pub(crate) fn finish_top(&mut self, end: Ticks, ending: Ending) {
-        let Local {
+        let ThreadSpans {
             stack, producer, ..
         } = self;
         let Some(top) = stack.last_mut() else {
@@ -533,7 +538,7 @@ impl Local {
     /// Finishes the span whose frame is in `slot` (a detached span's) into this thread's
     /// ring: its record goes from `slot` to the ring in one copy, and `slot` is left empty.
     #[inline]
-    pub(crate) fn finish_from(&mut self, slot: &mut Option<Frame>, end: Ticks, ending: Ending) {
+    pub(crate) fn finish_from(&mut self, slot: &mut Option<SpanFrame>, end: Ticks, ending: Ending) {
         let Some(frame) = slot.as_mut() else {
             return;
         };
@@ -542,7 +547,8 @@ impl Local {
             return;
         }
         // SAFETY: the record is given up to `push_record_from`, and `slot` is then overwritten
-        // without dropping the frame, whose other fields need no drop (checked above `Local`).
+        // without dropping the frame, whose other fields need no drop (checked above
+        // `ThreadSpans`).
         unsafe {
             push_record_from(&mut self.producer, ptr::addr_of_mut!(frame.record));
             ptr::write(slot, None);
@@ -552,8 +558,8 @@ impl Local {
     /// Enters the frame in `slot`: moves it onto the stack in one copy, leaving `slot` empty.
     /// Returns its key, or `None` if `slot` is empty.
     #[inline]
-    pub(crate) fn push_from(&mut self, slot: &mut Option<Frame>) -> Option<u64> {
-        let frame: *const Frame = slot.as_ref()?;
+    pub(crate) fn push_from(&mut self, slot: &mut Option<SpanFrame>) -> Option<u64> {
+        let frame: *const SpanFrame = slot.as_ref()?;
         self.stack.reserve(1);
         let len = self.stack.len();
         // SAFETY: the frame is copied into the room `reserve` made, which the length then
@@ -571,7 +577,7 @@ impl Local {
     /// empty `slot` in one copy. If `slot` already holds a frame, the one on the stack is
     /// dropped instead.
     #[inline]
-    pub(crate) fn pop_into(&mut self, key: u64, slot: &mut Option<Frame>) {
+    pub(crate) fn pop_into(&mut self, key: u64, slot: &mut Option<SpanFrame>) {
         let Some(at) = self.position(key) else {
             return;
         };
@@ -605,7 +611,7 @@ impl Local {
     /// Moves the frames from `depth` up off the stack to the end of `frames` (one copy). A
     /// list without room takes a spare one, or allocates only the room it needs.
     #[inline]
-    pub(crate) fn suspend_into(&mut self, depth: usize, frames: &mut Vec<Frame>) {
+    pub(crate) fn suspend_into(&mut self, depth: usize, frames: &mut Vec<SpanFrame>) {
         let count = self.stack.len().saturating_sub(depth);
         if frames.capacity() == 0 {
             if let Some(spare) = self.spare.pop() {
@@ -626,7 +632,7 @@ impl Local {
 
     /// Moves a suspended future's frames onto the stack (one copy), and keeps its emptied
     /// list for the next future to suspend: a future that runs holds no list.
-    pub(crate) fn resume_from(&mut self, frames: &mut Vec<Frame>) {
+    pub(crate) fn resume_from(&mut self, frames: &mut Vec<SpanFrame>) {
         self.stack.append(frames);
         if self.spare.len() < SPARE_LISTS {
             self.spare.push(mem::take(frames));
@@ -634,7 +640,7 @@ impl Local {
     }
 
     #[inline]
-    pub(crate) fn finish(&mut self, frame: Frame, end: Ticks, ending: Ending) {
+    pub(crate) fn finish(&mut self, frame: SpanFrame, end: Ticks, ending: Ending) {
         if let Some(record) = frame.into_record(end, ending) {
             recorder::push(&mut self.producer, record);
         }
@@ -642,15 +648,15 @@ impl Local {
 }
 
 thread_local! {
-    static LOCAL: RefCell<Local> = const { RefCell::new(Local::new()) };
+    static THREAD_SPANS: RefCell<ThreadSpans> = const { RefCell::new(ThreadSpans::new()) };
 }
 
 /// Runs `f` on this thread's stack. Returns `None` (and `f` is not run) when the thread is
 /// shutting down or the stack is already borrowed further up this call chain: tracing then
 /// degrades to a no-op rather than panicking in the user's program.
 #[inline]
-pub(crate) fn with_local<R>(f: impl FnOnce(&mut Local) -> R) -> Option<R> {
-    LOCAL
+pub(crate) fn with_thread_spans<R>(f: impl FnOnce(&mut ThreadSpans) -> R) -> Option<R> {
+    THREAD_SPANS
         .try_with(|local| local.try_borrow_mut().ok().map(|mut l| f(&mut l)))
         .ok()
         .flatten()
@@ -658,13 +664,13 @@ pub(crate) fn with_local<R>(f: impl FnOnce(&mut Local) -> R) -> Option<R> {
 
 /// Finishes the span whose frame is in `slot`, not on this thread's stack (a detached span, a
 /// dropped future's), leaving `slot` empty.
-pub(crate) fn finish_detached(slot: &mut Option<Frame>, ending: Ending) {
-    if !slot.as_ref().is_some_and(Frame::is_recording) {
+pub(crate) fn finish_detached(slot: &mut Option<SpanFrame>, ending: Ending) {
+    if !slot.as_ref().is_some_and(SpanFrame::is_recording) {
         *slot = None;
         return;
     }
     let end = clock::now();
-    with_local(|local| local.finish_from(slot, end, ending));
+    with_thread_spans(|local| local.finish_from(slot, end, ending));
     if slot.is_some() {
         *slot = None;
         // The thread is shutting down: the span cannot be recorded, but it is counted.
