@@ -458,8 +458,9 @@ impl TagList {
     /// compiler merge the two cases into a full copy.)
     ///
     /// # Safety
-    /// `src` points to a valid list that the caller gives up; `dst` to memory for a list,
-    /// which is overwritten without being dropped.
+    /// `src` points to a valid list that the caller gives up (it must not use or drop it
+    /// after this); `dst` to memory for a list, valid for writes and apart from `src`, which
+    /// is overwritten without being dropped.
     #[inline]
     pub(crate) unsafe fn move_to(src: *const TagList, dst: *mut TagList) {
         // SAFETY: as the caller promises; a new list owns nothing, so not reading it is fine.

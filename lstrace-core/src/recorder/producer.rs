@@ -66,7 +66,10 @@ pub(crate) fn push(slot: &mut Option<Producer>, span: SpanRecord) {
 /// span is counted as dropped, and this returns false.
 ///
 /// # Safety
-/// `write` must leave a valid record in the slot.
+/// When run, `write` must leave a valid record in the slot it is given, without reading or
+/// dropping the slot's old contents: the consumer takes the slot as an initialised record.
+/// `write` runs once when this returns true and not at all when it returns false, so a
+/// `write` that moves a record in gives it up only on true.
 #[inline]
 pub(crate) unsafe fn push_with(
     slot: &mut Option<Producer>,
@@ -89,7 +92,8 @@ pub(crate) unsafe fn push_with(
 /// or is dropped and counted (false) when the ring is as big as rings get.
 ///
 /// # Safety
-/// As for [`push_with`].
+/// As for [`push_with`], and `pushed` is what the ring's `push_with` returned for this very
+/// `write`: it has run unless the push was refused ([`Pushed::Full`]), and must not run again.
 #[cold]
 unsafe fn pushed_past_half_or_full(
     slot: &mut Option<Producer>,

@@ -21,7 +21,8 @@ pub(super) fn install_hook() {
     {
         static REGISTERED: std::sync::Once = std::sync::Once::new();
         REGISTERED.call_once(|| {
-            // SAFETY: `at_exit` is an `extern "C" fn()` that never unwinds.
+            // SAFETY: `atexit` only keeps the pointer; `at_exit` is an `extern "C" fn()`, as it
+            // expects, that lives as long as the program and lets no panic unwind into C.
             unsafe {
                 libc::atexit(at_exit);
             }

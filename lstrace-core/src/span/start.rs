@@ -85,8 +85,8 @@ pub(super) unsafe fn start_entered(builder: &mut ManuallyDrop<SpanBuilder>) -> S
         (!unsampled).then(|| unsafe { push_started(local, b) })
     })
     .flatten();
-    // SAFETY: drops what is left of the builder, once: `push_started` moved its name and tags
-    // out, and the new span's other fields need no drop.
+    // SAFETY: drops what is left of the builder, once: `push_started` moved or dropped its
+    // name and tags, and the new span's other fields need no drop.
     unsafe {
         match key {
             Some(_) => ptr::drop_in_place(&mut b.parent),
@@ -101,7 +101,8 @@ pub(super) unsafe fn start_entered(builder: &mut ManuallyDrop<SpanBuilder>) -> S
 /// out. Returns its key.
 ///
 /// # Safety
-/// Moves the name and tags out of `b`: the caller must not drop them again.
+/// The caller gives up the name and tags of `b` (they move into the frame, or are dropped
+/// here): after this it may drop only `b.parent`, and must not use the rest of `b`.
 #[inline(never)]
 unsafe fn push_started(local: &mut ThreadSpans, b: &mut SpanBuilder) -> u64 {
     let parent = match &b.parent {
@@ -173,7 +174,7 @@ unsafe fn push_recording(
 /// Its name and tags are dropped here. Returns its key.
 ///
 /// # Safety
-/// Drops the name and tags of `b`: the caller must not drop them again.
+/// Drops the name and tags of `b`: the caller must not use or drop them after this.
 #[inline(never)]
 unsafe fn push_unrecorded(
     local: &mut ThreadSpans,

@@ -254,7 +254,8 @@ impl SpanFrame {
 /// ring is full).
 ///
 /// # Safety
-/// `stack` has a top frame, of a span that records, stamped.
+/// `stack` is not empty. (Its top frame should be a recording span's, stamped: its record is
+/// what goes to the ring.)
 #[inline(always)]
 unsafe fn move_top_to_ring(stack: &mut Vec<SpanFrame>, producer: &mut Option<Producer>) {
     let len = stack.len();
@@ -272,7 +273,9 @@ unsafe fn move_top_to_ring(stack: &mut Vec<SpanFrame>, producer: &mut Option<Pro
 /// written anew rather than copied, which leaves about half the bytes of a record to copy.
 ///
 /// # Safety
-/// `src` points to a valid record that is given up; `dst` to memory for one record.
+/// `src` points to a valid record that the caller gives up (it must not use or drop it
+/// after this); `dst` to memory for one record, valid for writes and apart from `src`, which
+/// is overwritten without being dropped.
 #[inline]
 unsafe fn move_record(src: *mut SpanRecord, dst: *mut SpanRecord) {
     macro_rules! move_field {
