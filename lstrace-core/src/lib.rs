@@ -12,6 +12,7 @@ mod context;
 #[cfg(any(feature = "reqwest", feature = "tower"))]
 #[cfg_attr(docsrs, doc(cfg(any(feature = "reqwest", feature = "tower"))))]
 pub mod http;
+mod in_place;
 pub mod propagation;
 mod record;
 pub mod recorder;
@@ -50,7 +51,7 @@ pub use span::{
     baggage_item, current, log, record_error, set_baggage_item, span, tag, Span, SpanBuilder,
     SpanGuard, SpanKind,
 };
-pub use tag::{Tag, TagList, TagValue, ToTagValue};
+pub use tag::{SpanStr, Tag, TagList, TagValue, ToTagValue};
 #[cfg(feature = "tokio")]
 #[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
 pub use task::future::{spawn, spawn_blocking};

@@ -3,7 +3,7 @@
 use crate::clock::{self, Ticks, Timeline};
 use crate::context::SpanContext;
 use crate::recorder;
-use crate::tag::{truncate_str, Str, Tag, TagList, TagValue};
+use crate::tag::{SpanStr, Tag, TagList, TagValue};
 use std::time::{Duration, SystemTime};
 
 /// How a span relates to the span it references.
@@ -19,11 +19,66 @@ pub enum Relationship {
 #[derive(Clone, Debug, PartialEq)]
 pub struct LogRecord {
     pub(crate) unix_nanos: u64,
-    /// The fields, in the order given.
-    pub fields: Vec<Tag>,
+    pub(crate) fields: LogFields,
+}
+
+/// A log's fields: up to two are held inline (no allocation), more on the heap.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum LogFields {
+    One([Tag; 1]),
+    Two([Tag; 2]),
+    /// None, more than two, or fields given as a `Vec`.
+    Heap(Vec<Tag>),
+}
+
+/// How many fields a log holds inline.
+const INLINE_FIELDS: usize = 2;
+
+impl LogFields {
+    /// The fields `fields` yields, in order.
+    #[inline]
+    pub(crate) fn collect(mut fields: impl Iterator<Item = Tag>) -> LogFields {
+        let Some(first) = fields.next() else {
+            return LogFields::Heap(Vec::new());
+        };
+        let Some(second) = fields.next() else {
+            return LogFields::One([first]);
+        };
+        let Some(third) = fields.next() else {
+            return LogFields::Two([first, second]);
+        };
+        let mut all = Vec::with_capacity(INLINE_FIELDS + 1 + fields.size_hint().0);
+        all.extend([first, second, third]);
+        all.extend(fields);
+        LogFields::Heap(all)
+    }
+
+    #[inline]
+    pub(crate) fn as_slice(&self) -> &[Tag] {
+        match self {
+            LogFields::One(fields) => fields,
+            LogFields::Two(fields) => fields,
+            LogFields::Heap(fields) => fields,
+        }
+    }
 }
 
 impl LogRecord {
+    /// A log with a raw time (see [`SpanRecord::settle`]).
+    #[inline]
+    pub(crate) fn raw(raw_time: u64, fields: LogFields) -> LogRecord {
+        LogRecord {
+            unix_nanos: raw_time,
+            fields,
+        }
+    }
+
+    /// The fields, in the order given.
+    #[must_use]
+    pub fn fields(&self) -> &[Tag] {
+        self.fields.as_slice()
+    }
+
     /// When it was logged (wall clock).
     #[must_use]
     pub fn time(&self) -> SystemTime {
@@ -39,23 +94,26 @@ impl LogRecord {
     /// The value of a field.
     #[must_use]
     pub fn field(&self, key: &str) -> Option<&TagValue> {
-        self.fields.iter().find(|t| t.key == key).map(|t| &t.value)
+        self.fields()
+            .iter()
+            .find(|t| t.key == key)
+            .map(|t| &t.value)
     }
 }
 
 /// A finished span.
 ///
-/// Kept to 256 bytes with three inline tags, since finished spans wait in per-thread rings
-/// of these: the logs, which most spans do not have, live out of line.
+/// Finished spans wait in per-thread rings of these: three tags and one log of two fields are
+/// held inline, so that the common span allocates nothing, and more live out of line.
 #[derive(Clone, Debug)]
 pub struct SpanRecord {
     pub(crate) context: SpanContext,
     pub(crate) parent: Option<(Relationship, u64)>,
-    pub(crate) name: Str,
+    pub(crate) name: SpanStr,
     pub(crate) start_unix_nanos: u64,
     pub(crate) duration_nanos: u64,
     pub(crate) tags: TagList,
-    pub(crate) logs: Option<Box<Logs>>,
+    pub(crate) logs: LogList,
 }
 
 /// Marks an explicit time (a start or log time given by the caller) in a raw record (see
@@ -80,7 +138,7 @@ impl SpanRecord {
     pub(crate) fn settle(&mut self, timeline: &Timeline) {
         let max_name = recorder::max_operation_name_len();
         if self.name.len() > max_name {
-            truncate_str(&mut self.name, max_name);
+            self.name.truncate(max_name);
             recorder::count_operation_name_truncated();
         }
         let end = Ticks(self.duration_nanos);
@@ -101,19 +159,184 @@ impl SpanRecord {
         let start = place(raw_start);
         self.start_unix_nanos = start;
         self.duration_nanos = timeline.place(segment, first, end).saturating_sub(start);
-        if let Some(logs) = &mut self.logs {
-            for log in &mut logs.records {
-                log.unix_nanos = place(log.unix_nanos).max(start);
+        for log in self.logs.as_mut_slice() {
+            log.unix_nanos = place(log.unix_nanos).max(start);
+        }
+    }
+}
+
+impl SpanRecord {
+    /// Moves a record out of `src` field by field: an empty tag list and an empty log list
+    /// (most spans') are made anew rather than copied, which leaves under half the record to
+    /// copy.
+    ///
+    /// # Safety
+    /// `src` points to a valid record that the caller gives up: it must not be used or
+    /// dropped after this.
+    #[inline(always)]
+    pub(crate) unsafe fn read_moved(src: *const SpanRecord) -> SpanRecord {
+        // SAFETY: as the caller promises: each field is read out once (the struct literal
+        // names them all).
+        unsafe {
+            SpanRecord {
+                context: std::ptr::addr_of!((*src).context).read(),
+                parent: std::ptr::addr_of!((*src).parent).read(),
+                name: std::ptr::addr_of!((*src).name).read(),
+                start_unix_nanos: (*src).start_unix_nanos,
+                duration_nanos: (*src).duration_nanos,
+                tags: TagList::read_moved(std::ptr::addr_of!((*src).tags)),
+                logs: LogList::read_moved(std::ptr::addr_of!((*src).logs)),
             }
         }
     }
 }
 
-/// A span's logs, and how many more the per-span limit dropped.
+/// A span's logs: one is held inline, more (or any dropped) on the heap.
+#[derive(Clone, Debug, Default)]
+pub(crate) enum LogList {
+    #[default]
+    None,
+    One(LogRecord),
+    Heap(Box<Logs>),
+}
+
+/// The logs of a span that has more than one (or dropped some), and how many more the
+/// per-span limit dropped.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Logs {
     pub(crate) records: Vec<LogRecord>,
     pub(crate) dropped: u32,
+}
+
+impl LogList {
+    /// Adds `log`, or drops and counts it when the list already holds `max`.
+    #[inline]
+    pub(crate) fn push_within(&mut self, log: LogRecord, max: usize) {
+        match self {
+            LogList::None if max > 0 => *self = LogList::One(log),
+            _ => self.push_to_heap(log, max),
+        }
+    }
+
+    #[cold]
+    fn push_to_heap(&mut self, log: LogRecord, max: usize) {
+        let logs = self.heap();
+        if logs.records.len() < max {
+            logs.records.push(log);
+        } else {
+            logs.dropped = logs.dropped.saturating_add(1);
+        }
+    }
+
+    /// Counts `n` logs dropped before they reached the list.
+    #[cfg(feature = "tracing")]
+    pub(crate) fn count_dropped(&mut self, n: u32) {
+        let logs = self.heap();
+        logs.dropped = logs.dropped.saturating_add(n);
+    }
+
+    /// The logs on the heap, moved there first if need be.
+    #[cold]
+    pub(crate) fn heap(&mut self) -> &mut Logs {
+        if !matches!(self, LogList::Heap(_)) {
+            let records = match std::mem::take(self) {
+                LogList::One(log) => {
+                    let mut records = Vec::with_capacity(2);
+                    records.push(log);
+                    records
+                }
+                _ => Vec::new(),
+            };
+            *self = LogList::Heap(Box::new(Logs {
+                records,
+                dropped: 0,
+            }));
+        }
+        match self {
+            LogList::Heap(logs) => logs,
+            _ => unreachable!("moved to the heap above"),
+        }
+    }
+
+    /// True when there are no logs and none were dropped.
+    #[inline]
+    pub(crate) fn is_empty(&self) -> bool {
+        matches!(self, LogList::None)
+    }
+
+    /// The logs, in the order they were added.
+    #[inline]
+    pub(crate) fn as_slice(&self) -> &[LogRecord] {
+        match self {
+            LogList::None => &[],
+            LogList::One(log) => std::slice::from_ref(log),
+            LogList::Heap(logs) => &logs.records,
+        }
+    }
+
+    fn as_mut_slice(&mut self) -> &mut [LogRecord] {
+        match self {
+            LogList::None => &mut [],
+            LogList::One(log) => std::slice::from_mut(log),
+            LogList::Heap(logs) => &mut logs.records,
+        }
+    }
+
+    /// How many logs the per-span limit dropped.
+    pub(crate) fn dropped(&self) -> u32 {
+        match self {
+            LogList::Heap(logs) => logs.dropped,
+            _ => 0,
+        }
+    }
+
+    /// The logs and how many were dropped.
+    #[cfg(feature = "tracing")]
+    pub(crate) fn into_parts(self) -> (Vec<LogRecord>, u32) {
+        match self {
+            LogList::None => (Vec::new(), 0),
+            LogList::One(log) => (vec![log], 0),
+            LogList::Heap(logs) => (logs.records, logs.dropped),
+        }
+    }
+
+    /// Moves a list out of `src`: an empty list (most spans') is made anew rather than copied
+    /// with the room for a log.
+    ///
+    /// # Safety
+    /// `src` points to a valid list that the caller gives up: it must not be used or dropped
+    /// after this.
+    #[inline(always)]
+    pub(crate) unsafe fn read_moved(src: *const LogList) -> LogList {
+        // SAFETY: as the caller promises; an empty list owns nothing, so not reading it is
+        // fine.
+        unsafe {
+            if (*src).is_empty() {
+                LogList::None
+            } else {
+                std::ptr::read(src)
+            }
+        }
+    }
+
+    /// Moves a list from `src` to `dst`: an empty list (most spans') is written anew rather
+    /// than copied with the room for a log.
+    ///
+    /// # Safety
+    /// `src` points to a valid list that the caller gives up; `dst` to memory for a list,
+    /// which is overwritten without being dropped.
+    #[inline]
+    pub(crate) unsafe fn move_to(src: *const LogList, dst: *mut LogList) {
+        // SAFETY: as the caller promises; an empty list owns nothing, so not reading it is
+        // fine.
+        unsafe {
+            if (*src).is_empty() {
+                dst.write(LogList::None);
+            } else {
+                std::ptr::copy_nonoverlapping(src, dst, 1);
+            }
+        }
+    }
 }
 
 impl SpanRecord {
@@ -174,7 +397,7 @@ impl SpanRecord {
     /// The logs, in the order they were added.
     #[must_use]
     pub fn logs(&self) -> &[LogRecord] {
-        self.logs.as_deref().map_or(&[], |logs| &logs.records)
+        self.logs.as_slice()
     }
 
     /// How many tags were dropped because the span had reached the per-span limit (a tag
@@ -187,9 +410,33 @@ impl SpanRecord {
     /// How many logs were dropped because the span had reached the per-span limit.
     #[must_use]
     pub fn dropped_logs(&self) -> u32 {
-        self.logs.as_deref().map_or(0, |logs| logs.dropped)
+        self.logs.dropped()
     }
 }
 
-// A finished span with three inline tags waits in a ring slot of 256 bytes at most.
-const _: () = assert!(std::mem::size_of::<SpanRecord>() <= 256);
+// A finished span with three tags and a log inline waits in a ring slot of this size.
+const _: () = assert!(std::mem::size_of::<SpanRecord>() <= 352);
+const _: () = assert!(std::mem::size_of::<LogList>() <= 104);
+#[cfg(test)]
+impl LogList {
+    /// The list a span gets when `logs` are added to it in order (inline or on the heap,
+    /// as the span would hold them), with `dropped` more counted.
+    pub(crate) fn of(logs: Vec<LogRecord>, dropped: u32) -> LogList {
+        let mut list = LogList::None;
+        for log in logs {
+            list.push_within(log, usize::MAX);
+        }
+        if dropped > 0 {
+            list.heap().dropped = dropped;
+        }
+        list
+    }
+}
+
+#[cfg(test)]
+impl LogRecord {
+    /// A log of `fields` at `unix_nanos`, held as a span would hold it.
+    pub(crate) fn of(unix_nanos: u64, fields: Vec<Tag>) -> LogRecord {
+        LogRecord::raw(unix_nanos, LogFields::collect(fields.into_iter()))
+    }
+}

@@ -5,15 +5,18 @@ use std::collections::HashMap;
 use std::fmt;
 use std::mem::ManuallyDrop;
 
-/// A string that is either `'static` (free to copy) or owned.
-pub(crate) type Str = Cow<'static, str>;
+mod span_str;
+pub use span_str::SpanStr;
 
 /// A tag or log-field value. Values keep their type on the wire.
+///
+/// A string value of any lifetime converts (`From<&str>`, `From<&String>`): it is copied,
+/// inline when short (see [`SpanStr`]); [`TagValue::from_static`] borrows a `'static` one.
 #[derive(Clone, Debug, PartialEq)]
 #[non_exhaustive]
 pub enum TagValue {
     /// A string.
-    Str(Cow<'static, str>),
+    Str(SpanStr),
     /// A signed integer (unsigned values above `i64::MAX` are recorded as strings).
     Int(i64),
     /// A floating-point number.
@@ -26,7 +29,7 @@ impl TagValue {
     /// A string value that borrows a `'static` string: no allocation.
     #[must_use]
     pub const fn from_static(s: &'static str) -> Self {
-        TagValue::Str(Cow::Borrowed(s))
+        TagValue::Str(SpanStr::from_static(s))
     }
 
     /// The value as a string slice, if it is a string.
@@ -67,17 +70,23 @@ pub trait ToTagValue {
 
 impl ToTagValue for str {
     fn to_tag_value(&self) -> TagValue {
-        TagValue::Str(Cow::Owned(self.to_owned()))
+        TagValue::Str(SpanStr::new(self))
     }
 }
 
 impl ToTagValue for String {
     fn to_tag_value(&self) -> TagValue {
-        TagValue::Str(Cow::Owned(self.clone()))
+        TagValue::Str(SpanStr::new(self))
     }
 }
 
-impl ToTagValue for Cow<'static, str> {
+impl ToTagValue for Cow<'_, str> {
+    fn to_tag_value(&self) -> TagValue {
+        TagValue::Str(SpanStr::new(self))
+    }
+}
+
+impl ToTagValue for SpanStr {
     fn to_tag_value(&self) -> TagValue {
         TagValue::Str(self.clone())
     }
@@ -91,7 +100,8 @@ impl ToTagValue for bool {
 
 impl ToTagValue for char {
     fn to_tag_value(&self) -> TagValue {
-        TagValue::Str(Cow::Owned(self.to_string()))
+        let mut utf8 = [0; 4];
+        TagValue::Str(SpanStr::new(self.encode_utf8(&mut utf8)))
     }
 }
 
@@ -154,7 +164,7 @@ macro_rules! wide_int_tag_values {
         impl From<$t> for TagValue {
             // Values that do not fit an i64 keep their digits as a string rather than wrap.
             fn from(v: $t) -> Self {
-                i64::try_from(v).map_or_else(|_| TagValue::Str(Cow::Owned(v.to_string())), TagValue::Int)
+                i64::try_from(v).map_or_else(|_| TagValue::Str(v.to_string().into()), TagValue::Int)
             }
         }
     )*};
@@ -191,20 +201,40 @@ impl From<bool> for TagValue {
     }
 }
 
-impl From<&'static str> for TagValue {
-    fn from(v: &'static str) -> Self {
-        TagValue::Str(Cow::Borrowed(v))
+impl From<&str> for TagValue {
+    /// Copies the string, inline when short (see [`TagValue::from_static`] to borrow a
+    /// `'static` one).
+    #[inline]
+    fn from(v: &str) -> Self {
+        TagValue::Str(SpanStr::new(v))
+    }
+}
+
+impl From<&String> for TagValue {
+    /// Copies the string, inline when short.
+    #[inline]
+    fn from(v: &String) -> Self {
+        TagValue::Str(SpanStr::new(v))
     }
 }
 
 impl From<String> for TagValue {
+    #[inline]
     fn from(v: String) -> Self {
-        TagValue::Str(Cow::Owned(v))
+        TagValue::Str(v.into())
     }
 }
 
 impl From<Cow<'static, str>> for TagValue {
+    /// Borrows a borrowed string, takes an owned one.
     fn from(v: Cow<'static, str>) -> Self {
+        TagValue::Str(v.into())
+    }
+}
+
+impl From<SpanStr> for TagValue {
+    #[inline]
+    fn from(v: SpanStr) -> Self {
         TagValue::Str(v)
     }
 }
@@ -221,29 +251,19 @@ pub(crate) fn truncate(s: &str, max: usize) -> &str {
     &s[..end]
 }
 
-/// Cuts `s` to at most `max` bytes, on a character boundary, without copying.
-pub(crate) fn truncate_str(s: &mut Str, max: usize) {
-    match s {
-        Cow::Borrowed(b) => *b = truncate(b, max),
-        Cow::Owned(o) => {
-            let end = truncate(o, max).len();
-            o.truncate(end);
-        }
-    }
-}
-
 /// A key and its value: a span tag or a log field.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Tag {
     /// The key.
-    pub key: Str,
+    pub key: SpanStr,
     /// The value.
     pub value: TagValue,
 }
 
 impl Tag {
-    /// A tag.
-    pub fn new(key: impl Into<Cow<'static, str>>, value: impl Into<TagValue>) -> Self {
+    /// A tag. The key is borrowed when `'static`, or taken as a `String`; the value may
+    /// borrow a string of any lifetime (it is copied).
+    pub fn new(key: impl Into<SpanStr>, value: impl Into<TagValue>) -> Self {
         Tag {
             key: key.into(),
             value: value.into(),
@@ -277,7 +297,7 @@ enum Repr {
 struct Spilled {
     tags: Vec<Tag>,
     /// Where each key is in `tags`: empty until the list has [`INDEX_FROM`] tags.
-    index: HashMap<Str, usize>,
+    index: HashMap<SpanStr, usize>,
     /// New keys refused because the list was at its cap.
     dropped: u32,
 }
@@ -361,14 +381,14 @@ impl TagList {
     }
 
     /// Sets `key` to `value`, replacing an earlier value of the same key.
-    pub fn set(&mut self, key: Str, value: TagValue) {
+    pub fn set(&mut self, key: SpanStr, value: TagValue) {
         self.set_within(key, value, usize::MAX);
     }
 
     /// Sets `key` to `value`, replacing an earlier value of the same key; a new key is
     /// dropped and counted ([`TagList::dropped`]) when the list already holds `max` tags.
     #[inline]
-    pub(crate) fn set_within(&mut self, key: Str, value: TagValue, max: usize) {
+    pub(crate) fn set_within(&mut self, key: SpanStr, value: TagValue, max: usize) {
         match &mut *self.0 {
             Repr::Inline(slots) => {
                 count_key_comparisons(INLINE_TAGS);
@@ -515,7 +535,7 @@ impl fmt::Debug for TagList {
     }
 }
 
-impl<K: Into<Str>, V: Into<TagValue>> FromIterator<(K, V)> for TagList {
+impl<K: Into<SpanStr>, V: Into<TagValue>> FromIterator<(K, V)> for TagList {
     fn from_iter<I: IntoIterator<Item = (K, V)>>(iter: I) -> Self {
         let mut list = TagList::new();
         for (k, v) in iter {

@@ -19,6 +19,7 @@
 //! `tracing` bridge records those events.
 
 use crate::clock;
+use crate::record::LogFields;
 use crate::recorder;
 use crate::tag::{Tag, TagValue};
 use crate::task::stack::{with_thread_spans, Stamp};
@@ -90,11 +91,11 @@ impl Log for SpanLogger {
 
     fn log(&self, record: &Record<'_>) {
         if record.level() <= self.max_level && recorder::is_enabled() {
-            let fields = vec![
+            let fields = LogFields::Heap(vec![
                 Tag::new("level", TagValue::from_static(record.level().as_str())),
                 Tag::new("message", record.args().to_string()),
-                Tag::new("target", record.target().to_owned()),
-            ];
+                Tag::new("target", record.target()),
+            ]);
             let now = Stamp::At(clock::now());
             with_thread_spans(|local| {
                 if let Some(frame) = local.top_mut() {

@@ -57,10 +57,10 @@
 
 use crate::clock;
 use crate::context::SpanContext;
-use crate::record::Relationship;
+use crate::record::{LogFields, Relationship};
 use crate::recorder;
 use crate::span::SpanKind;
-use crate::tag::{Str, Tag, TagValue};
+use crate::tag::{SpanStr, Tag, TagValue};
 use crate::task::stack::{self, with_thread_spans, Ending, SpanFrame, Stamp};
 use ::tracing::field::{Field, Visit};
 use ::tracing::span::{Attributes, Id, Record};
@@ -228,8 +228,8 @@ fn with_recent<R>(f: impl FnOnce(&mut Recent) -> R) -> Option<R> {
 
 /// A change to a span's record.
 enum Change {
-    Tag(Str, TagValue),
-    Name(Str),
+    Tag(SpanStr, TagValue),
+    Name(SpanStr),
     Log(Stamp, Vec<Tag>),
 }
 
@@ -242,7 +242,7 @@ impl Change {
                     record.name = name;
                 }
             }
-            Change::Log(at, fields) => frame.log(at, fields),
+            Change::Log(at, fields) => frame.log(at, LogFields::Heap(fields)),
         }
     }
 }
@@ -400,7 +400,7 @@ where
         fields.push(Tag::new("level", TagValue::from_static(level.as_str())));
         event.record(&mut FieldValues(|field: &Field, value| {
             let tag = Tag {
-                key: Str::Borrowed(field.name()),
+                key: SpanStr::from_static(field.name()),
                 value,
             };
             if field.name() == "message" {
@@ -564,7 +564,7 @@ fn span_field(field: &Field, value: TagValue, change: &mut impl FnMut(Change)) {
                 change(Change::Tag("error.message".into(), other));
             }
         },
-        name => change(Change::Tag(Str::Borrowed(name), value)),
+        name => change(Change::Tag(SpanStr::from_static(name), value)),
     }
 }
 

@@ -26,7 +26,11 @@ pub fn drain() -> usize {
             clock::reanchor();
             clock::timeline()
         });
-        let mut spans = consumer.drain_iter(|span: &mut SpanRecord| span.settle(timeline));
+        // SAFETY: the ring hands each slot over once, to be moved out.
+        let mut spans = consumer.drain_iter(|span: *mut SpanRecord| unsafe {
+            (*span).settle(timeline);
+            SpanRecord::read_moved(span)
+        });
         let count = spans.len();
         recorder.record(&mut spans);
         moved += count - spans.len();

@@ -6,8 +6,7 @@ use super::events::{Event, EventHandler};
 use crate::propagation::PropagatorStack;
 use crate::recorder;
 use crate::sampling::{Sampling, SamplingError};
-use crate::tag::{Tag, TagValue};
-use std::borrow::Cow;
+use crate::tag::{SpanStr, Tag, TagValue};
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -290,7 +289,7 @@ impl Options {
     /// The `lightstep.` prefix is the tracer's: `lightstep.guid` is refused, other
     /// `lightstep.` tags replace the tracer's own value (as in the Go tracer).
     #[must_use]
-    pub fn tag(mut self, key: impl Into<Cow<'static, str>>, value: impl Into<TagValue>) -> Self {
+    pub fn tag(mut self, key: impl Into<SpanStr>, value: impl Into<TagValue>) -> Self {
         let tag = Tag::new(key, value);
         self.tags.retain(|t| t.key != tag.key);
         self.tags.push(tag);

@@ -94,7 +94,7 @@ fn room(record: &SpanRecord, logs: &[LogRecord]) -> usize {
     let tags: usize = record.tags().iter().map(key_value_room).sum();
     let logs: usize = logs
         .iter()
-        .map(|l| LEN_FIELD + TIMESTAMP_FIELD + l.fields.iter().map(key_value_room).sum::<usize>())
+        .map(|l| LEN_FIELD + TIMESTAMP_FIELD + l.fields().iter().map(key_value_room).sum::<usize>())
         .sum();
     LEN_FIELD
         + context
@@ -313,7 +313,7 @@ pub(crate) fn write(out: &mut Vec<u8>, field: u8, record: &SpanRecord, limits: &
     for log in logs {
         let at = w.open(7);
         w.timestamp(1, log.unix_nanos());
-        for f in &log.fields {
+        for f in log.fields() {
             w.key_value(2, f, limits);
         }
         w.close(at);

@@ -7,8 +7,7 @@ use crate::record::Relationship;
 use crate::recorder;
 #[cfg(feature = "tracing")]
 use crate::tag::Tag;
-use crate::tag::{Str, TagList, TagValue};
-use std::borrow::Cow;
+use crate::tag::{SpanStr, TagList, TagValue};
 use std::fmt;
 use std::mem::ManuallyDrop;
 use std::time::SystemTime;
@@ -31,7 +30,7 @@ pub struct SpanBuilder {
 /// Everything about a new span but its parent.
 #[derive(Clone)]
 pub(super) struct NewSpan {
-    pub(super) name: Str,
+    pub(super) name: SpanStr,
     pub(super) relationship: Relationship,
     pub(super) tags: TagList,
     pub(super) start_time: Option<SystemTime>,
@@ -62,7 +61,7 @@ pub(super) struct NewSpan {
 /// ```
 ///
 /// [`current`]: crate::current
-pub fn span(name: impl Into<Cow<'static, str>>) -> SpanBuilder {
+pub fn span(name: impl Into<SpanStr>) -> SpanBuilder {
     SpanBuilder {
         parent: Parent::Current,
         span: NewSpan {
@@ -77,11 +76,7 @@ pub fn span(name: impl Into<Cow<'static, str>>) -> SpanBuilder {
 
 impl SpanBuilder {
     /// Sets a tag; a later tag with the same key replaces the value.
-    pub fn with_tag(
-        mut self,
-        key: impl Into<Cow<'static, str>>,
-        value: impl Into<TagValue>,
-    ) -> Self {
+    pub fn with_tag(mut self, key: impl Into<SpanStr>, value: impl Into<TagValue>) -> Self {
         self.set_tag(key.into(), value.into());
         self
     }
@@ -90,7 +85,7 @@ impl SpanBuilder {
     /// looking for its key); within the per-span cap, as [`SpanBuilder::set_tag`].
     #[cfg(feature = "tracing")]
     #[inline]
-    pub(crate) fn set_first_tag(&mut self, key: Str, value: TagValue) {
+    pub(crate) fn set_first_tag(&mut self, key: SpanStr, value: TagValue) {
         if self.span.tags.is_new() && recorder::max_tags_per_span() > 0 {
             self.span.tags = TagList::one(Tag { key, value });
         } else {
@@ -100,7 +95,7 @@ impl SpanBuilder {
 
     /// Sets a tag in place (for builders filled in a loop).
     #[inline]
-    pub(crate) fn set_tag(&mut self, key: Str, value: TagValue) {
+    pub(crate) fn set_tag(&mut self, key: SpanStr, value: TagValue) {
         self.span
             .tags
             .set_within(key, value, recorder::max_tags_per_span());

@@ -3,10 +3,10 @@
 use super::collect_fields;
 use crate::clock;
 use crate::context::SpanContext;
+use crate::record::LogFields;
 use crate::recorder;
-use crate::tag::{Tag, TagValue};
+use crate::tag::{SpanStr, Tag, TagValue};
 use crate::task::stack::{with_thread_spans, Stamp};
-use std::borrow::Cow;
 use std::fmt;
 
 /// The current span's context: of this task inside a traced future, else of this thread.
@@ -25,7 +25,7 @@ pub fn current() -> Option<SpanContext> {
 }
 
 /// Sets a tag on the current span (no-op outside any span).
-pub fn tag(key: impl Into<Cow<'static, str>>, value: impl Into<TagValue>) {
+pub fn tag(key: impl Into<SpanStr>, value: impl Into<TagValue>) {
     if !recorder::is_enabled() {
         return;
     }
@@ -44,9 +44,7 @@ pub fn tag(key: impl Into<Cow<'static, str>>, value: impl Into<TagValue>) {
 /// # let _span = lstrace_core::span("op").start();
 /// lstrace_core::log([("event", "cache_miss"), ("key", "user:7")]);
 /// ```
-pub fn log<K: Into<Cow<'static, str>>, V: Into<TagValue>>(
-    fields: impl IntoIterator<Item = (K, V)>,
-) {
+pub fn log<K: Into<SpanStr>, V: Into<TagValue>>(fields: impl IntoIterator<Item = (K, V)>) {
     if !recorder::is_enabled() {
         return;
     }
@@ -72,7 +70,7 @@ pub fn record_error(error: &(dyn fmt::Display + '_)) {
             f.set_tag("error".into(), TagValue::Bool(true));
             f.log(
                 now,
-                vec![Tag::new("event", "error"), Tag::new("message", message)],
+                LogFields::Two([Tag::new("event", "error"), Tag::new("message", message)]),
             );
         }
     });

@@ -3,9 +3,8 @@
 use super::collect_fields;
 use crate::clock;
 use crate::context::SpanContext;
-use crate::tag::TagValue;
+use crate::tag::{SpanStr, TagValue};
 use crate::task::stack::{self, with_thread_spans, Ending, SpanFrame, Stamp};
-use std::borrow::Cow;
 use std::fmt;
 use std::time::SystemTime;
 
@@ -35,14 +34,14 @@ impl Span {
     }
 
     /// Sets a tag.
-    pub fn set_tag(&mut self, key: impl Into<Cow<'static, str>>, value: impl Into<TagValue>) {
+    pub fn set_tag(&mut self, key: impl Into<SpanStr>, value: impl Into<TagValue>) {
         if let Some(f) = &mut self.frame {
             f.set_tag(key.into(), value.into());
         }
     }
 
     /// Adds a log with the given fields, timestamped now.
-    pub fn log<K: Into<Cow<'static, str>>, V: Into<TagValue>>(
+    pub fn log<K: Into<SpanStr>, V: Into<TagValue>>(
         &mut self,
         fields: impl IntoIterator<Item = (K, V)>,
     ) {
@@ -52,7 +51,7 @@ impl Span {
     }
 
     /// Adds a log with the given fields and time.
-    pub fn log_at<K: Into<Cow<'static, str>>, V: Into<TagValue>>(
+    pub fn log_at<K: Into<SpanStr>, V: Into<TagValue>>(
         &mut self,
         time: SystemTime,
         fields: impl IntoIterator<Item = (K, V)>,

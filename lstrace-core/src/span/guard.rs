@@ -3,9 +3,8 @@
 use super::{collect_fields, current};
 use crate::clock;
 use crate::context::SpanContext;
-use crate::tag::TagValue;
+use crate::tag::{SpanStr, TagValue};
 use crate::task::stack::{with_thread_spans, SpanFrame, Stamp};
-use std::borrow::Cow;
 use std::fmt;
 use std::marker::PhantomData;
 use std::mem::ManuallyDrop;
@@ -84,13 +83,13 @@ impl SpanGuard {
     }
 
     /// Sets a tag.
-    pub fn set_tag(&mut self, key: impl Into<Cow<'static, str>>, value: impl Into<TagValue>) {
+    pub fn set_tag(&mut self, key: impl Into<SpanStr>, value: impl Into<TagValue>) {
         let (key, value) = (key.into(), value.into());
         self.with_frame(|f| f.set_tag(key, value));
     }
 
     /// Adds a log with the given fields, timestamped now.
-    pub fn log<K: Into<Cow<'static, str>>, V: Into<TagValue>>(
+    pub fn log<K: Into<SpanStr>, V: Into<TagValue>>(
         &mut self,
         fields: impl IntoIterator<Item = (K, V)>,
     ) {

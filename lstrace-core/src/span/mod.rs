@@ -8,7 +8,8 @@ mod kind;
 mod scope;
 mod start;
 
-use crate::tag::{Str, Tag, TagValue};
+use crate::record::LogFields;
+use crate::tag::{SpanStr, Tag, TagValue};
 
 pub use builder::{span, SpanBuilder};
 pub use current::{baggage_item, current, log, record_error, set_baggage_item, tag};
@@ -18,14 +19,12 @@ pub use kind::SpanKind;
 #[cfg(feature = "tracing")]
 pub(crate) use start::start_frame;
 
-fn collect_fields<K: Into<Str>, V: Into<TagValue>>(
+#[inline]
+fn collect_fields<K: Into<SpanStr>, V: Into<TagValue>>(
     fields: impl IntoIterator<Item = (K, V)>,
-) -> Vec<Tag> {
-    fields
-        .into_iter()
-        .map(|(k, v)| Tag {
-            key: k.into(),
-            value: v.into(),
-        })
-        .collect()
+) -> LogFields {
+    LogFields::collect(fields.into_iter().map(|(k, v)| Tag {
+        key: k.into(),
+        value: v.into(),
+    }))
 }

@@ -6,13 +6,13 @@ use super::SpanGuard;
 use crate::clock;
 use crate::context::id::{SpanId, TraceId};
 use crate::context::SpanContext;
+use crate::in_place::owns_nothing;
 use crate::record::Relationship;
 use crate::sampling;
-use crate::tag::TagList;
+use crate::tag::{SpanStr, TagList};
 use crate::task::stack::{with_thread_spans, SpanFrame, Stamp, ThreadSpans};
 use std::mem::ManuallyDrop;
 use std::ptr;
-use std::time::SystemTime;
 
 /// Starts the span that `builder` describes without entering it, consuming the builder in
 /// place (see [`start_entered`]): its frame (context-only when the span is not recorded), or
@@ -35,8 +35,8 @@ pub(crate) unsafe fn start_frame(builder: &mut ManuallyDrop<SpanBuilder>) -> Opt
     let frame = match started {
         Some((context, parent)) if context.is_sampled() => {
             let start = b.span.start();
-            // SAFETY: the name and tags move into the frame, and the rest of the builder is
-            // dropped without them.
+            // SAFETY: the name and tags move into the frame, read once, and the rest of the
+            // builder is dropped without them; the caller gave the builder up.
             unsafe {
                 let frame = SpanFrame::recording(
                     context,
@@ -45,7 +45,7 @@ pub(crate) unsafe fn start_frame(builder: &mut ManuallyDrop<SpanBuilder>) -> Opt
                     TagList::read_moved(&b.span.tags),
                     start,
                 );
-                ptr::drop_in_place(&mut b.parent);
+                b.drop_started();
                 return Some(frame);
             }
         }
@@ -85,11 +85,11 @@ pub(super) unsafe fn start_entered(builder: &mut ManuallyDrop<SpanBuilder>) -> S
         (!unsampled).then(|| unsafe { push_started(local, b) })
     })
     .flatten();
-    // SAFETY: drops what is left of the builder, once: `push_started` moved or dropped its
-    // name and tags, and the new span's other fields need no drop.
+    // SAFETY: drops what is left of the builder, once (the caller gave it up): a started
+    // span's name and tags were moved out by `push_started`.
     unsafe {
         match key {
-            Some(_) => ptr::drop_in_place(&mut b.parent),
+            Some(_) => b.drop_started(),
             None => b.drop_unstarted(),
         }
     }
@@ -183,11 +183,12 @@ unsafe fn push_unrecorded(
 ) -> u64 {
     let key = context.span_id().get();
     local.push_context_only(key, context);
+    let (_, name, tags) = b.owning_fields();
     // SAFETY: dropped once; the caller does not drop them again.
     unsafe {
-        ptr::drop_in_place(&mut b.span.name);
-        if !b.span.tags.is_new() {
-            ptr::drop_in_place(&mut b.span.tags);
+        ptr::drop_in_place(name);
+        if !tags.is_new() {
+            ptr::drop_in_place(tags);
         }
     }
     key
@@ -212,23 +213,53 @@ impl SpanBuilder {
     /// The builder must not be used or dropped after this.
     #[inline]
     unsafe fn drop_unstarted(&mut self) {
-        // SAFETY: each field is dropped once; a new tag list owns nothing.
+        let (parent, name, tags) = self.owning_fields();
+        // SAFETY: each field that owns something is dropped once, as the caller gave the
+        // builder up; a new tag list owns nothing.
         unsafe {
-            ptr::drop_in_place(&mut self.parent);
-            ptr::drop_in_place(&mut self.span.name);
-            if !self.span.tags.is_new() {
-                ptr::drop_in_place(&mut self.span.tags);
+            ptr::drop_in_place(parent);
+            ptr::drop_in_place(name);
+            if !tags.is_new() {
+                ptr::drop_in_place(tags);
             }
         }
     }
-}
 
-// `start_entered` drops a builder whose name and tags have moved out by dropping its parent.
-const _: () = assert!(
-    !std::mem::needs_drop::<Relationship>()
-        && !std::mem::needs_drop::<Option<SystemTime>>()
-        && !std::mem::needs_drop::<Option<bool>>()
-);
+    /// Drops what is left of a builder whose name and tags have moved into its started span:
+    /// its parent.
+    ///
+    /// # Safety
+    /// The name and tags have been moved out; the builder must not be used or dropped after
+    /// this.
+    #[inline(always)]
+    unsafe fn drop_started(&mut self) {
+        let (parent, _moved_name, _moved_tags) = self.owning_fields();
+        // SAFETY: dropped once, as the caller gave the builder up.
+        unsafe { ptr::drop_in_place(parent) }
+    }
+
+    /// The fields that own something, for the builder to be moved out or dropped field by
+    /// field: the other fields are checked to own nothing, and naming every field makes one
+    /// added to the builder a compile error here until it is sorted in.
+    #[inline(always)]
+    fn owning_fields(&mut self) -> (&mut Parent, &mut SpanStr, &mut TagList) {
+        let SpanBuilder {
+            parent,
+            span:
+                NewSpan {
+                    name,
+                    relationship,
+                    tags,
+                    start_time,
+                    sampled,
+                },
+        } = self;
+        owns_nothing(relationship);
+        owns_nothing(start_time);
+        owns_nothing(sampled);
+        (parent, name, tags)
+    }
+}
 
 impl NewSpan {
     /// When a span that starts now starts: now, or at its explicit start time.

@@ -11,9 +11,10 @@
 
 use crate::clock::{self, Ticks};
 use crate::context::SpanContext;
-use crate::record::{LogRecord, Logs, Relationship, SpanRecord, EXPLICIT_TIME};
+use crate::in_place::{owns_nothing, write_fields};
+use crate::record::{LogFields, LogList, LogRecord, Relationship, SpanRecord, EXPLICIT_TIME};
 use crate::recorder::{self, Producer};
-use crate::tag::{Str, Tag, TagList, TagValue};
+use crate::tag::{SpanStr, TagList, TagValue};
 use std::cell::RefCell;
 use std::mem;
 use std::ptr;
@@ -96,7 +97,7 @@ impl SpanFrame {
     pub(crate) fn recording(
         context: SpanContext,
         parent: Option<(Relationship, u64)>,
-        name: Str,
+        name: SpanStr,
         tags: TagList,
         start: Stamp,
     ) -> SpanFrame {
@@ -110,7 +111,7 @@ impl SpanFrame {
                 start_unix_nanos: start.raw(),
                 duration_nanos: 0,
                 tags,
-                logs: None,
+                logs: LogList::None,
             },
         }
     }
@@ -123,11 +124,11 @@ impl SpanFrame {
             record: SpanRecord {
                 context,
                 parent: None,
-                name: Str::Borrowed(""),
+                name: SpanStr::from_static(""),
                 start_unix_nanos: 0,
                 duration_nanos: 0,
                 tags: TagList::new(),
-                logs: None,
+                logs: LogList::None,
             },
         }
     }
@@ -177,18 +178,16 @@ impl SpanFrame {
         for tag in tags.iter() {
             self.set_tag(tag.key.clone(), tag.value.clone());
         }
-        if let Some(logs) = logs {
-            for log in logs.records {
-                self.push_log(log);
-            }
-            if logs.dropped > 0 && self.takes_changes() {
-                let own = self.record.logs.get_or_insert_with(Box::default);
-                own.dropped = own.dropped.saturating_add(logs.dropped);
-            }
+        let (logs, dropped) = logs.into_parts();
+        for log in logs {
+            self.push_log(log);
+        }
+        if dropped > 0 && self.takes_changes() {
+            self.record.logs.count_dropped(dropped);
         }
     }
 
-    pub(crate) fn set_tag(&mut self, key: Str, value: TagValue) {
+    pub(crate) fn set_tag(&mut self, key: SpanStr, value: TagValue) {
         if self.takes_changes() {
             self.record
                 .tags
@@ -196,31 +195,22 @@ impl SpanFrame {
         }
     }
 
-    pub(crate) fn log(&mut self, at: Stamp, fields: Vec<Tag>) {
-        // Raw, like the start: converted with the span's other readings when drained.
-        self.push_log(LogRecord {
-            unix_nanos: at.raw(),
-            fields,
-        });
+    /// Adds a log of `fields` at `at` within the per-span cap.
+    #[inline]
+    pub(crate) fn log(&mut self, at: Stamp, fields: LogFields) {
+        if self.takes_changes() {
+            // Raw, like the start: converted with the span's other readings when drained.
+            self.push_log(LogRecord::raw(at.raw(), fields));
+        }
     }
 
     /// Adds a log (with a raw time) within the per-span cap.
+    #[inline]
     fn push_log(&mut self, log: LogRecord) {
-        if !self.takes_changes() {
-            return;
-        }
-        let logs = self.record.logs.get_or_insert_with(|| {
-            // Room for one log, not `Vec`'s first four: a block that small is freed on the
-            // reporter's thread without taking the allocator's lock or merging free blocks.
-            Box::new(Logs {
-                records: Vec::with_capacity(1),
-                dropped: 0,
-            })
-        });
-        if logs.records.len() < recorder::max_logs_per_span() {
-            logs.records.push(log);
-        } else {
-            logs.dropped = logs.dropped.saturating_add(1);
+        if self.takes_changes() {
+            self.record
+                .logs
+                .push_within(log, recorder::max_logs_per_span());
         }
     }
 
@@ -260,17 +250,28 @@ impl SpanFrame {
 unsafe fn move_top_to_ring(stack: &mut Vec<SpanFrame>, producer: &mut Option<Producer>) {
     let len = stack.len();
     // SAFETY: the top frame leaves the stack (the length no longer covers it) and its record
-    // is given up to `push_record_from`; its other fields need no drop (checked above
-    // `ThreadSpans`).
+    // is given up to `push_record_from`; its other fields own nothing (`record_to_move`).
     unsafe {
         stack.set_len(len - 1);
-        let frame = stack.as_mut_ptr().add(len - 1);
-        push_record_from(producer, ptr::addr_of_mut!((*frame).record));
+        let frame = &mut *stack.as_mut_ptr().add(len - 1);
+        push_record_from(producer, record_to_move(frame));
     }
 }
 
-/// Moves a record from `src` to `dst` field by field: an empty tag list (most spans') is
-/// written anew rather than copied, which leaves about half the bytes of a record to copy.
+/// The record of a frame, to move out of it while the frame's other fields are forgotten:
+/// each is checked to own nothing, and naming every field makes one added to `SpanFrame` a compile
+/// error here until it is sorted in.
+#[inline(always)]
+fn record_to_move(frame: &mut SpanFrame) -> *mut SpanRecord {
+    let SpanFrame { key, role, record } = frame;
+    owns_nothing(key);
+    owns_nothing(role);
+    record
+}
+
+/// Moves a record from `src` to `dst` field by field: an empty tag list and an empty log list
+/// (most spans') are written anew rather than copied, which leaves under half the bytes of a
+/// record to copy.
 ///
 /// # Safety
 /// `src` points to a valid record that the caller gives up (it must not use or drop it
@@ -278,21 +279,24 @@ unsafe fn move_top_to_ring(stack: &mut Vec<SpanFrame>, producer: &mut Option<Pro
 /// is overwritten without being dropped.
 #[inline]
 unsafe fn move_record(src: *mut SpanRecord, dst: *mut SpanRecord) {
-    macro_rules! move_field {
+    macro_rules! read {
         ($field:ident) => {
-            ptr::addr_of_mut!((*dst).$field).write(ptr::addr_of!((*src).$field).read())
+            ptr::addr_of!((*src).$field).read()
         };
     }
-    // SAFETY: as the caller promises; every field of `dst` is written once, and the tags
-    // that are not copied are a new list, which owns nothing.
+    // SAFETY: as the caller promises; every field of `dst` is written once (`write_fields`
+    // checks that all are named), from its field of `src`, read once; the lists that are not
+    // copied are new ones, which own nothing.
     unsafe {
-        move_field!(context);
-        move_field!(parent);
-        move_field!(name);
-        move_field!(start_unix_nanos);
-        move_field!(duration_nanos);
-        move_field!(logs);
-        TagList::move_to(ptr::addr_of!((*src).tags), ptr::addr_of_mut!((*dst).tags));
+        write_fields!(dst => SpanRecord {
+            context: read!(context),
+            parent: read!(parent),
+            name: read!(name),
+            start_unix_nanos: read!(start_unix_nanos),
+            duration_nanos: read!(duration_nanos),
+            @logs => |logs| LogList::move_to(ptr::addr_of!((*src).logs), logs),
+            @tags => |tags| TagList::move_to(ptr::addr_of!((*src).tags), tags),
+        });
     }
 }
 
@@ -310,9 +314,6 @@ unsafe fn push_record_from(producer: &mut Option<Producer>, record: *mut SpanRec
         }
     }
 }
-
-// `finish_top` and `finish_from` move only the record out of a frame and forget the rest.
-const _: () = assert!(!std::mem::needs_drop::<bool>() && !std::mem::needs_drop::<u64>());
 
 /// How many empty frame lists a thread keeps for futures that suspend.
 const SPARE_LISTS: usize = 32;
@@ -367,12 +368,12 @@ impl ThreadSpans {
     ///
     /// # Safety
     /// `tags` points to a valid list that the caller gives up: it moves into the frame.
-    #[inline]
+    #[inline(always)]
     pub(crate) unsafe fn push_recording(
         &mut self,
         context: SpanContext,
         parent: Option<(Relationship, u64)>,
-        name: Str,
+        name: SpanStr,
         tags: *const TagList,
         start: Stamp,
     ) -> u64 {
@@ -413,7 +414,7 @@ impl ThreadSpans {
             return true;
         };
         let record = &self.stack[at].record;
-        if !record.tags.is_new() || record.logs.is_some() || record.context.has_extras() {
+        if !record.tags.is_new() || !record.logs.is_empty() || record.context.has_extras() {
             return false;
         }
         if at + 1 == self.stack.len() {
@@ -439,7 +440,15 @@ impl ThreadSpans {
         let empty = mem::ManuallyDrop::new(TagList::new());
         // SAFETY: the empty list moves into the frame; its original is not dropped.
         unsafe {
-            self.push_in_place(key, role, context, None, Str::Borrowed(""), &*empty, 0);
+            self.push_in_place(
+                key,
+                role,
+                context,
+                None,
+                SpanStr::from_static(""),
+                &*empty,
+                0,
+            );
         }
     }
 
@@ -455,26 +464,29 @@ impl ThreadSpans {
         role: Role,
         context: SpanContext,
         parent: Option<(Relationship, u64)>,
-        name: Str,
+        name: SpanStr,
         tags: *const TagList,
         start_raw: u64,
     ) {
         self.stack.reserve(1);
         let len = self.stack.len();
-        // SAFETY: `reserve` made room for a frame at `len`; every field is written before the
-        // length covers it; the caller gave `*tags` up.
+        // SAFETY: `reserve` made room for a frame at `len`; every field is written (as
+        // `write_fields` checks) before the length covers it; the caller gave `*tags` up.
         unsafe {
             let frame = self.stack.as_mut_ptr().add(len);
-            ptr::addr_of_mut!((*frame).key).write(key);
-            ptr::addr_of_mut!((*frame).role).write(role);
-            let record = ptr::addr_of_mut!((*frame).record);
-            ptr::addr_of_mut!((*record).context).write(context);
-            ptr::addr_of_mut!((*record).parent).write(parent);
-            ptr::addr_of_mut!((*record).name).write(name);
-            ptr::addr_of_mut!((*record).start_unix_nanos).write(start_raw);
-            ptr::addr_of_mut!((*record).duration_nanos).write(0);
-            TagList::move_to(tags, ptr::addr_of_mut!((*record).tags));
-            ptr::addr_of_mut!((*record).logs).write(None);
+            write_fields!(frame => SpanFrame {
+                key: key,
+                role: role,
+                @record => |record| write_fields!(record => SpanRecord {
+                    context: context,
+                    parent: parent,
+                    name: name,
+                    start_unix_nanos: start_raw,
+                    duration_nanos: 0,
+                    logs: LogList::None,
+                    @tags => |to| TagList::move_to(tags, to),
+                }),
+            });
             self.stack.set_len(len + 1);
         }
     }
@@ -550,10 +562,9 @@ impl ThreadSpans {
             return;
         }
         // SAFETY: the record is given up to `push_record_from`, and `slot` is then overwritten
-        // without dropping the frame, whose other fields need no drop (checked above
-        // `ThreadSpans`).
+        // without dropping the frame, whose other fields own nothing (`record_to_move`).
         unsafe {
-            push_record_from(&mut self.producer, ptr::addr_of_mut!(frame.record));
+            push_record_from(&mut self.producer, record_to_move(frame));
             ptr::write(slot, None);
         }
     }

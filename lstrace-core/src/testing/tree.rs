@@ -142,7 +142,7 @@ impl From<&SpanRecord> for TreeSpan {
             logs: span
                 .logs()
                 .iter()
-                .map(|l| fields(l.fields.iter()))
+                .map(|l| fields(l.fields().iter()))
                 .collect(),
         }
     }

@@ -5,7 +5,7 @@ use super::*;
 use crate::context::id::{SpanId, TraceId};
 use crate::context::SpanContext;
 use crate::protocol::{self, Timestamp};
-use crate::record::{LogRecord, Logs};
+use crate::record::{LogList, LogRecord};
 use crate::tag::TagList;
 use prost::Message;
 
@@ -22,12 +22,7 @@ pub(crate) fn record(name: &str, tags: TagList, logs: Vec<LogRecord>) -> SpanRec
         start_unix_nanos: 1_700_000_000_123_456_789,
         duration_nanos: 2_999_999,
         tags,
-        logs: (!logs.is_empty()).then(|| {
-            Box::new(Logs {
-                records: logs,
-                dropped: 0,
-            })
-        }),
+        logs: LogList::of(logs, 0),
     }
 }
 
@@ -119,13 +114,15 @@ fn applies_length_and_log_limits() {
         .into_iter()
         .collect();
     let logs: Vec<LogRecord> = (0..4i64)
-        .map(|i| LogRecord {
-            unix_nanos: 1_000_000_000 + i as u64,
-            fields: vec![Tag::new("message", "ééééé"), Tag::new("n", i)],
+        .map(|i| {
+            LogRecord::of(
+                1_000_000_000 + i as u64,
+                vec![Tag::new("message", "ééééé"), Tag::new("n", i)],
+            )
         })
         .collect();
     let mut record = record("op", tags, logs);
-    record.logs.get_or_insert_with(Box::default).dropped = 3;
+    record.logs.heap().dropped = 3;
     let encoded = span(&record, &limits);
     assert_eq!(encoded.span.tags[0].key, "long");
     assert_eq!(
@@ -194,7 +191,7 @@ pub(crate) fn span(record: &SpanRecord, limits: &Limits) -> EncodedSpan {
             .iter()
             .map(|log| protocol::Log {
                 timestamp: Some(Timestamp::from_unix_nanos(log.unix_nanos())),
-                fields: key_values(log.fields.iter(), limits),
+                fields: key_values(log.fields().iter(), limits),
             })
             .collect();
         let cut = (record.logs().len() - kept) as u64;
@@ -249,7 +246,7 @@ fn same_as_the_message(record: &SpanRecord, limits: &Limits) {
 }
 
 fn log(unix_nanos: u64, fields: Vec<Tag>) -> LogRecord {
-    LogRecord { unix_nanos, fields }
+    LogRecord::of(unix_nanos, fields)
 }
 
 #[test]
@@ -316,10 +313,7 @@ fn roots_children_baggage_and_times_encode_as_the_message_does() {
     record.context = SpanContext::new(TraceId(1 << 64), SpanId::new(1).unwrap(), true)
         .with_baggage_item("user", "ann");
     same_as_the_message(&record, &Limits::UNLIMITED);
-    record.logs = Some(Box::new(Logs {
-        records: vec![log(3, vec![])],
-        dropped: 4,
-    }));
+    record.logs = LogList::of(vec![log(3, vec![])], 4);
     same_as_the_message(&record, &LIMITS);
 }
 

@@ -100,8 +100,8 @@ pub(crate) fn error_status<'r>(record: &'r SpanRecord, logs: &'r [LogRecord]) ->
 
 /// The event name of a log, and the index of the field it came from (not an attribute).
 pub(crate) fn event_name(log: &LogRecord) -> (&str, Option<usize>) {
-    match log.fields.iter().position(|f| f.key == "event") {
-        Some(at) => match &log.fields[at].value {
+    match log.fields().iter().position(|f| f.key == "event") {
+        Some(at) => match &log.fields()[at].value {
             TagValue::Str(name) => (name, Some(at)),
             _ => (DEFAULT_EVENT_NAME, None),
         },
@@ -117,7 +117,7 @@ pub(crate) fn attributes(record: &SpanRecord) -> impl Iterator<Item = &Tag> {
 /// The attributes of an event.
 pub(crate) fn event_attributes(log: &LogRecord) -> impl Iterator<Item = &Tag> {
     let (_, skip) = event_name(log);
-    log.fields
+    log.fields()
         .iter()
         .enumerate()
         .filter(move |(i, _)| Some(*i) != skip)
@@ -146,7 +146,7 @@ fn room(record: &SpanRecord, logs: &[LogRecord]) -> usize {
                 + (1 + 8)
                 + LEN_FIELD
                 + event_name(l).0.len()
-                + l.fields.iter().map(key_value_room).sum::<usize>()
+                + l.fields().iter().map(key_value_room).sum::<usize>()
         })
         .sum();
     let link = LEN_FIELD

@@ -1,7 +1,7 @@
 use super::*;
 use crate::context::id::{SpanId, TraceId};
 use crate::context::SpanContext;
-use crate::record::Logs;
+use crate::record::LogList;
 use crate::reporter::protocol::otlp::{any_value::Value, OtlpSpan};
 use crate::reporter::wire::tests::{record, LIMITS};
 use crate::tag::TagList;
@@ -35,7 +35,7 @@ fn same_as_the_message(record: &SpanRecord, limits: &Limits) -> OtlpSpan {
 }
 
 fn log(unix_nanos: u64, fields: Vec<Tag>) -> LogRecord {
-    LogRecord { unix_nanos, fields }
+    LogRecord::of(unix_nanos, fields)
 }
 
 fn string(value: &str) -> Option<crate::reporter::protocol::otlp::AnyValue> {
@@ -222,7 +222,7 @@ fn logs_are_events_and_their_drops_are_counted() {
         log(13, Vec::new()),
     ];
     let mut r = record("op", TagList::new(), logs);
-    r.logs.as_mut().unwrap().dropped = 2;
+    r.logs.heap().dropped = 2;
     let span = same_as_the_message(&r, &LIMITS);
     let names: Vec<&str> = span.events.iter().map(|e| e.name.as_str()).collect();
     assert_eq!(names, ["cache_miss", "log", "log", "log"]);
@@ -304,7 +304,9 @@ fn long_messages_get_longer_length_prefixes() {
 
 fn tag_value() -> impl Strategy<Value = TagValue> {
     prop_oneof![
+        // Short strings are held inline, long ones on the heap.
         ".{0,12}".prop_map(TagValue::from),
+        ".{20,40}".prop_map(TagValue::from),
         any::<i64>().prop_map(TagValue::Int),
         any::<f64>()
             .prop_filter("NaN is not equal to itself", |x| !x.is_nan())
@@ -328,6 +330,7 @@ fn key() -> impl Strategy<Value = String> {
         Just("event".to_owned()),
         Just("message".to_owned()),
         ".{0,10}",
+        ".{20,30}",
     ]
 }
 
@@ -366,10 +369,7 @@ prop_compose! {
             start_unix_nanos: start,
             duration_nanos: duration,
             tags,
-            logs: (!logs.is_empty() || dropped.is_some()).then(|| Box::new(Logs {
-                records: logs,
-                dropped: dropped.unwrap_or(0),
-            })),
+            logs: LogList::of(logs, dropped.unwrap_or(0)),
         }
     }
 }
