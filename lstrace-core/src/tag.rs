@@ -239,6 +239,38 @@ impl From<SpanStr> for TagValue {
     }
 }
 
+/// The fields of a log whose values have different types, for [`log`](crate::log) and the
+/// spans' `log` methods: `fields!(key = value, "dotted.key" = value, ...)`.
+///
+/// Keys are identifiers or string literals (borrowed, never copied); each value becomes a
+/// [`TagValue`] through `From`, so strings of any lifetime (copied, inline when short),
+/// integers, floats and booleans mix freely.
+///
+/// ```
+/// # let capture = lstrace_core::testing::TestRecorder::install().capture();
+/// # capture.in_scope(|| {
+/// let _span = lstrace_core::span("checkout").start();
+/// let sku = String::from("A-1234");
+/// lstrace_core::log(lstrace_core::fields!(event = "added", sku = sku.as_str(), "cart.items" = 3));
+/// drop(sku); // the log holds its own copy
+/// # });
+/// # let log = &capture.span("checkout").unwrap().logs()[0];
+/// # assert_eq!(log.field("sku"), Some(&lstrace_core::TagValue::from("A-1234")));
+/// # assert_eq!(log.field("cart.items"), Some(&lstrace_core::TagValue::Int(3)));
+/// ```
+#[macro_export]
+macro_rules! fields {
+    ($($key:tt = $value:expr),* $(,)?) => {
+        [$(($crate::fields!(@key $key), $crate::TagValue::from($value))),*]
+    };
+    (@key $key:ident) => {
+        $crate::SpanStr::from_static(::core::stringify!($key))
+    };
+    (@key $key:literal) => {
+        $crate::SpanStr::from_static($key)
+    };
+}
+
 /// The longest prefix of `s` that fits in `max` bytes and ends on a character boundary.
 pub(crate) fn truncate(s: &str, max: usize) -> &str {
     if s.len() <= max {

@@ -36,6 +36,32 @@
 //! state, so use [`spawn`], [`spawn_blocking`] or [`FutureExt::in_current_context`], or move
 //! [`current()`] to another thread and [`enter`](SpanContext::enter) it there.
 //!
+//! # Tags and logs
+//!
+//! Tag and log values keep their type (integers, floats, booleans, strings). A string value
+//! may borrow from anything: it is copied into the span, inline when it is short (up to 22
+//! bytes, no allocation; see [`SpanStr`]). Keys are names: string literals (borrowed, never
+//! copied) or a `String` / `&String` built at run time. A log whose values have different
+//! types is written with [`fields!`]:
+//!
+//! ```
+//! # let capture = lstrace::testing::TestRecorder::install().capture();
+//! # capture.in_scope(|| {
+//! let mut span = lstrace::span("checkout").start();
+//! let sku = String::from("A-1234");
+//! span.set_tag("sku", sku.as_str()); // or `&sku`
+//! lstrace::tag("customer", &format!("c-{}", 7));
+//! span.log([("event", "added"), ("sku", sku.as_str())]);
+//! span.log(lstrace::fields!(event = "priced", sku = &sku, cents = 1250, "tax.included" = true));
+//! drop(sku); // the span holds its own copies
+//! # });
+//! # assert_eq!(
+//! #     capture.tree_with(lstrace::tree::TreeStyle { durations: false, logs: true }),
+//! #     "checkout [customer=c-7, sku=A-1234]\n  - event=added, sku=A-1234\n  \
+//! #      - event=priced, sku=A-1234, cents=1250, tax.included=true\n"
+//! # );
+//! ```
+//!
 //! # Reporting
 //!
 //! ```no_run
@@ -104,10 +130,10 @@ pub use lstrace_core::satellite;
 #[cfg_attr(docsrs, doc(cfg(feature = "tracing")))]
 pub use lstrace_core::tracing;
 pub use lstrace_core::{
-    baggage_item, current, log, propagation, record_error, recorder, sampling, set_baggage_item,
-    span, tag, testing, tree, FutureExt, InCurrentContext, Instrumented, LogRecord, Recorder,
-    Relationship, Span, SpanBuilder, SpanContext, SpanGuard, SpanId, SpanKind, SpanRecord, Tag,
-    TagList, TagValue, ToTagValue, TraceId,
+    baggage_item, current, fields, log, propagation, record_error, recorder, sampling,
+    set_baggage_item, span, tag, testing, tree, FutureExt, InCurrentContext, Instrumented,
+    LogRecord, Recorder, Relationship, Span, SpanBuilder, SpanContext, SpanGuard, SpanId, SpanKind,
+    SpanRecord, SpanStr, Tag, TagList, TagValue, ToTagValue, TraceId,
 };
 #[cfg(feature = "reporter")]
 #[cfg_attr(docsrs, doc(cfg(feature = "reporter")))]
