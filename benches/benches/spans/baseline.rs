@@ -47,7 +47,9 @@ impl Library for Baseline {
 
     fn iteration(&self, case: Case) {
         match case {
-            Case::Wide(n) | Case::WideTwoThreads(n) | Case::NoTracer(n) => wide(n),
+            Case::Wide(n) | Case::Tagged(n) | Case::WideTwoThreads(n) | Case::NoTracer(n) => {
+                wide(n)
+            }
             Case::Deep(depth) => nested(depth),
             Case::Async(n) => futures::executor::block_on(wide_async(n)),
             Case::Unsampled(_) | Case::SampledOut(_) => {}

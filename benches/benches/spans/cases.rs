@@ -8,6 +8,9 @@ use std::fmt;
 pub enum Case {
     /// A root span and `n` synchronous children, one after the other.
     Wide(usize),
+    /// A root span and `n` synchronous children, each with three tags (a string, an
+    /// integer, a boolean) and a log of one field, as the end-to-end runs make them.
+    Tagged(usize),
     /// A root span and a chain of nested children, `depth` spans in all.
     Deep(usize),
     /// A root future and `n` awaited `async fn` children, on `futures::executor::block_on`.
@@ -29,6 +32,7 @@ pub const ALL: &[Case] = &[
     Case::Wide(10),
     Case::Wide(100),
     Case::Wide(1000),
+    Case::Tagged(100),
     Case::Deep(100),
     Case::Async(1),
     Case::Async(10),
@@ -56,7 +60,7 @@ impl Case {
     /// per child; a sampled-out root without children counts itself.
     pub fn spans_per_iteration(self) -> u64 {
         let n = match self {
-            Case::Wide(n) | Case::Async(n) | Case::WideTwoThreads(n) => n + 1,
+            Case::Wide(n) | Case::Tagged(n) | Case::Async(n) | Case::WideTwoThreads(n) => n + 1,
             Case::Deep(depth) => depth,
             Case::NoTracer(n) | Case::Unsampled(n) => n,
             Case::SampledOut(n) => n.max(1),
@@ -84,6 +88,7 @@ impl Case {
         let n: usize = n.parse().ok()?;
         Some(match kind {
             "wide" => Case::Wide(n),
+            "tagged" => Case::Tagged(n),
             "deep" => Case::Deep(n),
             "async" => Case::Async(n),
             "wide-2-threads" => Case::WideTwoThreads(n),
@@ -99,6 +104,7 @@ impl fmt::Display for Case {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Case::Wide(n) => write!(f, "wide/{n}"),
+            Case::Tagged(n) => write!(f, "tagged/{n}"),
             Case::Deep(n) => write!(f, "deep/{n}"),
             Case::Async(n) => write!(f, "async/{n}"),
             Case::WideTwoThreads(n) => write!(f, "wide-2-threads/{n}"),

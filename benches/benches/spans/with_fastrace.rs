@@ -67,8 +67,8 @@ async fn children_async(n: usize) {
 
 impl Library for Fastrace {
     fn supports(&self, case: Case) -> bool {
-        // fastrace has no sampler.
-        !matches!(case, Case::SampledOut(_))
+        // fastrace has no sampler; the tagged case is lstrace's own.
+        !matches!(case, Case::SampledOut(_) | Case::Tagged(_))
     }
 
     fn init(&self, case: Case, _verify: bool) {
@@ -92,6 +92,7 @@ impl Library for Fastrace {
             }
             Case::Unsampled(n) => wide(SpanContext::random().sampled(false), n),
             Case::SampledOut(_) => unreachable!("fastrace has no sampler"),
+            Case::Tagged(_) => unreachable!("not a fastrace case"),
         }
     }
 

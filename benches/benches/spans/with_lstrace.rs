@@ -96,6 +96,26 @@ async fn wide_async(n: usize) {
     }
 }
 
+/// A child with three tags and a log, made as the end-to-end runs make their spans.
+#[inline(never)]
+fn tagged_child(i: usize) {
+    let _span = lstrace::span("child")
+        .with_tag("component", "bench")
+        .with_tag("i", i)
+        .with_tag("ok", true)
+        .start();
+    lstrace::log([("event", "step")]);
+    black_box(i);
+}
+
+#[lstrace::traced]
+#[inline(never)]
+fn tagged(n: usize) {
+    for i in 0..n {
+        tagged_child(i);
+    }
+}
+
 #[inline(never)]
 fn unsampled(n: usize) {
     let _span = lstrace::span("root").root().sampled(false).start();
@@ -136,6 +156,7 @@ impl Library for Lstrace {
     fn iteration(&self, case: Case) {
         match case {
             Case::Wide(n) | Case::WideTwoThreads(n) => wide(n),
+            Case::Tagged(n) => tagged(n),
             Case::Deep(depth) => deep(depth),
             Case::Async(n) => futures::executor::block_on(wide_async(n)),
             Case::NoTracer(n) => {

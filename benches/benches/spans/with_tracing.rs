@@ -139,6 +139,7 @@ impl Library for Tracing {
             // and without a subscriber every pipeline is one.
             Case::Unsampled(_) | Case::SampledOut(_) => self.0 == Pipeline::OpenTelemetry,
             Case::NoTracer(_) => self.0 == Pipeline::Registry,
+            Case::Tagged(_) => false,
             _ => true,
         }
     }
@@ -244,6 +245,7 @@ impl Library for Tracing {
                     child();
                 }
             }
+            Case::Tagged(_) => unreachable!("not a tracing case"),
         }
         if self.0 == Pipeline::BridgeInline {
             lstrace::recorder::drain();
