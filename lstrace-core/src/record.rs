@@ -165,32 +165,6 @@ impl SpanRecord {
     }
 }
 
-impl SpanRecord {
-    /// Moves a record out of `src` field by field: an empty tag list and an empty log list
-    /// (most spans') are made anew rather than copied, which leaves under half the record to
-    /// copy.
-    ///
-    /// # Safety
-    /// `src` points to a valid record that the caller gives up: it must not be used or
-    /// dropped after this.
-    #[inline(always)]
-    pub(crate) unsafe fn read_moved(src: *const SpanRecord) -> SpanRecord {
-        // SAFETY: as the caller promises: each field is read out once (the struct literal
-        // names them all).
-        unsafe {
-            SpanRecord {
-                context: std::ptr::addr_of!((*src).context).read(),
-                parent: std::ptr::addr_of!((*src).parent).read(),
-                name: std::ptr::addr_of!((*src).name).read(),
-                start_unix_nanos: (*src).start_unix_nanos,
-                duration_nanos: (*src).duration_nanos,
-                tags: TagList::read_moved(std::ptr::addr_of!((*src).tags)),
-                logs: LogList::read_moved(std::ptr::addr_of!((*src).logs)),
-            }
-        }
-    }
-}
-
 /// A span's logs: one is held inline, more (or any dropped) on the heap.
 #[derive(Clone, Debug, Default)]
 pub(crate) enum LogList {
@@ -297,25 +271,6 @@ impl LogList {
             LogList::None => (Vec::new(), 0),
             LogList::One(log) => (vec![log], 0),
             LogList::Heap(logs) => (logs.records, logs.dropped),
-        }
-    }
-
-    /// Moves a list out of `src`: an empty list (most spans') is made anew rather than copied
-    /// with the room for a log.
-    ///
-    /// # Safety
-    /// `src` points to a valid list that the caller gives up: it must not be used or dropped
-    /// after this.
-    #[inline(always)]
-    pub(crate) unsafe fn read_moved(src: *const LogList) -> LogList {
-        // SAFETY: as the caller promises; an empty list owns nothing, so not reading it is
-        // fine.
-        unsafe {
-            if (*src).is_empty() {
-                LogList::None
-            } else {
-                std::ptr::read(src)
-            }
         }
     }
 

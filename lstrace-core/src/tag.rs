@@ -254,7 +254,8 @@ impl From<SpanStr> for TagValue {
 /// lstrace_core::log(lstrace_core::fields!(event = "added", sku = sku.as_str(), "cart.items" = 3));
 /// drop(sku); // the log holds its own copy
 /// # });
-/// # let log = &capture.span("checkout").unwrap().logs()[0];
+/// # let span = capture.span("checkout").unwrap();
+/// # let log = &span.logs()[0];
 /// # assert_eq!(log.field("sku"), Some(&lstrace_core::TagValue::from("A-1234")));
 /// # assert_eq!(log.field("cart.items"), Some(&lstrace_core::TagValue::Int(3)));
 /// ```

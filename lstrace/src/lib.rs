@@ -56,7 +56,7 @@
 //! drop(sku); // the span holds its own copies
 //! # });
 //! # assert_eq!(
-//! #     capture.tree_with(lstrace::tree::TreeStyle { durations: false, logs: true }),
+//! #     capture.tree_with(lstrace::tree::TreeStyle::default().with_logs(true).with_durations(false)),
 //! #     "checkout [customer=c-7, sku=A-1234]\n  - event=added, sku=A-1234\n  \
 //! #      - event=priced, sku=A-1234, cents=1250, tax.included=true\n"
 //! # );

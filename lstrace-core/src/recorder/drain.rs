@@ -26,11 +26,7 @@ pub fn drain() -> usize {
             clock::reanchor();
             clock::timeline()
         });
-        // SAFETY: the ring hands each slot over once, to be moved out.
-        let mut spans = consumer.drain_iter(|span: *mut SpanRecord| unsafe {
-            (*span).settle(timeline);
-            SpanRecord::read_moved(span)
-        });
+        let mut spans = consumer.drain_iter(|span: &mut SpanRecord| span.settle(timeline));
         let count = spans.len();
         recorder.record(&mut spans);
         moved += count - spans.len();

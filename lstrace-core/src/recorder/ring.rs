@@ -14,6 +14,7 @@
 
 use super::sync::{Arc, AtomicBool, AtomicU64, AtomicUsize, Ordering, UnsafeCell};
 use std::mem::MaybeUninit;
+use std::ptr;
 
 /// What both ends share. Reached only through a [`Producer`] or a [`Consumer`].
 struct Ring<T> {
@@ -207,22 +208,18 @@ impl<T> Consumer<T> {
     /// Takes every item pushed so far.
     #[cfg(test)]
     pub(crate) fn drain(&mut self, f: impl FnMut(T)) {
-        // SAFETY: each slot is handed over once, to be moved out.
-        self.drain_iter(|slot: *mut T| unsafe { slot.read() })
-            .for_each(f);
+        self.drain_iter(|_: &mut T| {}).for_each(f);
     }
 
-    /// Takes the items pushed so far, one at a time, straight out of their slots: `take` is
-    /// handed each slot once, and must move its item out (finishing it on the way, if need
-    /// be); the slot is not read again. (A type can move itself out for less than a copy of
-    /// the whole slot.)
-    pub(crate) fn drain_iter<S: FnMut(*mut T) -> T>(&mut self, take: S) -> Drain<'_, T, S> {
+    /// Takes the items pushed so far, one at a time, straight out of their slots, after
+    /// `settle` has finished each one in its slot.
+    pub(crate) fn drain_iter<S: FnMut(&mut T)>(&mut self, settle: S) -> Drain<'_, T, S> {
         let tail = self.ring.produced.tail.load(Ordering::Acquire);
         Drain {
             head: self.head,
             tail,
             consumer: self,
-            take,
+            settle,
         }
     }
 
@@ -253,14 +250,14 @@ impl<T> Consumer<T> {
 const PUBLISH_EVERY: usize = if cfg!(lstrace_loom) { 2 } else { 64 };
 
 /// Takes the items that were in a ring when it was created; see [`Consumer::drain_iter`].
-pub(crate) struct Drain<'a, T, S: FnMut(*mut T) -> T> {
+pub(crate) struct Drain<'a, T, S: FnMut(&mut T)> {
     consumer: &'a mut Consumer<T>,
     head: usize,
     tail: usize,
-    take: S,
+    settle: S,
 }
 
-impl<T, S: FnMut(*mut T) -> T> Iterator for Drain<'_, T, S> {
+impl<T, S: FnMut(&mut T)> Iterator for Drain<'_, T, S> {
     type Item = T;
 
     #[inline]
@@ -283,8 +280,12 @@ impl<T, S: FnMut(*mut T) -> T> Iterator for Drain<'_, T, S> {
             // release store of `tail` (acquired by `drain_iter`), and it writes none of them
             // again until the consumer hands them back by a store of `head` past them, which
             // for this slot happens only after this read. This is the one consumer, and the
-            // item is moved out once, by `take`: `head` has moved past it.
-            unsafe { Some((self.take)((*slot).as_mut_ptr())) }
+            // item is read out once: `head` has moved past it.
+            unsafe {
+                let item = (*slot).assume_init_mut();
+                (self.settle)(item);
+                Some(ptr::read(item))
+            }
         })
     }
 
@@ -294,9 +295,9 @@ impl<T, S: FnMut(*mut T) -> T> Iterator for Drain<'_, T, S> {
     }
 }
 
-impl<T, S: FnMut(*mut T) -> T> ExactSizeIterator for Drain<'_, T, S> {}
+impl<T, S: FnMut(&mut T)> ExactSizeIterator for Drain<'_, T, S> {}
 
-impl<T, S: FnMut(*mut T) -> T> Drop for Drain<'_, T, S> {
+impl<T, S: FnMut(&mut T)> Drop for Drain<'_, T, S> {
     /// Publishes what was taken, also when the consumer unwinds: a taken item is never
     /// offered again.
     fn drop(&mut self) {
@@ -375,8 +376,7 @@ mod tests {
         for i in 0..5 {
             producer.push(i).unwrap();
         }
-        // SAFETY: each slot is handed over once, to be moved out.
-        let mut drain = consumer.drain_iter(|x: *mut i32| unsafe { x.read() * 10 });
+        let mut drain = consumer.drain_iter(|x: &mut i32| *x *= 10);
         assert_eq!(drain.len(), 5);
         assert_eq!(drain.next(), Some(0));
         assert_eq!(drain.next(), Some(10));

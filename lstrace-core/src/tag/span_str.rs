@@ -20,7 +20,7 @@ const INLINE: usize = 22;
 /// It derefs to `str`.
 ///
 /// ```
-/// use lstrace::SpanStr;
+/// use lstrace_core::SpanStr;
 ///
 /// let sku = String::from("A-1234");
 /// let copied = SpanStr::new(&sku); // short: inline, no allocation
