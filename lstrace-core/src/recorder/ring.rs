@@ -77,6 +77,7 @@ pub(crate) fn ring<T>(capacity: usize) -> (Producer<T>, Consumer<T>) {
         ring: Arc::clone(&ring),
         tail: 0,
         cached_head: 0,
+        wake_mask: (capacity - 1) >> 1,
     };
     (producer, Consumer { ring, head: 0 })
 }
@@ -90,6 +91,11 @@ pub(crate) struct Producer<T> {
     /// A possibly stale copy of the consumer's `head`, refreshed only when the ring looks
     /// full.
     cached_head: usize,
+    /// Half the capacity, less one: a push that leaves `tail` a multiple of half the capacity
+    /// asks for a wake. Worked out once and kept here: after `write`, the compiler must assume
+    /// that the shared ring may have changed (not the producer, held exclusively), and would
+    /// load `mask` from it again and shift it.
+    wake_mask: usize,
 }
 
 /// The consuming end of a ring: the only one that reads its slots. Not `Clone`.
@@ -181,7 +187,7 @@ impl<T> Producer<T> {
         let next = tail.wrapping_add(1);
         self.tail = next;
         self.ring.produced.tail.store(next, Ordering::Release);
-        if next & (self.ring.mask >> 1) == 0 {
+        if next & self.wake_mask == 0 {
             Pushed::OkWake
         } else {
             Pushed::Ok
