@@ -1,9 +1,8 @@
 use super::*;
 use crate::context::id::{SpanId, TraceId};
 use crate::context::SpanContext;
-use crate::record::LogList;
 use crate::reporter::protocol::otlp::{any_value::Value, OtlpSpan};
-use crate::reporter::wire::tests::{record, LIMITS};
+use crate::reporter::wire::tests::{arbitrary_limits, arbitrary_record, record, LIMITS};
 use crate::tag::TagList;
 use proptest::prelude::*;
 use prost::Message;
@@ -300,89 +299,6 @@ fn long_messages_get_longer_length_prefixes() {
         same_as_the_message(&r, &Limits::UNLIMITED);
         same_as_the_message(&r, &LIMITS);
     }
-}
-
-fn tag_value() -> impl Strategy<Value = TagValue> {
-    prop_oneof![
-        // Short strings are held inline, long ones on the heap.
-        ".{0,12}".prop_map(TagValue::from),
-        ".{20,40}".prop_map(TagValue::from),
-        any::<i64>().prop_map(TagValue::Int),
-        any::<f64>()
-            .prop_filter("NaN is not equal to itself", |x| !x.is_nan())
-            .prop_map(TagValue::Float),
-        any::<bool>().prop_map(TagValue::Bool),
-        prop_oneof![
-            Just("server"),
-            Just("client"),
-            Just("producer"),
-            Just("consumer"),
-            Just("error")
-        ]
-        .prop_map(TagValue::from_static),
-    ]
-}
-
-fn key() -> impl Strategy<Value = String> {
-    prop_oneof![
-        Just("span.kind".to_owned()),
-        Just("error".to_owned()),
-        Just("event".to_owned()),
-        Just("message".to_owned()),
-        ".{0,10}",
-        ".{20,30}",
-    ]
-}
-
-fn fields() -> impl Strategy<Value = Vec<Tag>> {
-    proptest::collection::vec((key(), tag_value()), 0..5)
-        .prop_map(|fields| fields.into_iter().map(|(k, v)| Tag::new(k, v)).collect())
-}
-
-prop_compose! {
-    fn arbitrary_record()(
-        name in ".{0,20}",
-        trace_id in any::<u128>(),
-        span_id in 1..=u64::MAX,
-        parent in proptest::option::of((any::<bool>(), any::<u64>())),
-        trace_state in proptest::option::of("[a-z0-9=,]{0,30}"),
-        baggage in proptest::option::of(("[a-z]{1,5}", ".{0,5}")),
-        start in any::<u64>(),
-        duration in any::<u64>(),
-        tags in proptest::collection::vec((key(), tag_value()), 0..7),
-        logs in proptest::collection::vec((any::<u64>(), fields()), 0..4),
-        dropped in proptest::option::of(any::<u32>()),
-    ) -> SpanRecord {
-        let mut context = SpanContext::new(TraceId(trace_id), SpanId::new(span_id).unwrap(), true)
-            .with_trace_state(trace_state);
-        if let Some((k, v)) = baggage {
-            context = context.with_baggage_item(k, v);
-        }
-        let tags: TagList = tags.into_iter().collect();
-        let logs: Vec<LogRecord> = logs.into_iter().map(|(t, f)| log(t, f)).collect();
-        SpanRecord {
-            context,
-            parent: parent.map(|(follows, id)| {
-                (if follows { Relationship::FollowsFrom } else { Relationship::ChildOf }, id)
-            }),
-            name: name.into(),
-            start_unix_nanos: start,
-            duration_nanos: duration,
-            tags,
-            logs: LogList::of(logs, dropped.unwrap_or(0)),
-        }
-    }
-}
-
-fn arbitrary_limits() -> impl Strategy<Value = Limits> {
-    (0..20usize, 0..20usize, 0..5usize, any::<bool>()).prop_map(
-        |(max_key_len, max_value_len, max_logs_per_span, drop_logs)| Limits {
-            max_key_len,
-            max_value_len,
-            max_logs_per_span,
-            drop_logs,
-        },
-    )
 }
 
 proptest! {
