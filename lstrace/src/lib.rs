@@ -40,9 +40,10 @@
 //!
 //! Tag and log values keep their type (integers, floats, booleans, strings). A string value
 //! may borrow from anything: it is copied into the span, inline when it is short (up to 22
-//! bytes, no allocation; see [`SpanStr`]). Keys are names: string literals (borrowed, never
-//! copied) or a `String` / `&String` built at run time. A log whose values have different
-//! types is written with [`fields!`]:
+//! bytes, no allocation; see [`SpanStr`]); [`TagValue::from_static`] keeps a long literal
+//! borrowed. Keys are names: string literals (borrowed, never copied) or a `String` /
+//! `&String` built at run time. A log whose values have different types is written with
+//! [`fields!`]:
 //!
 //! ```
 //! # let capture = lstrace::testing::TestRecorder::install().capture();
