@@ -660,6 +660,7 @@ mod tests {
         assert!(!by_parent.sample_new_trace(TraceId(1), "op", &tags));
     }
 
+    #[cfg(feature = "reporter")]
     fn from_env(vars: &[(&str, &str)]) -> Result<Option<Sampling>, SamplingError> {
         Sampling::from_vars(|name| {
             vars.iter()
@@ -668,11 +669,14 @@ mod tests {
         })
     }
 
+    #[cfg(feature = "reporter")]
     type Vars = &'static [(&'static str, &'static str)];
+    #[cfg(feature = "reporter")]
     type Behaviour = (bool, bool, bool, bool);
 
     /// How a policy decides: (new trace with random bits 0, new trace with all random
     /// bits set, child of a sampled parent, child of an unsampled parent).
+    #[cfg(feature = "reporter")]
     fn behaviour(policy: &Sampling) -> Behaviour {
         let tags = TagList::new();
         let parent = SpanContext::new(TraceId(1), SpanId::random(), true);
@@ -684,6 +688,7 @@ mod tests {
         )
     }
 
+    #[cfg(feature = "reporter")]
     #[test]
     fn the_environment_names_policies() {
         assert!(from_env(&[]).unwrap().is_none());
@@ -743,6 +748,7 @@ mod tests {
         }
     }
 
+    #[cfg(feature = "reporter")]
     #[test]
     fn bad_environment_values_are_explained() {
         let cases: [(Vars, &str); 5] = [

@@ -1,7 +1,7 @@
 //! The manual span API: builder options, live spans, baggage, handing context to threads.
 
 use lstrace_core::testing::TestRecorder;
-use lstrace_core::{span, FutureExt, Relationship, SpanContext, SpanId, TagValue, TraceId};
+use lstrace_core::{span, Relationship, SpanContext, SpanId, TagValue, TraceId};
 use std::time::{Duration, SystemTime};
 
 #[test]
@@ -197,32 +197,6 @@ fn context_moves_to_a_thread_and_is_entered_there() {
         capture.tree(),
         "parent\n  on thread\n  detached [moved=true]\n    inside detached\n"
     );
-}
-
-#[test]
-fn spawn_and_spawn_blocking_carry_the_current_span() {
-    let capture = TestRecorder::install().capture();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .build()
-        .unwrap();
-    rt.block_on(capture.scope(async {
-        let parent = span("parent").start_detached();
-        async {
-            lstrace_core::spawn(async { span("spawned").start().finish() })
-                .await
-                .unwrap();
-            lstrace_core::spawn_blocking(|| span("blocking").start().finish())
-                .await
-                .unwrap();
-            tokio::spawn(async { span("plain tokio spawn").start().finish() })
-                .await
-                .unwrap();
-        }
-        .in_span(parent)
-        .await;
-    }));
-    assert_eq!(capture.tree(), "parent\n  spawned\n  blocking\n");
 }
 
 #[test]

@@ -2,7 +2,7 @@
 //! pass through: a service that has not called `init` keeps its caller's trace, decision
 //! and baggage for the calls it makes, as OpenTelemetry's API does without an SDK.
 
-use lstrace_core::propagation::{self, Format, PropagatorStack};
+use lstrace_core::propagation;
 use lstrace_core::{span, SpanContext, SpanId, TraceId};
 use std::collections::HashMap;
 
@@ -80,6 +80,7 @@ async fn an_http_service_without_a_tracer_passes_the_callers_context_on() {
     use axum::http::HeaderMap;
     use http_support::{calling_service, echo_service, SendForText};
     use lstrace_core::http::TraceLayer;
+    use lstrace_core::propagation::{Format, PropagatorStack};
 
     let upstream = calling_service(echo_service().await, TraceLayer::new()).await;
     let caller = incoming(false);

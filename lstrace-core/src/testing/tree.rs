@@ -282,6 +282,7 @@ mod tests {
         );
     }
 
+    #[cfg(feature = "reporter")]
     #[test]
     fn a_lightstep_span_nests_under_its_first_reference() {
         let context = |span_id| protocol::LightStepSpanContext {
