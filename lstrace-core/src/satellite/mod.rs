@@ -272,7 +272,7 @@ impl fmt::Debug for ReceivedReport {
 /// connections hang.
 pub struct LocalSatellite {
     addr: SocketAddr,
-    shared: Arc<Shared>,
+    shared: Arc<Inbox>,
     /// Dropping the sender tells the server thread to stop.
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
@@ -333,10 +333,10 @@ impl LocalSatellite {
         let listener = std::net::TcpListener::bind(addr)?;
         listener.set_nonblocking(true)?;
         let addr = listener.local_addr()?;
-        let shared = Arc::new(Shared {
+        let shared = Arc::new(Inbox {
             view: view.map(|limits| Mutex::new(store::TraceStore::new(limits))),
             limits,
-            ..Shared::default()
+            ..Inbox::default()
         });
         let (stop, stopped) = tokio::sync::oneshot::channel();
         let (ready_tx, ready_rx) = mpsc::channel();
@@ -569,9 +569,11 @@ fn refusal(request: &ReportRequest) -> Option<&'static str> {
     }
 }
 
-/// What the satellite and its server thread share.
+/// Everything the satellite received (reports, exports, the view's traces), with the limits it
+/// holds them to and the counts of what it refused: written by the server thread, read through
+/// the [`LocalSatellite`] handle.
 #[derive(Default)]
-struct Shared {
+struct Inbox {
     state: Mutex<State>,
     /// Signalled whenever a report is recorded.
     changed: Condvar,
@@ -679,7 +681,7 @@ impl KeptExport {
     }
 }
 
-impl Shared {
+impl Inbox {
     fn lock(&self) -> MutexGuard<'_, State> {
         lock(&self.state)
     }

@@ -9,7 +9,7 @@
 use super::ingest::{self, Refusal};
 use super::otlp::{self, ReceivedOtlp};
 use super::{
-    view, Answer, ReceivedReport, Shared, Stored, MAX_REPORT_BYTES, REPORT_PATH, TRACES_PATH,
+    view, Answer, Inbox, ReceivedReport, Stored, MAX_REPORT_BYTES, REPORT_PATH, TRACES_PATH,
 };
 use crate::protocol::ReportResponse;
 use crate::reporter::protocol::lightstep::{ACCESS_TOKEN_HEADER, OCTET_STREAM};
@@ -51,7 +51,7 @@ const CONNECTION_BUFFER_BYTES: usize = 64 * 1024;
 /// connection.
 pub(super) fn run(
     listener: std::net::TcpListener,
-    shared: Arc<Shared>,
+    shared: Arc<Inbox>,
     stop: oneshot::Receiver<()>,
     ready: mpsc::Sender<io::Result<()>>,
 ) {
@@ -83,7 +83,7 @@ pub(super) fn run(
 
 async fn accept_until_stopped(
     listener: tokio::net::TcpListener,
-    shared: Arc<Shared>,
+    shared: Arc<Inbox>,
     mut stop: oneshot::Receiver<()>,
 ) {
     loop {
@@ -104,12 +104,12 @@ async fn accept_until_stopped(
 
 /// An open connection, counted against [`Limits::max_connections`](super::Limits) until it
 /// is dropped.
-struct OpenConnection(Arc<Shared>);
+struct OpenConnection(Arc<Inbox>);
 
 impl OpenConnection {
     /// Counts a connection just accepted; `None` (and counted as refused) when as many as
     /// the limit allows are open.
-    fn count(shared: &Arc<Shared>) -> Option<OpenConnection> {
+    fn count(shared: &Arc<Inbox>) -> Option<OpenConnection> {
         let counters = &shared.counters;
         let max = shared.limits.max_connections;
         let counted =
@@ -158,7 +158,7 @@ async fn serve_connection(stream: tokio::net::TcpStream, open: OpenConnection) {
     }
 }
 
-async fn answer(request: Request<Incoming>, shared: &Shared) -> Response<Full<Bytes>> {
+async fn answer(request: Request<Incoming>, shared: &Inbox) -> Response<Full<Bytes>> {
     let behaviour = shared.request_arrived();
     if let Some(store) = &shared.view {
         let uri = request.uri();
@@ -283,7 +283,7 @@ async fn answer_otlp(
     parts: &hyper::http::request::Parts,
     body: Vec<u8>,
     behaviour: super::Behaviour,
-    shared: &Shared,
+    shared: &Inbox,
 ) -> Response<Full<Bytes>> {
     let gzipped = match parts.headers.get(header::CONTENT_ENCODING) {
         None => false,
@@ -388,7 +388,7 @@ enum BodyError {
 
 impl BodyError {
     /// The answer, counted.
-    fn answer(self, shared: &Shared) -> Response<Full<Bytes>> {
+    fn answer(self, shared: &Inbox) -> Response<Full<Bytes>> {
         let (counter, status, message) = match self {
             BodyError::TooLarge => {
                 return text(
@@ -436,12 +436,12 @@ impl BodyError {
 /// Request body bytes counted against `Limits::max_body_bytes_held` (all requests
 /// together) until dropped.
 struct HeldBytes<'a> {
-    shared: &'a Shared,
+    shared: &'a Inbox,
     bytes: usize,
 }
 
 impl<'a> HeldBytes<'a> {
-    fn none(shared: &'a Shared) -> Self {
+    fn none(shared: &'a Inbox) -> Self {
         HeldBytes { shared, bytes: 0 }
     }
 
@@ -491,7 +491,7 @@ impl Drop for HeldBytes<'_> {
 async fn read_body<'a>(
     mut body: Incoming,
     headers: &HeaderMap,
-    shared: &'a Shared,
+    shared: &'a Inbox,
 ) -> Result<(Vec<u8>, HeldBytes<'a>), BodyError> {
     let declared = headers
         .get(header::CONTENT_LENGTH)
