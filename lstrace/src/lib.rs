@@ -105,7 +105,7 @@
 //!   application's tracer records its spans.
 //! - `tokio` (with `reporter`): [`spawn`] and [`spawn_blocking`], tokio's, carrying the
 //!   current span into the task.
-//! - `reqwest`: client (exit) spans for reqwest, with the context injected into the request.
+//! - `reqwest`: client (exit) spans for reqwest 0.13, with the context injected into the request.
 //! - `tower`: a `tower::Layer` opening server (entry) spans from incoming headers.
 //! - `tracing`: `lstrace::tracing::layer()`, a `tracing_subscriber::Layer` that records
 //!   `tracing` spans as lstrace spans and events as span logs, in the same traces as

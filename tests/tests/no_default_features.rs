@@ -57,3 +57,13 @@ fn without_default_features_the_reporter_stack_is_not_built() {
         );
     }
 }
+
+/// TLS is rustls in every build, never OpenSSL.
+#[test]
+fn tls_is_rustls_without_openssl() {
+    let all = dependencies(&["--all-features"]);
+    assert!(all.contains("rustls"), "{all:?}");
+    for name in ["openssl-sys", "openssl", "native-tls"] {
+        assert!(!all.contains(name), "--all-features builds {name}");
+    }
+}

@@ -1,6 +1,10 @@
 //! HTTP integrations: client (exit) spans for reqwest (feature `reqwest`) and server (entry)
 //! spans for tower services such as axum, tonic and hyper (feature `tower`).
 //!
+//! The reqwest integration is for reqwest **0.13** (what `cargo add reqwest` gives): its
+//! traits are implemented for 0.13's `RequestBuilder` and `Client`, so a client of another
+//! major has no `send_traced` method.
+//!
 //! Both follow the OpenTracing conventions: `span.kind` (`client` / `server`),
 //! `http.method`, `http.url`, `http.status_code`, and `error = true` when the request failed
 //! or the response is a 5xx. Both use the [`global_stack`](crate::propagation::global_stack)
