@@ -48,8 +48,8 @@ pub use reporter::{
     ShutdownGuard, Stats, Tracer,
 };
 pub use span::{
-    baggage_item, current, log, record_error, set_baggage_item, span, tag, Span, SpanBuilder,
-    SpanGuard, SpanKind,
+    baggage_item, current, log, record_error, set_baggage_item, span, tag, EnteredSpan, Span,
+    SpanBuilder, SpanKind,
 };
 pub use tag::{SpanStr, Tag, TagList, TagValue, ToTagValue};
 #[cfg(feature = "tokio")]

@@ -17,7 +17,7 @@ use crate::context::id::{SpanId, TraceId};
 use crate::context::SpanContext;
 use crate::record::SpanRecord;
 use crate::recorder::{self, AlreadyInstalled, Recorder};
-use crate::span::SpanGuard;
+use crate::span::EnteredSpan;
 use crate::task::future::{FutureExt, Instrumented};
 use once_cell::sync::OnceCell;
 use std::future::Future;
@@ -141,7 +141,7 @@ impl Capture {
     }
 
     /// Enters the capture on this thread until the guard drops.
-    pub fn enter(&self) -> SpanGuard {
+    pub fn enter(&self) -> EnteredSpan {
         self.context.enter()
     }
 

@@ -20,7 +20,7 @@ use std::net::SocketAddr;
 use support::http::{echo_service, echoed_headers, serve, trace_spans, SendForText};
 
 /// The handler in the middle: a span of its own (not recorded under an unsampled caller),
-/// an item set on it with `SpanGuard::set_baggage_item`, and a call downstream inside it.
+/// an item set on it with `EnteredSpan::set_baggage_item`, and a call downstream inside it.
 async fn call_downstream(State(downstream): State<SocketAddr>) -> String {
     let call = {
         let mut handle = span("handle").start();

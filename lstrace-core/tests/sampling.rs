@@ -101,7 +101,7 @@ fn an_unsampled_decision_and_baggage_travel_through_a_service_in_every_format() 
     }
 }
 
-/// `SpanGuard::set_baggage_item` under an unsampled parent reaches the span's children, and
+/// `EnteredSpan::set_baggage_item` under an unsampled parent reaches the span's children, and
 /// not its parent.
 #[test]
 fn baggage_set_on_an_unsampled_child_is_kept_for_its_children_only() {

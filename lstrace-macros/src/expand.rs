@@ -445,7 +445,7 @@ fn respanned(tokens: &TokenStream, span: Span) -> TokenStream {
 /// How the started span is held.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Hold {
-    /// Entered for the rest of the function: `__lstrace_guard`, a `SpanGuard`.
+    /// Entered for the rest of the function: `__lstrace_guard`, an `EnteredSpan`.
     Guard,
     /// Not entered: `mut __lstrace_span`, a `Span` that runs the body in its scope and
     /// instruments the future the body returns.
@@ -466,7 +466,7 @@ fn start(krate: &TokenStream, builder: &TokenStream, hold: Hold, flag: bool) -> 
             let __lstrace_guard = if #condition {
                 #builder.start()
             } else {
-                #krate::SpanGuard::noop()
+                #krate::EnteredSpan::noop()
             };
         },
         Hold::Detached => {

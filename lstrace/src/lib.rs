@@ -132,9 +132,9 @@ pub use lstrace_core::satellite;
 pub use lstrace_core::tracing;
 pub use lstrace_core::{
     baggage_item, current, fields, log, propagation, record_error, recorder, sampling,
-    set_baggage_item, span, tag, testing, tree, FutureExt, InCurrentContext, Instrumented,
-    LogRecord, Recorder, Relationship, Span, SpanBuilder, SpanContext, SpanGuard, SpanId, SpanKind,
-    SpanRecord, SpanStr, Tag, TagList, TagValue, ToTagValue, TraceId,
+    set_baggage_item, span, tag, testing, tree, EnteredSpan, FutureExt, InCurrentContext,
+    Instrumented, LogRecord, Recorder, Relationship, Span, SpanBuilder, SpanContext, SpanId,
+    SpanKind, SpanRecord, SpanStr, Tag, TagList, TagValue, ToTagValue, TraceId,
 };
 #[cfg(feature = "reporter")]
 #[cfg_attr(docsrs, doc(cfg(feature = "reporter")))]
@@ -171,7 +171,7 @@ pub mod prelude {
     pub use crate::traced;
     pub use lstrace_core::FutureExt as _;
     pub use lstrace_core::{
-        current, record_error, span, tag, Span, SpanContext, SpanGuard, SpanKind, TagValue,
+        current, record_error, span, tag, EnteredSpan, Span, SpanContext, SpanKind, TagValue,
     };
 }
 /// Traces a function: each call is a span, a child of the span that is current when it

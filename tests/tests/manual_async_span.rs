@@ -1,5 +1,5 @@
 //! A manual span around async work, in a future that must be `Send` (an axum handler, a
-//! `tokio::spawn`ed task): the pattern the README and `SpanGuard`'s docs give.
+//! `tokio::spawn`ed task): the pattern the README and `EnteredSpan`'s docs give.
 #![deny(warnings, clippy::all, clippy::pedantic)]
 
 use lstrace::testing::TestRecorder;

@@ -1,7 +1,7 @@
 //! Describing a span before it starts: name, parent, tags, start time, sampling.
 
 use super::start::{pass_through, start_entered, start_frame};
-use super::{Span, SpanGuard, SpanKind};
+use super::{EnteredSpan, Span, SpanKind};
 use crate::context::SpanContext;
 use crate::record::Relationship;
 use crate::recorder;
@@ -38,8 +38,9 @@ pub(super) struct NewSpan {
 }
 
 /// Starts building a span named `name`. By default its parent is the current span (a root
-/// span when there is none); start it with [`SpanBuilder::start`] (entered: it becomes the
-/// current span until its guard drops) or [`SpanBuilder::start_detached`].
+/// span when there is none); start it with [`SpanBuilder::start`] (an [`EnteredSpan`]: the
+/// current span of this thread until it drops) or, around async work or to move it to
+/// another thread, [`SpanBuilder::start_detached`] (a [`Span`]).
 ///
 /// A span that starts a new trace is recorded if the [sampling policy](crate::sampling)
 /// says so; a span with a parent follows the parent's decision. A span that is not recorded
@@ -160,9 +161,10 @@ impl SpanBuilder {
     }
 
     /// Starts the span and enters it: it is the current span of this thread (or of the task,
-    /// inside a traced future) until the guard finishes it.
+    /// inside a traced future) until the [`EnteredSpan`] finishes or drops. It is not `Send`:
+    /// around an `.await`, use [`start_detached`](SpanBuilder::start_detached).
     #[inline(always)]
-    pub fn start(self) -> SpanGuard {
+    pub fn start(self) -> EnteredSpan {
         // Taken before the check: the compiler then keeps the builder where the caller made
         // it (an atomic load in between keeps it from merging the two).
         let mut builder = ManuallyDrop::new(self);
@@ -170,11 +172,11 @@ impl SpanBuilder {
             if let Parent::Explicit(_) = builder.parent {
                 // SAFETY: taken once, not used after.
                 let context = pass_through(unsafe { ManuallyDrop::take(&mut builder) });
-                return context.map_or_else(SpanGuard::noop, |c| c.enter());
+                return context.map_or_else(EnteredSpan::noop, |c| c.enter());
             }
             // SAFETY: dropped once, not used after.
             unsafe { ManuallyDrop::drop(&mut builder) };
-            return SpanGuard::noop();
+            return EnteredSpan::noop();
         }
         // SAFETY: `builder` is given up: not used or dropped after this.
         unsafe { start_entered(&mut builder) }

@@ -1,4 +1,4 @@
-//! The entered span: current on its thread until its guard drops.
+//! The entered span: current on its thread until it finishes or drops.
 
 use super::{collect_fields, current};
 use crate::clock;
@@ -9,15 +9,18 @@ use std::fmt;
 use std::marker::PhantomData;
 use std::mem::ManuallyDrop;
 
-/// An entered span: the current span of this thread (or task) until it finishes, on
-/// [`SpanGuard::finish`] or on drop. If the code inside panics, the span is marked
-/// `error = true` as the panic goes by.
+/// A span entered on this thread, from [`SpanBuilder::start`]: the current span of this
+/// thread (or task) until it finishes, on [`EnteredSpan::finish`] or on drop. If the code
+/// inside panics, the span is marked `error = true` as the panic goes by.
 ///
-/// A guard stays on the thread that entered it (it is not `Send`), so a future that holds one
+/// It stays on the thread that entered it (it is not `Send`), so a future that holds one
 /// across an `.await` is not `Send` either: axum rejects such a handler and `tokio::spawn` such
-/// a task. Around async work, start the span with [`SpanBuilder::start_detached`] and run the
-/// work inside it with [`FutureExt::in_span`](crate::FutureExt::in_span): the span is
-/// current whenever the work runs, on any thread, and finishes when it completes.
+/// a task, and the compiler says the future "is not `Send`" because of an `EnteredSpan` (axum
+/// says only that `Handler<_, _>` is not implemented: `#[axum::debug_handler]` on the handler
+/// shows the cause).
+/// Around async work, start a [`Span`](crate::Span) with [`SpanBuilder::start_detached`]
+/// instead and run the work inside it with [`FutureExt::in_span`](crate::FutureExt::in_span):
+/// the span is current whenever the work runs, on any thread, and finishes when it completes.
 ///
 /// ```
 /// use lstrace_core::FutureExt as _;
@@ -39,29 +42,30 @@ use std::mem::ManuallyDrop;
 /// ```
 ///
 /// [`SpanBuilder::start_detached`]: crate::SpanBuilder::start_detached
-#[must_use = "a span finishes when its guard is dropped"]
-pub struct SpanGuard {
+#[must_use = "the span finishes when the `EnteredSpan` is dropped"]
+pub struct EnteredSpan {
     key: Option<u64>,
     _not_send: PhantomData<*const ()>,
 }
 
-impl SpanGuard {
-    /// A guard that records nothing: what `#[traced]` holds when no tracer is recording.
+impl EnteredSpan {
+    /// An entered span that records nothing: what `#[traced]` holds when no tracer is
+    /// recording.
     pub fn noop() -> Self {
-        SpanGuard {
+        EnteredSpan {
             key: None,
             _not_send: PhantomData,
         }
     }
 
     pub(super) fn entered(key: u64) -> Self {
-        SpanGuard {
+        EnteredSpan {
             key: Some(key),
             _not_send: PhantomData,
         }
     }
 
-    /// The key of the entered frame, given up by the guard: the caller finishes the span.
+    /// The key of the entered frame, given up: the caller finishes the span.
     pub(crate) fn into_key(self) -> Option<u64> {
         ManuallyDrop::new(self).key
     }
@@ -100,7 +104,7 @@ impl SpanGuard {
 
     /// Sets a baggage item: this span's children (and the processes it calls) carry it.
     ///
-    /// A span without a frame of its own (see [`SpanGuard::context`]) gets one here, a
+    /// A span without a frame of its own (see [`EnteredSpan::context`]) gets one here, a
     /// context-only frame over the context it runs under, so that the item is not lost and
     /// does not reach the span's parent.
     pub fn set_baggage_item(&mut self, key: impl Into<String>, value: impl Into<String>) {
@@ -125,7 +129,7 @@ impl SpanGuard {
     }
 }
 
-impl Drop for SpanGuard {
+impl Drop for EnteredSpan {
     #[inline]
     fn drop(&mut self) {
         if let Some(key) = self.key {
@@ -138,9 +142,9 @@ fn finish_entered(key: u64) {
     with_thread_spans(|local| local.finish_entered_now(key));
 }
 
-impl fmt::Debug for SpanGuard {
+impl fmt::Debug for EnteredSpan {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SpanGuard")
+        f.debug_struct("EnteredSpan")
             .field("context", &self.context())
             .finish()
     }

@@ -14,7 +14,7 @@ use crate::tag::{SpanStr, Tag, TagValue};
 pub use builder::{span, SpanBuilder};
 pub use current::{baggage_item, current, log, record_error, set_baggage_item, tag};
 pub use detached::Span;
-pub use guard::SpanGuard;
+pub use guard::EnteredSpan;
 pub use kind::SpanKind;
 #[cfg(feature = "tracing")]
 pub(crate) use start::start_frame;

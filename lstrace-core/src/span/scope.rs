@@ -1,13 +1,13 @@
 //! Entering a context (one moved from another thread, say) without starting a span.
 
-use super::SpanGuard;
+use super::EnteredSpan;
 use crate::context::id::random_u64;
 use crate::context::SpanContext;
 use crate::task::stack::{with_thread_spans, SpanFrame};
 
 impl SpanContext {
-    /// Enters this context on the current thread: spans started until the guard drops are
-    /// its children. This is how a context moved to another thread is used there.
+    /// Enters this context on the current thread: spans started until the [`EnteredSpan`]
+    /// drops are its children. This is how a context moved to another thread is used there.
     ///
     /// ```
     /// let _recorder = lstrace_core::testing::TestRecorder::install();
@@ -20,14 +20,14 @@ impl SpanContext {
     /// .join()
     /// .unwrap();
     /// ```
-    pub fn enter(&self) -> SpanGuard {
+    pub fn enter(&self) -> EnteredSpan {
         let frame = self.scope_frame();
         let key = frame.key;
         with_thread_spans(|local| {
             local.stack.push(frame);
-            SpanGuard::entered(key)
+            EnteredSpan::entered(key)
         })
-        .unwrap_or_else(SpanGuard::noop)
+        .unwrap_or_else(EnteredSpan::noop)
     }
 
     /// Runs `f` with this context entered.

@@ -2,7 +2,7 @@
 //! tags moved straight into the frame.
 
 use super::builder::{NewSpan, Parent, SpanBuilder};
-use super::SpanGuard;
+use super::EnteredSpan;
 use crate::clock;
 use crate::context::id::{SpanId, TraceId};
 use crate::context::SpanContext;
@@ -69,7 +69,7 @@ pub(crate) unsafe fn start_frame(builder: &mut ManuallyDrop<SpanBuilder>) -> Opt
 /// # Safety
 /// The caller gives `builder` up: it must not be used or dropped after this call.
 #[inline(always)]
-pub(super) unsafe fn start_entered(builder: &mut ManuallyDrop<SpanBuilder>) -> SpanGuard {
+pub(super) unsafe fn start_entered(builder: &mut ManuallyDrop<SpanBuilder>) -> EnteredSpan {
     let b: &mut SpanBuilder = builder;
     let key = with_thread_spans(|local| {
         // Children of an unsampled span cost nothing: the parent's frame already tells every
@@ -93,7 +93,7 @@ pub(super) unsafe fn start_entered(builder: &mut ManuallyDrop<SpanBuilder>) -> S
             None => b.drop_unstarted(),
         }
     }
-    key.map_or_else(SpanGuard::noop, SpanGuard::entered)
+    key.map_or_else(EnteredSpan::noop, EnteredSpan::entered)
 }
 
 /// Pushes the frame of the span that `b` describes (its parent is not an unsampled current

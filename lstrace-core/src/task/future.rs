@@ -12,7 +12,7 @@
 //! stack as a synchronous function does, so one that completes in its first poll (most short
 //! ones) never copies its frame.
 
-use crate::span::{self, Span, SpanGuard};
+use crate::span::{self, EnteredSpan, Span};
 use crate::task::stack::{self, with_thread_spans, Ending, SpanFrame, ThreadSpans};
 use crate::SpanContext;
 use std::fmt;
@@ -58,7 +58,7 @@ impl<F> Instrumented<F> {
     /// after other spans were entered, would leave the span on this thread's stack.
     #[doc(hidden)]
     #[inline]
-    pub fn __traced(guard: SpanGuard, inner: F) -> Self {
+    pub fn __traced(guard: EnteredSpan, inner: F) -> Self {
         let frames = match guard.into_key() {
             Some(key) => TaskFrames::Entered(key),
             None => TaskFrames::Suspended(Vec::new()),

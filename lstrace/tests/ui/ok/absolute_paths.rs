@@ -12,7 +12,7 @@ mod collector {
 mod lstrace_names {}
 
 struct Span;
-struct SpanGuard;
+struct EnteredSpan;
 struct Instrumented;
 type Result<T> = std::result::Result<T, String>;
 

@@ -1,6 +1,6 @@
-// A `SpanGuard` belongs to the thread that entered it: held across an `.await` it makes the
+// An `EnteredSpan` belongs to the thread that entered it: held across an `.await` it makes the
 // future not `Send`, and the error names it. (The fix: `start_detached()` and
-// `future.in_span(span)`, as `SpanGuard`'s documentation shows.)
+// `future.in_span(span)`, as `EnteredSpan`'s documentation shows.)
 use std::future::Future;
 
 fn require_send<F: Future + Send>(future: F) -> F {
