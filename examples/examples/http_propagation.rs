@@ -158,7 +158,7 @@ async fn lookup_price(sku: &str) -> Option<u64> {
     // Where a database query would be.
     tokio::time::sleep(Duration::from_millis(2)).await;
     if let Some(customer) = lstrace::baggage_item("customer") {
-        lstrace::tag("customer", customer);
+        lstrace::set_tag("customer", customer);
     }
     PRICES
         .iter()

@@ -40,7 +40,7 @@ impl std::error::Error for PaymentError {}
 async fn handle_checkout(order_id: u64) -> Result<u64, PaymentError> {
     let items = load_cart(order_id).await;
     let total = price(&items);
-    lstrace::tag("order.total", total);
+    lstrace::set_tag("order.total", total);
     // A spawned task does not inherit task-locals: lstrace::spawn hands it the current span.
     let receipt = lstrace::spawn(send_receipt(order_id));
     let charged = charge_card(total).await;
@@ -54,7 +54,7 @@ async fn handle_checkout(order_id: u64) -> Result<u64, PaymentError> {
 #[traced(args(order_id))]
 async fn load_cart(order_id: u64) -> Vec<u64> {
     tokio::time::sleep(Duration::from_millis(3)).await;
-    lstrace::tag("cart.owner", format!("customer-{}", order_id % 7));
+    lstrace::set_tag("cart.owner", format!("customer-{}", order_id % 7));
     vec![1200, 350, 99]
 }
 

@@ -48,7 +48,7 @@ pub use reporter::{
     ShutdownGuard, Stats, Tracer,
 };
 pub use span::{
-    baggage_item, current, log, record_error, set_baggage_item, span, tag, EnteredSpan, Span,
+    baggage_item, current, log, record_error, set_baggage_item, set_tag, span, EnteredSpan, Span,
     SpanBuilder, SpanKind,
 };
 pub use tag::{SpanStr, Tag, TagList, TagValue, ToTagValue};

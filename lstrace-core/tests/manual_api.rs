@@ -132,7 +132,7 @@ fn live_spans_take_tags_logs_and_baggage() {
         outer.set_baggage_item("tenant", "acme");
         {
             let _inner = span("inner").start();
-            lstrace_core::tag("depth", 2.5);
+            lstrace_core::set_tag("depth", 2.5);
             lstrace_core::log([("event", TagValue::from("step")), ("n", TagValue::Int(1))]);
             assert_eq!(
                 lstrace_core::baggage_item("tenant").as_deref(),

@@ -37,9 +37,10 @@ fn unix_nanos(t: SystemTime) -> u64 {
 fn reports_carry_what_was_traced() {
     let satellite = LocalSatellite::start().unwrap();
     let events = EventLog::new();
-    let tracer =
-        UninstalledTracer::start(options(&[satellite.url()], &events).tag("deployment", "canary"))
-            .unwrap();
+    let tracer = UninstalledTracer::start(
+        options(&[satellite.url()], &events).reporter_tag("deployment", "canary"),
+    )
+    .unwrap();
 
     let before = SystemTime::now();
     let capture = TestRecorder::install().capture();

@@ -58,7 +58,7 @@ fn exports_carry_what_was_traced_and_render_as_lightstep_reports_do() {
     let events = EventLog::new();
     let tracer = UninstalledTracer::start(
         options(&[satellite.url()], &events)
-            .tag("deployment", "canary")
+            .reporter_tag("deployment", "canary")
             .header("x-api-key", "key-5ec2e7"),
     )
     .unwrap();

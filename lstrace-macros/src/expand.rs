@@ -532,7 +532,7 @@ fn record_error(krate: &TokenStream, err: &Outcome) -> TokenStream {
 
 fn record_return(krate: &TokenStream, ret: &Outcome, reference: &TokenStream) -> TokenStream {
     let value = converted(krate, ret.format, reference, ret.keyword.span());
-    quote!(#krate::tag("return", #value);)
+    quote!(#krate::set_tag("return", #value);)
 }
 
 /// An unreachable `return` of the declared type, first in a closure or async block that

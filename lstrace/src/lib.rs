@@ -16,7 +16,7 @@
 //!
 //! #[traced(err)]
 //! fn lookup(user: u32) -> Result<&'static str, String> {
-//!     lstrace::tag("cache.hit", true); // tags the current span: this call's
+//!     lstrace::set_tag("cache.hit", true); // tags the current span: this call's
 //!     if user == 7 { Ok("ann") } else { Err(format!("no user {user}")) }
 //! }
 //!
@@ -51,7 +51,7 @@
 //! let mut span = lstrace::span("checkout").start();
 //! let sku = String::from("A-1234");
 //! span.set_tag("sku", sku.as_str()); // or `&sku`
-//! lstrace::tag("customer", &format!("c-{}", 7));
+//! lstrace::set_tag("customer", &format!("c-{}", 7));
 //! span.log([("event", "added"), ("sku", sku.as_str())]);
 //! span.log(lstrace::fields!(event = "priced", sku = &sku, cents = 1250, "tax.included" = true));
 //! drop(sku); // the span holds its own copies
@@ -132,7 +132,7 @@ pub use lstrace_core::satellite;
 pub use lstrace_core::tracing;
 pub use lstrace_core::{
     baggage_item, current, fields, log, propagation, record_error, recorder, sampling,
-    set_baggage_item, span, tag, testing, tree, EnteredSpan, FutureExt, InCurrentContext,
+    set_baggage_item, set_tag, span, testing, tree, EnteredSpan, FutureExt, InCurrentContext,
     Instrumented, LogRecord, Recorder, Relationship, Span, SpanBuilder, SpanContext, SpanId,
     SpanKind, SpanRecord, SpanStr, Tag, TagList, TagValue, ToTagValue, TraceId,
 };
@@ -171,7 +171,7 @@ pub mod prelude {
     pub use crate::traced;
     pub use lstrace_core::FutureExt as _;
     pub use lstrace_core::{
-        current, record_error, span, tag, EnteredSpan, Span, SpanContext, SpanKind, TagValue,
+        current, record_error, set_tag, span, EnteredSpan, Span, SpanContext, SpanKind, TagValue,
     };
 }
 /// Traces a function: each call is a span, a child of the span that is current when it

@@ -24,7 +24,7 @@ async fn handler(sku: String) -> u32 {
         .with_tag("width", 640)
         .start_detached();
     async move {
-        lstrace::tag("sku", sku);
+        lstrace::set_tag("sku", sku);
         let half = resize(640).await;
         yield_now().await;
         lstrace::log([("event", "resized")]);

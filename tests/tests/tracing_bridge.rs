@@ -168,14 +168,14 @@ fn lstrace_calls_inside_a_tracing_span_reach_it() {
     capture.in_scope(|| {
         let span = tracing::info_span!(target: "app", "outer");
         span.in_scope(|| {
-            lstrace::tag("user", 7);
+            lstrace::set_tag("user", 7);
             lstrace::log([("event", "first")]);
             lstrace::set_baggage_item("tenant", "a");
         });
         // Entered again, on this thread and on another: what was set is still there.
         span.in_scope(|| {
             assert_eq!(lstrace::baggage_item("tenant").as_deref(), Some("a"));
-            lstrace::tag("user", 8);
+            lstrace::set_tag("user", 8);
             traced_leaf();
         });
         std::thread::scope(|s| {
@@ -188,8 +188,8 @@ fn lstrace_calls_inside_a_tracing_span_reach_it() {
         });
         // Entered twice at once: each entry's changes reach the span.
         let first = span.enter();
-        span.in_scope(|| lstrace::tag("inner", true));
-        lstrace::tag("outer", true);
+        span.in_scope(|| lstrace::set_tag("inner", true));
+        lstrace::set_tag("outer", true);
         drop(first);
     });
     assert_eq!(

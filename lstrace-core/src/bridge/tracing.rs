@@ -21,7 +21,7 @@
 //! # One context for both worlds
 //!
 //! While a `tracing` span is entered, its lstrace span is the current lstrace span of the
-//! thread (or task): `#[traced]` functions called inside it are its children, `lstrace::tag`
+//! thread (or task): `#[traced]` functions called inside it are its children, `lstrace::set_tag`
 //! and `lstrace::log` reach it, and propagation injects it. A `tracing` span created without
 //! an explicit parent is a child of the innermost span of either kind, so a `tracing` span
 //! opened inside a `#[traced]` function (or inside [`FutureExt::in_span`] or

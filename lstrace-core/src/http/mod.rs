@@ -52,9 +52,9 @@ fn method_tag(method: &::http::Method) -> TagValue {
 
 /// Tags the current span with a response's status; a 5xx marks it failed.
 fn record_status(status: ::http::StatusCode) {
-    crate::tag("http.status_code", i64::from(status.as_u16()));
+    crate::set_tag("http.status_code", i64::from(status.as_u16()));
     if status.is_server_error() {
-        crate::tag("error", true);
+        crate::set_tag("error", true);
     }
 }
 

@@ -58,7 +58,7 @@ pub(crate) fn read_otel(mut options: Options, var: impl Fn(&str) -> Option<Strin
             if key == otlp::SERVICE_NAME {
                 service_name = Some(value);
             } else {
-                options = options.tag(key, value);
+                options = options.reporter_tag(key, value);
             }
         }
     }

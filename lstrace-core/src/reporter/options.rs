@@ -71,7 +71,7 @@ pub enum Compression {
 /// let options = lstrace_core::Options::new("my-access-token")
 ///     .component_name("checkout")
 ///     .collector_url("http://localhost:8360")
-///     .tag("deployment", "canary")
+///     .reporter_tag("deployment", "canary")
 ///     .reporting_period(Duration::from_secs(1));
 /// // The token never shows in Debug output.
 /// assert!(!format!("{options:?}").contains("my-access-token"));
@@ -285,11 +285,12 @@ impl Options {
         self
     }
 
-    /// A tag of the reporter (every report carries it), such as a deployment or a version.
-    /// The `lightstep.` prefix is the tracer's: `lightstep.guid` is refused, other
-    /// `lightstep.` tags replace the tracer's own value (as in the Go tracer).
+    /// A tag of the reporter, not of any span: every report carries it (an OTLP export as a
+    /// resource attribute), such as a deployment or a version. The `lightstep.` prefix is the
+    /// tracer's: `lightstep.guid` is refused, other `lightstep.` tags replace the tracer's own
+    /// value (as in the Go tracer).
     #[must_use]
-    pub fn tag(mut self, key: impl Into<SpanStr>, value: impl Into<TagValue>) -> Self {
+    pub fn reporter_tag(mut self, key: impl Into<SpanStr>, value: impl Into<TagValue>) -> Self {
         let tag = Tag::new(key, value);
         self.tags.retain(|t| t.key != tag.key);
         self.tags.push(tag);
@@ -658,7 +659,7 @@ mod tests {
         let (config, warnings) = Options::new("t")
             .component_name("svc")
             .collector_urls(["http://127.0.0.1:8360", "https://b.example:9000/custom"])
-            .tag("deployment", "canary")
+            .reporter_tag("deployment", "canary")
             .max_buffered_spans(7)
             .max_buffered_bytes(1000)
             .reporting_period(Duration::from_secs(5))
@@ -813,7 +814,7 @@ mod tests {
             );
         }
         assert_eq!(
-            base().tag("lightstep.guid", "1").validate().err(),
+            base().reporter_tag("lightstep.guid", "1").validate().err(),
             Some(InitError::ReservedTag {
                 key: "lightstep.guid".into()
             })

@@ -24,8 +24,12 @@ pub fn current() -> Option<SpanContext> {
     with_thread_spans(|local| local.top().map(|f| f.context().clone())).flatten()
 }
 
-/// Sets a tag on the current span (no-op outside any span).
-pub fn tag(key: impl Into<SpanStr>, value: impl Into<TagValue>) {
+/// Sets a tag on the current span (no-op outside any span), as [`EnteredSpan::set_tag`] and
+/// [`Span::set_tag`] do on theirs. A tag set again with the same key replaces its value.
+///
+/// [`EnteredSpan::set_tag`]: crate::EnteredSpan::set_tag
+/// [`Span::set_tag`]: crate::Span::set_tag
+pub fn set_tag(key: impl Into<SpanStr>, value: impl Into<TagValue>) {
     if !recorder::is_enabled() {
         return;
     }

@@ -28,7 +28,7 @@ use std::mem::ManuallyDrop;
 /// async fn handler(sku: String) -> usize {
 ///     let span = lstrace_core::span("handle").with_tag("width", 640).start_detached();
 ///     async move {
-///         lstrace_core::tag("sku", sku.clone()); // tags `handle`, the current span here
+///         lstrace_core::set_tag("sku", sku.clone()); // tags `handle`, the current span here
 ///         sku.len()
 ///     }
 ///     .in_span(span)

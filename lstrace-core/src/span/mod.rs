@@ -12,7 +12,7 @@ use crate::record::LogFields;
 use crate::tag::{SpanStr, Tag, TagValue};
 
 pub use builder::{span, SpanBuilder};
-pub use current::{baggage_item, current, log, record_error, set_baggage_item, tag};
+pub use current::{baggage_item, current, log, record_error, set_baggage_item, set_tag};
 pub use detached::Span;
 pub use guard::EnteredSpan;
 pub use kind::SpanKind;

@@ -3,5 +3,5 @@
 
 fn main() {
     let key = String::from("dyn.key");
-    lstrace::tag(key.as_str(), 1);
+    lstrace::set_tag(key.as_str(), 1);
 }

@@ -15,8 +15,8 @@ fn request(sku: &str, path: String) {
     span.log([("sku", sku)]);
     span.log([("sku", owned.as_str())]);
     span.log(lstrace::fields!(event = "priced", sku = sku, cents = 1250, "tax.included" = true));
-    lstrace::tag("sku", sku);
-    lstrace::tag("path", &path);
+    lstrace::set_tag("sku", sku);
+    lstrace::set_tag("path", &path);
     lstrace::log([("path", path.as_str())]);
     lstrace::log(lstrace::fields!(path = &path, n = 3u8));
     let mut detached = lstrace::span(&path).start_detached();

@@ -8,7 +8,7 @@ use tracing::Instrument;
 
 #[traced]
 async fn load() -> u32 {
-    tag("rows", 3);
+    set_tag("rows", 3);
     7
 }
 
