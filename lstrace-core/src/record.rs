@@ -4,6 +4,7 @@ use crate::clock::{self, Ticks, Timeline};
 use crate::context::SpanContext;
 use crate::recorder;
 use crate::tag::{SpanStr, Tag, TagList, TagValue};
+use std::mem::ManuallyDrop;
 use std::time::{Duration, SystemTime};
 
 /// How a span relates to the span it references.
@@ -167,7 +168,10 @@ impl SpanRecord {
 
 /// A span's logs: one is held inline, more (or any dropped) on the heap.
 #[derive(Clone, Debug, Default)]
-pub(crate) enum LogList {
+pub(crate) struct LogList(ManuallyDrop<LogsRepr>);
+
+#[derive(Clone, Debug, Default)]
+enum LogsRepr {
     #[default]
     None,
     One(LogRecord),
@@ -182,12 +186,30 @@ pub(crate) struct Logs {
     pub(crate) dropped: u32,
 }
 
+impl Drop for LogList {
+    /// Most spans have no logs: their list is dropped with one check, where the compiler's
+    /// drop would first tell the inline log's variants apart.
+    #[inline]
+    fn drop(&mut self) {
+        if !self.is_empty() {
+            // SAFETY: dropped once, here; the list is not used after.
+            unsafe { ManuallyDrop::drop(&mut self.0) }
+        }
+    }
+}
+
 impl LogList {
+    /// An empty list.
+    #[inline]
+    pub(crate) const fn new() -> LogList {
+        LogList(ManuallyDrop::new(LogsRepr::None))
+    }
+
     /// Adds `log`, or drops and counts it when the list already holds `max`.
     #[inline]
     pub(crate) fn push_within(&mut self, log: LogRecord, max: usize) {
-        match self {
-            LogList::None if max > 0 => *self = LogList::One(log),
+        match &mut *self.0 {
+            repr @ LogsRepr::None if max > 0 => *repr = LogsRepr::One(log),
             _ => self.push_to_heap(log, max),
         }
     }
@@ -212,22 +234,23 @@ impl LogList {
     /// The logs on the heap, moved there first if need be.
     #[cold]
     pub(crate) fn heap(&mut self) -> &mut Logs {
-        if !matches!(self, LogList::Heap(_)) {
-            let records = match std::mem::take(self) {
-                LogList::One(log) => {
+        let repr = &mut *self.0;
+        if !matches!(repr, LogsRepr::Heap(_)) {
+            let records = match std::mem::take(repr) {
+                LogsRepr::One(log) => {
                     let mut records = Vec::with_capacity(2);
                     records.push(log);
                     records
                 }
                 _ => Vec::new(),
             };
-            *self = LogList::Heap(Box::new(Logs {
+            *repr = LogsRepr::Heap(Box::new(Logs {
                 records,
                 dropped: 0,
             }));
         }
-        match self {
-            LogList::Heap(logs) => logs,
+        match repr {
+            LogsRepr::Heap(logs) => logs,
             _ => unreachable!("moved to the heap above"),
         }
     }
@@ -235,42 +258,42 @@ impl LogList {
     /// True when there are no logs and none were dropped.
     #[inline]
     pub(crate) fn is_empty(&self) -> bool {
-        matches!(self, LogList::None)
+        matches!(*self.0, LogsRepr::None)
     }
 
     /// The logs, in the order they were added.
     #[inline]
     pub(crate) fn as_slice(&self) -> &[LogRecord] {
-        match self {
-            LogList::None => &[],
-            LogList::One(log) => std::slice::from_ref(log),
-            LogList::Heap(logs) => &logs.records,
+        match &*self.0 {
+            LogsRepr::None => &[],
+            LogsRepr::One(log) => std::slice::from_ref(log),
+            LogsRepr::Heap(logs) => &logs.records,
         }
     }
 
     fn as_mut_slice(&mut self) -> &mut [LogRecord] {
-        match self {
-            LogList::None => &mut [],
-            LogList::One(log) => std::slice::from_mut(log),
-            LogList::Heap(logs) => &mut logs.records,
+        match &mut *self.0 {
+            LogsRepr::None => &mut [],
+            LogsRepr::One(log) => std::slice::from_mut(log),
+            LogsRepr::Heap(logs) => &mut logs.records,
         }
     }
 
     /// How many logs the per-span limit dropped.
     pub(crate) fn dropped(&self) -> u32 {
-        match self {
-            LogList::Heap(logs) => logs.dropped,
+        match &*self.0 {
+            LogsRepr::Heap(logs) => logs.dropped,
             _ => 0,
         }
     }
 
     /// The logs and how many were dropped.
     #[cfg(feature = "tracing")]
-    pub(crate) fn into_parts(self) -> (Vec<LogRecord>, u32) {
-        match self {
-            LogList::None => (Vec::new(), 0),
-            LogList::One(log) => (vec![log], 0),
-            LogList::Heap(logs) => (logs.records, logs.dropped),
+    pub(crate) fn into_parts(mut self) -> (Vec<LogRecord>, u32) {
+        match std::mem::take(&mut *self.0) {
+            LogsRepr::None => (Vec::new(), 0),
+            LogsRepr::One(log) => (vec![log], 0),
+            LogsRepr::Heap(logs) => (logs.records, logs.dropped),
         }
     }
 
@@ -286,7 +309,7 @@ impl LogList {
         // fine.
         unsafe {
             if (*src).is_empty() {
-                dst.write(LogList::None);
+                dst.write(LogList::new());
             } else {
                 std::ptr::copy_nonoverlapping(src, dst, 1);
             }
@@ -377,7 +400,7 @@ impl LogList {
     /// The list a span gets when `logs` are added to it in order (inline or on the heap,
     /// as the span would hold them), with `dropped` more counted.
     pub(crate) fn of(logs: Vec<LogRecord>, dropped: u32) -> LogList {
-        let mut list = LogList::None;
+        let mut list = LogList::new();
         for log in logs {
             list.push_within(log, usize::MAX);
         }

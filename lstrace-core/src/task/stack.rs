@@ -111,7 +111,7 @@ impl SpanFrame {
                 start_unix_nanos: start.raw(),
                 duration_nanos: 0,
                 tags,
-                logs: LogList::None,
+                logs: LogList::new(),
             },
         }
     }
@@ -128,7 +128,7 @@ impl SpanFrame {
                 start_unix_nanos: 0,
                 duration_nanos: 0,
                 tags: TagList::new(),
-                logs: LogList::None,
+                logs: LogList::new(),
             },
         }
     }
@@ -483,7 +483,7 @@ impl ThreadSpans {
                     name: name,
                     start_unix_nanos: start_raw,
                     duration_nanos: 0,
-                    logs: LogList::None,
+                    logs: LogList::new(),
                     @tags => |to| TagList::move_to(tags, to),
                 }),
             });
