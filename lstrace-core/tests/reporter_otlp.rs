@@ -5,12 +5,12 @@
 mod support;
 
 use lstrace_core::__private::UninstalledTracer;
-use lstrace_core::reporter::protocol::otlp::{any_value::Value, KeyValue, OtlpSpanKind};
+use lstrace_core::reporter::protocol::otlp::{any_value::Value, KeyValue};
 use lstrace_core::reporter::{
     Compression, DropReason, Protocol, ReportError, ReportFailure, StatusReport,
 };
 use lstrace_core::satellite::fault::{Fault, FaultServer};
-use lstrace_core::satellite::{Behaviour, LocalSatellite};
+use lstrace_core::satellite::{Behaviour, FieldValue, LocalSatellite};
 use lstrace_core::testing::TestRecorder;
 use lstrace_core::{span, Event, Options, SpanRecord};
 use std::collections::HashSet;
@@ -46,9 +46,9 @@ fn attribute<'a>(attributes: &'a [KeyValue], key: &str) -> Option<&'a Value> {
 
 fn span_ids(satellite: &LocalSatellite) -> Vec<u64> {
     satellite
-        .otlp_spans()
+        .received_spans()
         .iter()
-        .map(|s| u64::from_be_bytes(s.span_id.clone().try_into().unwrap()))
+        .map(|s| s.span_id)
         .collect()
 }
 
@@ -107,17 +107,18 @@ fn exports_carry_what_was_traced_and_render_as_lightstep_reports_do() {
     );
     let scope = resource_spans[0].scope_spans[0].scope.as_ref().unwrap();
     assert_eq!(scope.name, "lstrace");
-    let spans = satellite.otlp_spans();
-    let root = spans.iter().find(|s| s.name == "checkout").unwrap();
-    let child = spans.iter().find(|s| s.name == "charge").unwrap();
+    let root = satellite.span("checkout").unwrap();
+    let child = satellite.span("charge").unwrap();
+    assert_eq!(root.trace_id, trace_id.to_u128(), "all 128 bits");
+    assert_eq!(satellite.trace(trace_id).len(), 2);
+    assert_eq!(root.kind, Some(lstrace_core::SpanKind::Server));
+    assert_eq!(root.service, "reporter-tests");
+    assert_eq!(child.parent_id, Some(root.span_id));
+    assert_eq!(child.tag("amount"), Some(&FieldValue::Int(12)));
     assert_eq!(
-        root.trace_id,
-        trace_id.to_u128().to_be_bytes(),
-        "all 128 bits"
+        child.logs[0].fields,
+        [("event".to_owned(), FieldValue::Str("retry".into()))]
     );
-    assert_eq!(root.kind, OtlpSpanKind::Server as i32);
-    assert_eq!(child.parent_span_id, root.span_id);
-    assert_eq!(child.events[0].name, "retry");
     assert_eq!(satellite.tree(), expected_tree, "the same tree either way");
     assert!(events.wait_for(|e| matches!(e, Event::ReportSent(StatusReport { spans_sent: 2, .. }))));
 }

@@ -58,9 +58,11 @@ pub mod fault;
 mod ingest;
 mod otlp;
 mod server;
+mod span;
 mod store;
 mod view;
 
+pub use span::{FieldValue, Protocol, ReceivedLog, ReceivedSpan, SpanReference};
 pub use store::{ViewLimits, ViewStats};
 
 pub use crate::reporter::protocol::otlp::TRACES_PATH;
@@ -418,6 +420,63 @@ impl LocalSatellite {
             .filter(|r| r.received.accepted)
             .flat_map(|r| r.decoded().request.spans.iter().cloned())
             .collect()
+    }
+
+    /// The spans of every accepted report and export, of both protocols, in arrival order, as
+    /// one type to query and assert on (see [`ReceivedSpan`]).
+    #[must_use]
+    pub fn received_spans(&self) -> Vec<ReceivedSpan> {
+        let mut state = self.shared.lock();
+        let State { reports, otlp, .. } = &mut *state;
+        let mut arrived: Vec<(usize, Vec<ReceivedSpan>)> = Vec::new();
+        for report in reports.iter_mut().filter(|r| r.received.accepted) {
+            let arrival = report.arrival;
+            let received = report.decoded();
+            let service = received.component_name().unwrap_or_default();
+            let reporter_tags = received
+                .request
+                .reporter
+                .as_ref()
+                .map_or(&[][..], |r| &r.tags[..]);
+            let spans = received.request.spans.iter();
+            arrived.push((
+                arrival,
+                spans
+                    .map(|s| ReceivedSpan::from_lightstep(s, service, reporter_tags))
+                    .collect(),
+            ));
+        }
+        for export in otlp.iter_mut() {
+            let arrival = export.arrival;
+            let export = export.decoded();
+            if !export.accepted {
+                continue;
+            }
+            let spans = export.request.resource_spans.iter().flat_map(|r| {
+                let resource = r.resource.as_ref().map_or(&[][..], |r| &r.attributes[..]);
+                r.scope_spans
+                    .iter()
+                    .flat_map(|s| s.spans.iter())
+                    .map(move |s| ReceivedSpan::from_otlp(s, resource))
+            });
+            arrived.push((arrival, spans.collect()));
+        }
+        arrived.sort_by_key(|(arrival, _)| *arrival);
+        arrived.into_iter().flat_map(|(_, spans)| spans).collect()
+    }
+
+    /// The first accepted span named `name` (see [`LocalSatellite::received_spans`]).
+    #[must_use]
+    pub fn span(&self, name: &str) -> Option<ReceivedSpan> {
+        self.received_spans().into_iter().find(|s| s.name == name)
+    }
+
+    /// The accepted spans of one trace, in arrival order (see [`ReceivedSpan::in_trace`]).
+    #[must_use]
+    pub fn trace(&self, trace_id: crate::TraceId) -> Vec<ReceivedSpan> {
+        let mut spans = self.received_spans();
+        spans.retain(|s| s.in_trace(trace_id));
+        spans
     }
 
     /// Every OTLP export received so far, in arrival order, accepted or not (none with a

@@ -179,7 +179,7 @@ fn partial(rejected_spans: i64, error_message: String) -> Answer {
 }
 
 /// The id in 8 (or 16: the low half) big-endian bytes; 0 for anything else.
-fn id(bytes: &[u8]) -> u64 {
+pub(super) fn id(bytes: &[u8]) -> u64 {
     match bytes.len() {
         8 => u64::from_be_bytes(bytes.try_into().unwrap_or_default()),
         16 => u64::from_be_bytes(bytes[8..].try_into().unwrap_or_default()),
