@@ -153,6 +153,11 @@ pub use lstrace_core::{spawn, spawn_blocking};
 /// their method names differ from `tracing::Instrument`'s (`instrument`, `in_current_span`),
 /// so both can be used in one module.
 ///
+/// Glob-import the prelude, not `lstrace::*`: with the features `tracing` and `log`, the
+/// bridges are the modules `lstrace::tracing` and `lstrace::log`, named like the crates they
+/// bridge, so after `use lstrace::*;` a path such as `tracing::info!` is ambiguous (E0659;
+/// `::tracing::info!` still works).
+///
 /// ```
 /// use lstrace::prelude::*;
 ///
