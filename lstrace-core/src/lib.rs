@@ -74,4 +74,14 @@ pub mod __private {
     pub fn set_max_logs_per_span(max: usize) {
         crate::recorder::set_max_logs_per_span(max);
     }
+
+    /// Sets the most tags a span keeps (the tracer sets it from its options).
+    pub fn set_max_tags_per_span(max: usize) {
+        crate::recorder::set_max_tags_per_span(max);
+    }
+
+    /// Sets the most baggage items a context carries (the tracer sets it from its options).
+    pub fn set_max_baggage_items(max: usize) {
+        crate::recorder::set_max_baggage_items(max);
+    }
 }

@@ -400,7 +400,7 @@ proptest! {
 fn with_items(items: usize) -> SpanContext {
     // Contexts past the per-context cap (the tracer's `max_baggage_items`), as a peer that
     // does not cap its baggage sends them: what injection bounds is under test here.
-    lstrace_core::recorder::set_max_baggage_items(usize::MAX);
+    lstrace_core::__private::set_max_baggage_items(usize::MAX);
     (0..items).fold(
         SpanContext::new(TraceId::from_u128(1), SpanId::new(2).unwrap(), true),
         |ctx, i| ctx.with_baggage_item(format!("k{i}"), "v"),

@@ -141,8 +141,8 @@ pub fn drift(seconds: u64) -> Result<String, String> {
 /// 3,328 ms).
 pub fn per_span(quick: bool) -> Result<String, String> {
     let recorder = TestRecorder::install();
-    lstrace::recorder::set_max_tags_per_span(usize::MAX);
-    lstrace::recorder::set_max_baggage_items(usize::MAX);
+    lstrace::__private::set_max_tags_per_span(usize::MAX);
+    lstrace::__private::set_max_baggage_items(usize::MAX);
     lstrace::__private::set_max_logs_per_span(usize::MAX);
     let counts: &[usize] = if quick {
         &[100]

@@ -3,10 +3,13 @@
 use super::sync::Ordering;
 use std::sync::atomic::{AtomicU64, AtomicUsize};
 
-static MAX_LOGS_PER_SPAN: AtomicUsize = AtomicUsize::new(500);
+static MAX_LOGS_PER_SPAN: AtomicUsize = AtomicUsize::new(DEFAULT_MAX_LOGS_PER_SPAN);
 static MAX_TAGS_PER_SPAN: AtomicUsize = AtomicUsize::new(DEFAULT_MAX_TAGS_PER_SPAN);
 static MAX_BAGGAGE_ITEMS: AtomicUsize = AtomicUsize::new(DEFAULT_MAX_BAGGAGE_ITEMS);
 static MAX_OPERATION_NAME_LEN: AtomicUsize = AtomicUsize::new(DEFAULT_MAX_OPERATION_NAME_LEN);
+
+/// The most logs a span keeps unless configured otherwise: the LightStep Go tracer's.
+pub const DEFAULT_MAX_LOGS_PER_SPAN: usize = 500;
 
 /// The most tags a span keeps unless configured otherwise.
 pub const DEFAULT_MAX_TAGS_PER_SPAN: usize = 1024;
@@ -30,9 +33,10 @@ pub(crate) fn max_logs_per_span() -> usize {
 
 /// Sets the most tags a span keeps; tags with new keys after that are dropped and counted on
 /// the span ([`SpanRecord::dropped_tags`]). A tag whose key the span has replaces its value.
+/// The tracer sets it from `Options::max_tags_per_span`.
 ///
 /// [`SpanRecord::dropped_tags`]: crate::SpanRecord::dropped_tags
-pub fn set_max_tags_per_span(max: usize) {
+pub(crate) fn set_max_tags_per_span(max: usize) {
     MAX_TAGS_PER_SPAN.store(max, Ordering::Relaxed);
 }
 
@@ -44,8 +48,8 @@ pub(crate) fn max_tags_per_span() -> usize {
 /// Sets the most baggage items a context carries; items with new keys after that are
 /// dropped and counted on the context
 /// ([`SpanContext::dropped_baggage_items`](crate::SpanContext::dropped_baggage_items)) and
-/// in [`baggage_items_dropped`].
-pub fn set_max_baggage_items(max: usize) {
+/// in [`baggage_items_dropped`]. The tracer sets it from `Options::max_baggage_items`.
+pub(crate) fn set_max_baggage_items(max: usize) {
     MAX_BAGGAGE_ITEMS.store(max, Ordering::Relaxed);
 }
 
@@ -54,8 +58,10 @@ pub(crate) fn max_baggage_items() -> usize {
 }
 
 /// Sets the longest operation name, in bytes: longer names are cut on a character boundary
-/// as their spans reach the recorder, and counted in [`operation_names_truncated`].
-pub fn set_max_operation_name_len(max: usize) {
+/// as their spans reach the recorder, and counted in [`operation_names_truncated`]. The
+/// tracer sets it from `Options::max_operation_name_len`.
+#[cfg(feature = "reporter")]
+pub(crate) fn set_max_operation_name_len(max: usize) {
     MAX_OPERATION_NAME_LEN.store(max, Ordering::Relaxed);
 }
 
@@ -67,15 +73,16 @@ static BAGGAGE_ITEMS_DROPPED: AtomicU64 = AtomicU64::new(0);
 static OPERATION_NAMES_TRUNCATED: AtomicU64 = AtomicU64::new(0);
 
 /// How many baggage items with new keys contexts have refused since the process started,
-/// because they carried the most items allowed ([`set_max_baggage_items`]). The installed
-/// tracer reports them (`baggage.dropped`).
+/// because they carried the most items allowed (`Options::max_baggage_items`, by default
+/// [`DEFAULT_MAX_BAGGAGE_ITEMS`]). The installed tracer reports them (`baggage.dropped`).
 #[must_use]
 pub fn baggage_items_dropped() -> u64 {
     BAGGAGE_ITEMS_DROPPED.load(Ordering::Relaxed)
 }
 
 /// How many operation names have been cut since the process started, because they were
-/// longer than allowed ([`set_max_operation_name_len`]). The installed tracer reports them
+/// longer than allowed (`Options::max_operation_name_len`, by default
+/// [`DEFAULT_MAX_OPERATION_NAME_LEN`]). The installed tracer reports them
 /// (`operation_names.truncated`).
 #[must_use]
 pub fn operation_names_truncated() -> u64 {

@@ -171,7 +171,7 @@ impl Options {
             exit_close_timeout: DEFAULT_EXIT_CLOSE_TIMEOUT,
             max_log_key_len: 256,
             max_log_value_len: 1024,
-            max_logs_per_span: 500,
+            max_logs_per_span: recorder::DEFAULT_MAX_LOGS_PER_SPAN,
             span_caps: SpanCaps::DEFAULT,
             drop_span_logs: false,
             event_handler: None,
