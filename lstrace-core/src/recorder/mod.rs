@@ -16,6 +16,8 @@ use sync::Ordering;
 
 pub use drain::drain;
 pub(crate) use drain::pending;
+#[cfg(feature = "reporter")]
+pub(crate) use limits::set_max_operation_name_len;
 pub use limits::{
     baggage_items_dropped, operation_names_truncated, DEFAULT_MAX_BAGGAGE_ITEMS,
     DEFAULT_MAX_LOGS_PER_SPAN, DEFAULT_MAX_OPERATION_NAME_LEN, DEFAULT_MAX_TAGS_PER_SPAN,
@@ -25,8 +27,6 @@ pub(crate) use limits::{
     max_logs_per_span, max_operation_name_len, max_tags_per_span, set_max_baggage_items,
     set_max_logs_per_span, set_max_tags_per_span,
 };
-#[cfg(feature = "reporter")]
-pub(crate) use limits::set_max_operation_name_len;
 pub(crate) use producer::{lost, push, push_with, Producer};
 
 /// Receives finished spans. One recorder is installed per process: the reporter installed by

@@ -5,6 +5,7 @@
 /// `Server` and `Consumer` spans are entry spans (work arriving from another process),
 /// `Client` and `Producer` spans are exit spans (work handed to another process).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum SpanKind {
     /// Handles a request from another process (an entry span).
     Server,

@@ -295,14 +295,6 @@ pub(crate) fn request_head(
     head
 }
 
-/// Decodes a response body; an empty body (some servers send none) is a full success.
-///
-/// # Errors
-/// prost's error, for a body that is not an `ExportTraceServiceResponse`.
-pub fn decode_response(body: &[u8]) -> Result<ExportTraceServiceResponse, prost::DecodeError> {
-    ExportTraceServiceResponse::decode(body)
-}
-
 /// OTLP/HTTP reports for one tracer: one resource and one scope around the spans.
 pub(crate) struct Otlp {
     resource: Resource,
@@ -425,7 +417,9 @@ pub(crate) fn answer(
         _ => return Err(ReportError::Refused { status }),
     }
     let response = body.and_then(|b| {
-        decode_response(b).map_err(|e| format!("not an ExportTraceServiceResponse: {e}"))
+        // An empty body (some servers send none) decodes as a full success.
+        ExportTraceServiceResponse::decode(b)
+            .map_err(|e| format!("not an ExportTraceServiceResponse: {e}"))
     });
     Ok(match response {
         Ok(response) => match response.partial_success.filter(|p| p.rejected_spans > 0) {
