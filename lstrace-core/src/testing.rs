@@ -20,6 +20,7 @@ use crate::recorder::{self, AlreadyInstalled, Recorder};
 use crate::span::EnteredSpan;
 use crate::task::future::{FutureExt, Instrumented};
 use once_cell::sync::OnceCell;
+use std::fmt;
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
@@ -33,6 +34,20 @@ pub struct TestRecorder {
 }
 
 static INSTALLED: OnceCell<&'static TestRecorder> = OnceCell::new();
+
+impl fmt::Debug for TestRecorder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let spans = self
+            .spans
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len();
+        f.debug_struct("TestRecorder")
+            .field("spans", &spans)
+            .field("dropped", &self.dropped.load(Ordering::Relaxed))
+            .finish()
+    }
+}
 
 /// Forwards to the one leaked [`TestRecorder`].
 struct Installed(&'static TestRecorder);
@@ -131,6 +146,14 @@ impl TestRecorder {
 pub struct Capture {
     recorder: &'static TestRecorder,
     context: SpanContext,
+}
+
+impl fmt::Debug for Capture {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Capture")
+            .field("context", &self.context)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Capture {

@@ -22,7 +22,7 @@ pub(crate) enum Format {
 
 impl Format {
     /// An optional leading `?` or `%`.
-    fn parse_sigil(input: ParseStream) -> syn::Result<Format> {
+    fn parse_sigil(input: ParseStream<'_>) -> syn::Result<Format> {
         if input.peek(Token![?]) {
             input.parse::<Token![?]>()?;
             Ok(Format::Debug)
@@ -43,7 +43,7 @@ pub(crate) struct TagArg {
 }
 
 impl Parse for TagArg {
-    fn parse(input: ParseStream) -> syn::Result<Self> {
+    fn parse(input: ParseStream<'_>) -> syn::Result<Self> {
         let key = if input.peek(LitStr) {
             input.parse::<LitStr>()?
         } else if input.peek(Ident::peek_any) {
@@ -94,7 +94,7 @@ impl ParamArg {
 }
 
 impl Parse for ParamArg {
-    fn parse(input: ParseStream) -> syn::Result<Self> {
+    fn parse(input: ParseStream<'_>) -> syn::Result<Self> {
         let format = Format::parse_sigil(input)?;
         if !input.peek(Ident::peek_any) {
             return Err(input.error("expected a parameter name, optionally after `?` or `%`"));
@@ -149,7 +149,7 @@ impl Args {
 }
 
 impl Parse for Args {
-    fn parse(input: ParseStream) -> syn::Result<Self> {
+    fn parse(input: ParseStream<'_>) -> syn::Result<Self> {
         let mut args = Args::default();
         let mut seen: Vec<String> = Vec::new();
         while !input.is_empty() {
@@ -198,7 +198,7 @@ impl Parse for Args {
     }
 }
 
-fn parse_name(input: ParseStream, word: &Ident) -> syn::Result<LitStr> {
+fn parse_name(input: ParseStream<'_>, word: &Ident) -> syn::Result<LitStr> {
     let usage = "expected a string literal: `name = \"operation\"`";
     if !input.peek(Token![=]) {
         return Err(syn::Error::new(word.span(), usage));
@@ -217,7 +217,7 @@ fn parse_name(input: ParseStream, word: &Ident) -> syn::Result<LitStr> {
     Ok(name)
 }
 
-fn parse_list<T: Parse>(input: ParseStream, word: &Ident, usage: &str) -> syn::Result<Vec<T>> {
+fn parse_list<T: Parse>(input: ParseStream<'_>, word: &Ident, usage: &str) -> syn::Result<Vec<T>> {
     if !input.peek(syn::token::Paren) {
         return Err(syn::Error::new(
             word.span(),
@@ -231,7 +231,7 @@ fn parse_list<T: Parse>(input: ParseStream, word: &Ident, usage: &str) -> syn::R
 }
 
 /// `err`, `err(?)`, `err(%)`; `ret`, `ret(?)`, `ret(%)`.
-fn parse_outcome(input: ParseStream, keyword: Ident, default: Format) -> syn::Result<Outcome> {
+fn parse_outcome(input: ParseStream<'_>, keyword: Ident, default: Format) -> syn::Result<Outcome> {
     if !input.peek(syn::token::Paren) {
         return Ok(Outcome {
             keyword,
@@ -249,7 +249,7 @@ fn parse_outcome(input: ParseStream, keyword: Ident, default: Format) -> syn::Re
     Ok(Outcome { keyword, format })
 }
 
-fn parse_kind(input: ParseStream, word: &Ident) -> syn::Result<Kind> {
+fn parse_kind(input: ParseStream<'_>, word: &Ident) -> syn::Result<Kind> {
     let usage = "expected a span kind: `kind = server`, `client`, `producer` or `consumer`";
     if !input.peek(Token![=]) {
         return Err(syn::Error::new(word.span(), usage));
@@ -279,7 +279,7 @@ fn parse_kind(input: ParseStream, word: &Ident) -> syn::Result<Kind> {
 }
 
 /// `crate = path`, the path of lstrace as a facade re-exports it (`my_facade::lstrace`).
-fn parse_crate(input: ParseStream, word: &Ident) -> syn::Result<syn::Path> {
+fn parse_crate(input: ParseStream<'_>, word: &Ident) -> syn::Result<syn::Path> {
     let usage = "expected the path of the lstrace crate: `crate = my_facade::lstrace`";
     if !input.peek(Token![=]) {
         return Err(syn::Error::new(word.span(), usage));
@@ -291,7 +291,7 @@ fn parse_crate(input: ParseStream, word: &Ident) -> syn::Result<syn::Path> {
     Ok(path)
 }
 
-fn parse_flag(input: ParseStream, word: &Ident) -> syn::Result<Span> {
+fn parse_flag(input: ParseStream<'_>, word: &Ident) -> syn::Result<Span> {
     if input.peek(Token![=]) || input.peek(syn::token::Paren) {
         Err(syn::Error::new(
             word.span(),

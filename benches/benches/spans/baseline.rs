@@ -5,7 +5,7 @@ use crate::cases::{Case, Library};
 use std::hint::black_box;
 
 /// No tracing library.
-pub struct Baseline;
+pub(crate) struct Baseline;
 
 #[inline(never)]
 fn child() {

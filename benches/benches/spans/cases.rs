@@ -5,7 +5,7 @@ use std::fmt;
 /// One benchmark case. Every iteration is one root span with its children, so that each
 /// library's whole recording pipeline (including the per-trace work at the root) is measured.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Case {
+pub(crate) enum Case {
     /// A root span and `n` synchronous children, one after the other.
     Wide(usize),
     /// A root span and `n` synchronous children, each with three tags (a string, an
@@ -27,7 +27,7 @@ pub enum Case {
 }
 
 /// Every case, in the order the report lists them.
-pub const ALL: &[Case] = &[
+pub(crate) const ALL: &[Case] = &[
     Case::Wide(1),
     Case::Wide(10),
     Case::Wide(100),
@@ -48,7 +48,7 @@ pub const ALL: &[Case] = &[
 
 impl Case {
     /// Worker threads that run iterations at once.
-    pub fn threads(self) -> usize {
+    pub(crate) fn threads(self) -> usize {
         match self {
             Case::WideTwoThreads(_) => 2,
             _ => 1,
@@ -58,7 +58,7 @@ impl Case {
     /// What the per-span figures divide by: spans (or calls) per iteration per worker. For
     /// the unsampled and sampled-out cases only the children count, so the figure is the cost
     /// per child; a sampled-out root without children counts itself.
-    pub fn spans_per_iteration(self) -> u64 {
+    pub(crate) fn spans_per_iteration(self) -> u64 {
         let n = match self {
             Case::Wide(n) | Case::Tagged(n) | Case::Async(n) | Case::WideTwoThreads(n) => n + 1,
             Case::Deep(depth) => depth,
@@ -69,7 +69,7 @@ impl Case {
     }
 
     /// Spans an iteration hands to the sink, over all workers.
-    pub fn recorded_per_iteration(self) -> u64 {
+    pub(crate) fn recorded_per_iteration(self) -> u64 {
         match self {
             Case::NoTracer(_) | Case::Unsampled(_) | Case::SampledOut(_) => 0,
             // `measure` counts iterations over all workers already.
@@ -78,12 +78,12 @@ impl Case {
     }
 
     /// Whether the library's pipeline is set up for this case.
-    pub fn initialises_tracer(self) -> bool {
+    pub(crate) fn initialises_tracer(self) -> bool {
         !matches!(self, Case::NoTracer(_))
     }
 
     /// Parses [`Case`]'s `Display` form.
-    pub fn parse(text: &str) -> Option<Case> {
+    pub(crate) fn parse(text: &str) -> Option<Case> {
         let (kind, n) = text.split_once('/')?;
         let n: usize = n.parse().ok()?;
         Some(match kind {
@@ -116,7 +116,7 @@ impl fmt::Display for Case {
 }
 
 /// A tracing library set up with its real recording pipeline and a sink that discards.
-pub trait Library: Sync {
+pub(crate) trait Library: Sync {
     /// Whether this library has the case (tracing without OpenTelemetry has no sampling).
     fn supports(&self, case: Case) -> bool;
 

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 /// The end-to-end measurements.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Measurement {
+pub(crate) enum Measurement {
     /// One thread makes spans as fast as it can for a while; the reporter delivers what it
     /// can and drops (and counts) the rest.
     Saturated,
@@ -37,7 +37,7 @@ pub enum Measurement {
 }
 
 /// Every measurement, in the order the report lists them.
-pub const ALL: &[Measurement] = &[
+pub(crate) const ALL: &[Measurement] = &[
     Measurement::Saturated,
     Measurement::SaturatedOtlp,
     Measurement::SaturatedOtelSdk,
@@ -49,12 +49,12 @@ pub const ALL: &[Measurement] = &[
 
 impl Measurement {
     /// Whether it runs at a fixed rate (given as `--rate`).
-    pub fn is_paced(self) -> bool {
+    pub(crate) fn is_paced(self) -> bool {
         matches!(self, Measurement::Paced | Measurement::PacedOtlp)
     }
 
     /// Parses the `Display` form.
-    pub fn parse(text: &str) -> Option<Measurement> {
+    pub(crate) fn parse(text: &str) -> Option<Measurement> {
         ALL.iter().copied().find(|m| m.to_string() == text)
     }
 }
@@ -88,7 +88,7 @@ const FULL_BUFFER_RETRY: (Duration, Duration) =
     (Duration::from_millis(10), Duration::from_millis(100));
 
 /// The rates of the paced runs, in spans per second: the target, and below it.
-pub const PACED_RATES: &[u64] = &[1_000_000, 250_000, 100_000];
+pub(crate) const PACED_RATES: &[u64] = &[1_000_000, 250_000, 100_000];
 
 /// One span with three tags (a string, an integer, a boolean) and one log.
 #[inline(never)]
@@ -104,7 +104,7 @@ fn one_span(i: u64) {
 
 /// What one run found, as `key=value` words for the parent to print.
 #[derive(Debug, Default)]
-pub struct Outcome {
+pub(crate) struct Outcome {
     pub created: u64,
     /// Spans the reporter took from the rings (sent, held, or dropped by the reporter);
     /// the rest of the dropped ones were dropped by their thread, its ring full.
@@ -125,7 +125,7 @@ pub struct Outcome {
 }
 
 impl Outcome {
-    pub fn to_line(&self) -> String {
+    pub(crate) fn to_line(&self) -> String {
         format!(
             "E2E created={} received={} sent={} dropped={} seconds={} satellite={} bytes_per_span={} flush_seconds={} cpu={} reporter_cpu={} wire_bytes={}",
             self.created,
@@ -142,7 +142,7 @@ impl Outcome {
         )
     }
 
-    pub fn from_line(line: &str) -> Option<Outcome> {
+    pub(crate) fn from_line(line: &str) -> Option<Outcome> {
         let words = line.strip_prefix("E2E ")?;
         let mut outcome = Outcome::default();
         for word in words.split(' ') {
@@ -172,30 +172,30 @@ impl Outcome {
     }
 
     /// Spans delivered per second.
-    pub fn delivered_per_second(&self) -> f64 {
+    pub(crate) fn delivered_per_second(&self) -> f64 {
         self.sent as f64 / self.seconds
     }
 
     /// CPU time per delivered span, in nanoseconds.
-    pub fn cpu_nanos_per_span(&self) -> f64 {
+    pub(crate) fn cpu_nanos_per_span(&self) -> f64 {
         self.cpu_seconds * 1e9 / self.sent.max(1) as f64
     }
 
     /// Spans delivered per second of the reporter thread's CPU time: what one reporter
     /// thread can deliver when it has a core to itself.
-    pub fn delivered_per_reporter_cpu_second(&self) -> f64 {
+    pub(crate) fn delivered_per_reporter_cpu_second(&self) -> f64 {
         self.sent as f64 / self.reporter_cpu_seconds
     }
 
     /// Request bytes per delivered span.
-    pub fn wire_bytes_per_span(&self) -> f64 {
+    pub(crate) fn wire_bytes_per_span(&self) -> f64 {
         self.wire_bytes as f64 / self.sent.max(1) as f64
     }
 }
 
 /// Runs one measurement in this process (`rate`: spans per second of a paced run). `quick`
 /// makes it tiny (the smoke run).
-pub fn run(measurement: Measurement, rate: u64, quick: bool) -> Result<Outcome, String> {
+pub(crate) fn run(measurement: Measurement, rate: u64, quick: bool) -> Result<Outcome, String> {
     let protocol = match measurement {
         Measurement::SaturatedOtlp | Measurement::PacedOtlp | Measurement::FullBufferOtlp => {
             Protocol::Otlp
@@ -362,7 +362,7 @@ fn finish(
 }
 
 /// What the satellite received, of either protocol: spans and request bytes.
-pub fn delivered(satellite: &LocalSatellite, outcome: &mut Outcome) {
+pub(crate) fn delivered(satellite: &LocalSatellite, outcome: &mut Outcome) {
     let lightstep = satellite.reports();
     let otlp = satellite.otlp_requests();
     outcome.satellite_spans = (satellite.spans().len() + satellite.otlp_spans().len()) as u64;
@@ -372,7 +372,7 @@ pub fn delivered(satellite: &LocalSatellite, outcome: &mut Outcome) {
 
 /// The local satellite's thread, as /proc names it (names are cut to 15 bytes:
 /// "lstrace-satellite-PORT" shows as this).
-pub const SATELLITE_THREAD: &str = "lstrace-satell";
+pub(crate) const SATELLITE_THREAD: &str = "lstrace-satell";
 
 /// The reporter thread, as /proc names it.
 const REPORTER_THREAD: &str = "lstrace-reporte";
@@ -381,7 +381,7 @@ const REPORTER_THREAD: &str = "lstrace-reporte";
 /// from /proc (Linux only; 0 elsewhere): nanoseconds from `schedstat`, else clock ticks
 /// from `stat`. Threads that already ended are not counted: the measured ones (the span
 /// maker, the reporter or exporter) run to the end.
-pub fn thread_cpu_seconds(counted: impl Fn(&str) -> bool) -> f64 {
+pub(crate) fn thread_cpu_seconds(counted: impl Fn(&str) -> bool) -> f64 {
     let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
         return 0.0;
     };

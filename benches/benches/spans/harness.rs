@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 /// How long and how often to measure.
 #[derive(Clone, Copy, Debug)]
-pub struct Plan {
+pub(crate) struct Plan {
     /// Iterations before measuring, per worker, until this much time has passed (at least one).
     pub warmup: Duration,
     /// Timed samples.
@@ -23,7 +23,7 @@ pub struct Plan {
 
 impl Plan {
     /// One iteration, one sample: checks that a case runs, measures nothing meaningful.
-    pub const QUICK: Plan = Plan {
+    pub(crate) const QUICK: Plan = Plan {
         warmup: Duration::ZERO,
         samples: 1,
         sample_time: Duration::ZERO,
@@ -32,7 +32,7 @@ impl Plan {
 
 /// What the samples found, per span.
 #[derive(Debug)]
-pub struct Outcome {
+pub(crate) struct Outcome {
     /// Wall-clock nanoseconds per span on the instrumented threads (the slowest worker of each
     /// sample), one per sample.
     pub wall_ns: Vec<f64>,
@@ -46,7 +46,7 @@ pub struct Outcome {
 /// Runs `iteration` on `threads` workers at once, as `plan` says; `settle` runs on the
 /// coordinating thread after the warmup and after each sample. `spans_per_iteration` is the
 /// divisor for the per-span figures (per worker).
-pub fn measure(
+pub(crate) fn measure(
     plan: Plan,
     threads: usize,
     spans_per_iteration: u64,
@@ -131,7 +131,7 @@ pub fn measure(
 }
 
 /// The median of a set of samples (NaN for none).
-pub fn median(values: &[f64]) -> f64 {
+pub(crate) fn median(values: &[f64]) -> f64 {
     let mut sorted = values.to_vec();
     sorted.sort_by(f64::total_cmp);
     match sorted.len() {

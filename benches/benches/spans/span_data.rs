@@ -18,7 +18,7 @@ fn unix_nanos(t: SystemTime) -> i128 {
 /// would have placed at the same moments, and, for a span lasting the whole run, how far its
 /// duration is from the wall clock's (ppm), and how far its end and the logs made on it every
 /// second are outside the wall-clock readings around them.
-pub fn drift(seconds: u64) -> Result<String, String> {
+pub(crate) fn drift(seconds: u64) -> Result<String, String> {
     let capture = TestRecorder::install().capture();
     let quanta = quanta::Clock::new();
     let (start_raw, start_wall) = (quanta.raw(), unix_nanos(SystemTime::now()));
@@ -139,7 +139,7 @@ pub fn drift(seconds: u64) -> Result<String, String> {
 /// Milliseconds to give one span `count` tags, baggage items or logs, on the calling thread,
 /// with the per-span caps lifted; the issue measured quadratic growth (5 k to 40 k tags: 61 to
 /// 3,328 ms).
-pub fn per_span(quick: bool) -> Result<String, String> {
+pub(crate) fn per_span(quick: bool) -> Result<String, String> {
     let recorder = TestRecorder::install();
     lstrace::__private::set_max_tags_per_span(usize::MAX);
     lstrace::__private::set_max_baggage_items(usize::MAX);

@@ -10,7 +10,7 @@ use std::hint::black_box;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// fastrace with its global collector.
-pub struct Fastrace;
+pub(crate) struct Fastrace;
 
 static DELIVERED: AtomicU64 = AtomicU64::new(0);
 

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 /// Who drains the per-thread rings into the recorder.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Drain {
+pub(crate) enum Drain {
     /// A background thread, woken by `Recorder::wake` and every 100 ms, as a reporter does:
     /// the benchmark thread pays only for creating and finishing spans.
     Background,
@@ -22,7 +22,7 @@ pub enum Drain {
 }
 
 /// lstrace with the given way of draining.
-pub struct Lstrace(pub Drain);
+pub(crate) struct Lstrace(pub Drain);
 
 static DELIVERED: AtomicU64 = AtomicU64::new(0);
 static DROPPED: AtomicU64 = AtomicU64::new(0);

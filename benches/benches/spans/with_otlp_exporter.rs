@@ -22,7 +22,7 @@ fn one_span(i: u64) {
 }
 
 /// Makes spans for `seconds` as fast as one thread can, then flushes the SDK.
-pub fn run(satellite: &LocalSatellite, seconds: f64) -> Result<Outcome, String> {
+pub(crate) fn run(satellite: &LocalSatellite, seconds: f64) -> Result<Outcome, String> {
     let exporter = opentelemetry_otlp::SpanExporter::builder()
         .with_http()
         .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)

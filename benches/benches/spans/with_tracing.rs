@@ -23,7 +23,7 @@ use tracing_subscriber::Layer;
 
 /// How `tracing` records.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Pipeline {
+pub(crate) enum Pipeline {
     /// `tracing-subscriber`'s registry only: spans are tracked, and go nowhere.
     Registry,
     /// The registry with the OpenTelemetry layer and an SDK tracer provider.
@@ -54,7 +54,7 @@ impl Pipeline {
 }
 
 /// tracing with the given pipeline.
-pub struct Tracing(pub Pipeline);
+pub(crate) struct Tracing(pub Pipeline);
 
 static DELIVERED: AtomicU64 = AtomicU64::new(0);
 static PROVIDER: OnceLock<SdkTracerProvider> = OnceLock::new();

@@ -115,7 +115,7 @@ fn seed() -> u64 {
 
 /// A fast per-thread pseudo-random `u64` (wyrand): ids need to be unique, not secret.
 #[must_use]
-pub fn random_u64() -> u64 {
+pub(crate) fn random_u64() -> u64 {
     RNG_STATE
         .try_with(|state| {
             let mut s = state.get();

@@ -523,6 +523,7 @@ pub fn close(timeout: Duration) -> FlushReport {
 /// # Ok::<(), lstrace_core::InitError>(())
 /// ```
 #[must_use = "dropping the guard closes the tracer at once: bind it, e.g. `let _tracer = ...`"]
+#[derive(Debug)]
 pub struct ShutdownGuard {
     tracer: Tracer,
     timeout: Duration,

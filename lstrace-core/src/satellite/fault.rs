@@ -143,6 +143,14 @@ pub struct FaultServer {
     thread: Option<JoinHandle<()>>,
 }
 
+impl std::fmt::Debug for FaultServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FaultServer")
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
+    }
+}
+
 impl FaultServer {
     /// Starts a server on a free port of `127.0.0.1`.
     ///

@@ -13,7 +13,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 /// Serves `app` on 127.0.0.1 until the test's runtime shuts down.
-pub async fn serve(app: Router) -> SocketAddr {
+pub(crate) async fn serve(app: Router) -> SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await });
@@ -21,7 +21,7 @@ pub async fn serve(app: Router) -> SocketAddr {
 }
 
 /// The request's headers, one `name: value` line each, sorted.
-pub async fn echo(headers: HeaderMap) -> String {
+pub(crate) async fn echo(headers: HeaderMap) -> String {
     let mut lines: Vec<String> = headers
         .iter()
         .map(|(k, v)| format!("{k}: {}\n", v.to_str().unwrap_or("<binary>")))
@@ -31,13 +31,13 @@ pub async fn echo(headers: HeaderMap) -> String {
 }
 
 /// A service whose `/echo` answers with the request's headers.
-pub async fn echo_service() -> SocketAddr {
+pub(crate) async fn echo_service() -> SocketAddr {
     serve(Router::new().route("/echo", get(echo))).await
 }
 
 /// A service traced by `layer` whose `/call` opens a `prepare` span, then calls
 /// `downstream`'s `/echo` with the reqwest integration and answers with what it echoed.
-pub async fn calling_service(downstream: SocketAddr, layer: TraceLayer) -> SocketAddr {
+pub(crate) async fn calling_service(downstream: SocketAddr, layer: TraceLayer) -> SocketAddr {
     async fn call(State(downstream): State<SocketAddr>) -> String {
         drop(span("prepare").start());
         reqwest::Client::new()
@@ -55,14 +55,14 @@ pub async fn calling_service(downstream: SocketAddr, layer: TraceLayer) -> Socke
 }
 
 /// The value of header `name` in what [`echo`] answered.
-pub fn header<'a>(echoed: &'a str, name: &str) -> Option<&'a str> {
+pub(crate) fn header<'a>(echoed: &'a str, name: &str) -> Option<&'a str> {
     echoed
         .lines()
         .find_map(|line| line.strip_prefix(name)?.strip_prefix(": "))
 }
 
 /// What [`echo`] answered, as headers again.
-pub fn echoed_headers(echoed: &str) -> HeaderMap {
+pub(crate) fn echoed_headers(echoed: &str) -> HeaderMap {
     echoed
         .lines()
         .filter_map(|line| line.split_once(": "))
@@ -76,7 +76,7 @@ pub fn echoed_headers(echoed: &str) -> HeaderMap {
 }
 
 /// Sends a request and reads its answer's body, failing the test on any error.
-pub trait SendForText {
+pub(crate) trait SendForText {
     /// Sends the request as it is.
     fn send_for_text(self) -> impl Future<Output = String> + Send;
     /// Sends the request with the reqwest integration (a client span, the context in its
@@ -95,7 +95,7 @@ impl SendForText for reqwest::RequestBuilder {
 }
 
 /// The spans of `trace`, waiting (within a generous bound) until `count` have finished.
-pub fn trace_spans(trace: TraceId, count: usize) -> Vec<SpanRecord> {
+pub(crate) fn trace_spans(trace: TraceId, count: usize) -> Vec<SpanRecord> {
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
         let spans = TestRecorder::install().trace(trace);

@@ -2,7 +2,7 @@
 #![allow(dead_code)] // Each test binary uses its own subset.
 
 #[cfg(all(feature = "reqwest", feature = "tower"))]
-pub mod http;
+pub(crate) mod http;
 
 use lstrace_core::__private::UninstalledTracer;
 use lstrace_core::protocol::{metrics_sample, ReportRequest};
@@ -12,14 +12,14 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 /// The access token of every test: distinctive, so a leak is easy to spot.
-pub const TOKEN: &str = "tok-7f3a9c51e2d4-secret";
+pub(crate) const TOKEN: &str = "tok-7f3a9c51e2d4-secret";
 
 /// Long enough for a slow shared machine; only an upper bound for "does not hang".
-pub const PATIENCE: Duration = Duration::from_secs(10);
+pub(crate) const PATIENCE: Duration = Duration::from_secs(10);
 
 /// Options for a test: flushes drive the reports (the period is long), retries back off
 /// briefly, and events go to `events`.
-pub fn options(urls: &[String], events: &EventLog) -> Options {
+pub(crate) fn options(urls: &[String], events: &EventLog) -> Options {
     Options::new(TOKEN)
         .component_name("reporter-tests")
         .collector_urls(urls.iter().cloned())
@@ -31,14 +31,14 @@ pub fn options(urls: &[String], events: &EventLog) -> Options {
 
 /// Keeps a tracer's events, and wakes waiters when one arrives.
 #[derive(Clone, Default)]
-pub struct EventLog(Arc<(Mutex<Vec<Event>>, Condvar)>);
+pub(crate) struct EventLog(Arc<(Mutex<Vec<Event>>, Condvar)>);
 
 impl EventLog {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         EventLog::default()
     }
 
-    pub fn handler(&self) -> impl Fn(&Event) + Send + Sync + 'static {
+    pub(crate) fn handler(&self) -> impl Fn(&Event) + Send + Sync + 'static {
         let log = self.clone();
         move |event| {
             let (events, added) = &*log.0;
@@ -47,12 +47,12 @@ impl EventLog {
         }
     }
 
-    pub fn events(&self) -> Vec<Event> {
+    pub(crate) fn events(&self) -> Vec<Event> {
         self.0 .0.lock().unwrap().clone()
     }
 
     /// Waits until an event matches; true if one did in time.
-    pub fn wait_for(&self, matches: impl Fn(&Event) -> bool) -> bool {
+    pub(crate) fn wait_for(&self, matches: impl Fn(&Event) -> bool) -> bool {
         let deadline = Instant::now() + PATIENCE;
         let (events, added) = &*self.0;
         let mut guard = events.lock().unwrap();
@@ -70,7 +70,7 @@ impl EventLog {
 }
 
 /// An internal-metrics count of a report.
-pub fn count(report: &ReportRequest, name: &str) -> Option<i64> {
+pub(crate) fn count(report: &ReportRequest, name: &str) -> Option<i64> {
     report
         .internal_metrics
         .as_ref()?
@@ -84,7 +84,7 @@ pub fn count(report: &ReportRequest, name: &str) -> Option<i64> {
 }
 
 /// The URL of a port where nothing listens (connections are refused).
-pub fn dead_url() -> String {
+pub(crate) fn dead_url() -> String {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     drop(listener);
@@ -92,7 +92,7 @@ pub fn dead_url() -> String {
 }
 
 /// Traces `n` small spans inside a capture of their own, and returns them.
-pub fn small_spans(n: usize) -> Vec<SpanRecord> {
+pub(crate) fn small_spans(n: usize) -> Vec<SpanRecord> {
     let capture = TestRecorder::install().capture();
     capture.in_scope(|| {
         for i in 0..n {
@@ -103,6 +103,6 @@ pub fn small_spans(n: usize) -> Vec<SpanRecord> {
 }
 
 /// Hands spans to a tracer that is not the process's recorder.
-pub fn feed(tracer: &UninstalledTracer, spans: Vec<SpanRecord>) {
+pub(crate) fn feed(tracer: &UninstalledTracer, spans: Vec<SpanRecord>) {
     tracer.record(&mut spans.into_iter());
 }

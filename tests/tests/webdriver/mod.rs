@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 /// How long a wait for the page may take before the test fails: generous, as the machine may
 /// be busy; never a timing assertion.
-pub const GENEROUS: Duration = Duration::from_secs(60);
+pub(crate) const GENEROUS: Duration = Duration::from_secs(60);
 
 /// The Chromium flags of a reproducible headless run: no sandbox (CI runs as root), no
 /// network of its own (no updates, no sync, no QUIC probes).
@@ -28,7 +28,7 @@ const FLAGS: &[&str] = &[
 ];
 
 /// A Chromium session. Dropping it ends the session and stops chromedriver.
-pub struct Browser {
+pub(crate) struct Browser {
     driver: Child,
     driver_addr: SocketAddr,
     http: reqwest::Client,
@@ -51,7 +51,7 @@ impl Browser {
     /// Starts chromedriver and a headless Chromium session. `None` (with a note on stderr)
     /// when they are not installed, except in CI (`CI=true`), where that is a failure: the
     /// browser tests must not pass by not running.
-    pub async fn start() -> Option<Browser> {
+    pub(crate) async fn start() -> Option<Browser> {
         let chromium = find(
             "LSTRACE_CHROMIUM",
             &["chromium", "chromium-browser", "google-chrome"],
@@ -158,7 +158,7 @@ impl Browser {
     }
 
     /// Opens `url`.
-    pub async fn goto(&self, url: &str) {
+    pub(crate) async fn goto(&self, url: &str) {
         self.command(
             reqwest::Method::POST,
             &self.session_path("/url"),
@@ -168,7 +168,7 @@ impl Browser {
     }
 
     /// Runs `script` (a function body; `arguments` holds `args`) in the page; its result.
-    pub async fn run(&self, script: &str, args: Value) -> Value {
+    pub(crate) async fn run(&self, script: &str, args: Value) -> Value {
         self.command(
             reqwest::Method::POST,
             &self.session_path("/execute/sync"),
@@ -179,7 +179,7 @@ impl Browser {
 
     /// Runs `script` until it returns something other than `null` or `false`, and returns
     /// that; fails after [`GENEROUS`], saying what it waited for.
-    pub async fn wait_for(&self, what: &str, script: &str, args: Value) -> Value {
+    pub(crate) async fn wait_for(&self, what: &str, script: &str, args: Value) -> Value {
         eprintln!("waiting for {what}");
         let deadline = Instant::now() + GENEROUS;
         loop {
@@ -193,7 +193,7 @@ impl Browser {
     }
 
     /// Clicks the first element that `css` selects, as a user would.
-    pub async fn click(&self, css: &str) {
+    pub(crate) async fn click(&self, css: &str) {
         let element = self
             .command(
                 reqwest::Method::POST,
@@ -216,7 +216,7 @@ impl Browser {
     }
 
     /// Saves a screenshot of the window as PNG.
-    pub async fn screenshot(&self, path: &Path) {
+    pub(crate) async fn screenshot(&self, path: &Path) {
         use base64::Engine as _;
         let data = self
             .command(
