@@ -395,7 +395,8 @@ impl SpanRecord {
 // A finished span with three tags and a log inline waits in a ring slot of this size.
 const _: () = assert!(std::mem::size_of::<SpanRecord>() <= 352);
 const _: () = assert!(std::mem::size_of::<LogList>() <= 104);
-#[cfg(test)]
+// Only the reporter's encoder tests build logs this way.
+#[cfg(all(test, feature = "reporter"))]
 impl LogList {
     /// The list a span gets when `logs` are added to it in order (inline or on the heap,
     /// as the span would hold them), with `dropped` more counted.
@@ -411,7 +412,7 @@ impl LogList {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "reporter"))]
 impl LogRecord {
     /// A log of `fields` at `unix_nanos`, held as a span would hold it.
     pub(crate) fn of(unix_nanos: u64, fields: Vec<Tag>) -> LogRecord {

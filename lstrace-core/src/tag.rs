@@ -506,8 +506,8 @@ impl TagList {
         }
     }
 
-    /// Moves a list from `src` to `dst`: a new (empty) list is written anew (three words)
-    /// rather than copied (144 bytes). (Returning the list, as `read_moved` does, lets the
+    /// Moves a list from `src` to `dst`: a new (empty) list is written anew, which is
+    /// cheaper than copying it whole. (Returning the list, as `read_moved` does, lets the
     /// compiler merge the two cases into a full copy.)
     ///
     /// # Safety

@@ -35,7 +35,7 @@ pub const DEFAULT_REPORT_TIMEOUT: Duration = Duration::from_secs(5);
 pub const DEFAULT_EXIT_CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Where OTLP reports go unless told otherwise: an OpenTelemetry Collector on this host, at
-/// the OTLP/HTTP port ([`otlp::TRACES_PATH`] is appended).
+/// the OTLP/HTTP port ([`TRACES_PATH`](crate::reporter::protocol::otlp::TRACES_PATH) is appended).
 pub const DEFAULT_OTLP_URL: &str = "http://localhost:4318";
 
 /// The wire protocol reports are sent in.
