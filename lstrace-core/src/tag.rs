@@ -239,7 +239,7 @@ impl From<SpanStr> for TagValue {
     }
 }
 
-/// The fields of a log whose values have different types, for [`log`](crate::log) and the
+/// The fields of a log whose values have different types, for [`log`](crate::log()) and the
 /// spans' `log` methods: `fields!(key = value, "dotted.key" = value, ...)`.
 ///
 /// Keys are identifiers or string literals (borrowed, never copied); each value becomes a

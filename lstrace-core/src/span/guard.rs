@@ -9,7 +9,7 @@ use std::fmt;
 use std::marker::PhantomData;
 use std::mem::ManuallyDrop;
 
-/// A span entered on this thread, from [`SpanBuilder::start`]: the current span of this
+/// A span entered on this thread, from [`SpanBuilder::start`](super::SpanBuilder::start): the current span of this
 /// thread (or task) until it finishes, on [`EnteredSpan::finish`] or on drop. If the code
 /// inside panics, the span is marked `error = true` as the panic goes by.
 ///
