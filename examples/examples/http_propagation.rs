@@ -34,8 +34,7 @@ use axum::http::{request, StatusCode};
 use axum::routing::get;
 use axum::Router;
 use lstrace::http::{TraceLayer, TracedRequestBuilder};
-use lstrace::protocol;
-use lstrace::satellite::LocalSatellite;
+use lstrace::satellite::{LocalSatellite, ReceivedSpan};
 use lstrace::tree::TreeStyle;
 use lstrace::{traced, Options};
 use std::error::Error;
@@ -231,12 +230,10 @@ async fn run(satellite: &LocalSatellite) -> Result<Checkout, Box<dyn Error>> {
 }
 
 /// The trace id every span carries, or `None` when they do not all carry the same one.
-fn shared_trace_id(spans: &[protocol::LightStepSpan]) -> Option<u64> {
-    let mut trace_ids = spans
-        .iter()
-        .map(|span| span.span_context.as_ref().map(|c| c.trace_id));
-    let first = trace_ids.next()??;
-    trace_ids.all(|id| id == Some(first)).then_some(first)
+fn shared_trace_id(spans: &[ReceivedSpan]) -> Option<u128> {
+    let mut trace_ids = spans.iter().map(|span| span.trace_id);
+    let first = trace_ids.next()?;
+    trace_ids.all(|id| id == first).then_some(first)
 }
 
 #[tokio::main]
@@ -265,7 +262,7 @@ async fn main() -> ExitCode {
     match shared_trace_id(&spans) {
         Some(trace_id) => {
             println!(
-                "Trace id {trace_id:016x}: all {} spans share it, frontend and backend alike.",
+                "Trace id {trace_id:032x}: all {} spans share it, frontend and backend alike.",
                 spans.len()
             );
             ExitCode::SUCCESS
@@ -280,28 +277,15 @@ async fn main() -> ExitCode {
 #[cfg(test)]
 mod tests {
     use super::{run, shared_trace_id, SPANS_PER_CHECKOUT};
-    use lstrace::protocol::{self, LightStepRelationship};
-    use lstrace::satellite::LocalSatellite;
+    use lstrace::satellite::{LocalSatellite, ReceivedSpan, SpanReference};
+    use lstrace::{Relationship, SpanKind};
     use std::collections::HashSet;
 
-    fn span_kind<'a>(
-        spans: &'a [protocol::LightStepSpan],
-        kind: &str,
-    ) -> Vec<&'a protocol::LightStepSpan> {
+    fn of_kind(spans: &[ReceivedSpan], kind: SpanKind) -> Vec<&ReceivedSpan> {
         spans
             .iter()
-            .filter(|span| {
-                span.tags.iter().any(|tag| {
-                    tag.key == "span.kind"
-                        && tag.value
-                            == Some(protocol::key_value::Value::StringValue(kind.to_owned()))
-                })
-            })
+            .filter(|span| span.kind == Some(kind))
             .collect()
-    }
-
-    fn span_id(span: &protocol::LightStepSpan) -> u64 {
-        span.span_context.as_ref().expect("a span context").span_id
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -312,10 +296,7 @@ mod tests {
 
         let spans = satellite.spans();
         assert_eq!(spans.len(), SPANS_PER_CHECKOUT, "{}", satellite.tree());
-        let trace_ids: HashSet<u64> = spans
-            .iter()
-            .map(|span| span.span_context.as_ref().unwrap().trace_id)
-            .collect();
+        let trace_ids: HashSet<u128> = spans.iter().map(|span| span.trace_id).collect();
         assert_eq!(trace_ids.len(), 1, "{}", satellite.tree());
         assert_eq!(
             shared_trace_id(&spans),
@@ -334,23 +315,22 @@ mod tests {
         assert_eq!(satellite.tree(), expected.map(|line| line + "\n").concat());
 
         // The backend's server span continues the frontend's client span, by its headers.
-        let [client] = span_kind(&spans, "client")[..] else {
+        let [client] = of_kind(&spans, SpanKind::Client)[..] else {
             panic!("one client span: {}", satellite.tree());
         };
-        let backend = span_kind(&spans, "server")
+        let backend = of_kind(&spans, SpanKind::Server)
             .into_iter()
-            .find(|span| span.operation_name.starts_with("backend "))
+            .find(|span| span.name.starts_with("backend "))
             .expect("the backend's server span");
-        let [reference] = &backend.references[..] else {
-            panic!("one parent: {:?}", backend.references);
+        let [SpanReference {
+            relationship,
+            span_id,
+            ..
+        }] = backend.references[..]
+        else {
+            panic!("one parent: {backend}");
         };
-        assert_eq!(
-            reference.relationship,
-            LightStepRelationship::ChildOf as i32
-        );
-        assert_eq!(
-            reference.span_context.as_ref().map(|c| c.span_id),
-            Some(span_id(client))
-        );
+        assert_eq!(relationship, Relationship::ChildOf);
+        assert_eq!(span_id, client.span_id);
     }
 }

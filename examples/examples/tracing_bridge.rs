@@ -172,10 +172,7 @@ mod tests {
 
         let spans = satellite.spans();
         assert_eq!(spans.len(), SPANS_PER_CALL, "{}", satellite.tree());
-        let trace_ids: HashSet<u64> = spans
-            .iter()
-            .map(|span| span.span_context.as_ref().unwrap().trace_id)
-            .collect();
+        let trace_ids: HashSet<u128> = spans.iter().map(|span| span.trace_id).collect();
         assert_eq!(trace_ids.len(), 1, "{}", satellite.tree());
 
         let tree = satellite.tree();

@@ -24,10 +24,6 @@ fn a_span_that_finishes_after_close_is_counted_as_dropped() {
     drop(open);
     let stats = tracer.stats();
     assert_eq!(stats.spans_dropped, 1, "{stats:?}");
-    let names: Vec<String> = satellite
-        .spans()
-        .into_iter()
-        .map(|s| s.operation_name)
-        .collect();
+    let names: Vec<String> = satellite.spans().into_iter().map(|s| s.name).collect();
     assert_eq!(names, ["done before close"]);
 }

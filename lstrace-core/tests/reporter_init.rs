@@ -78,7 +78,7 @@ fn the_process_tracer_from_init_to_close() {
     let received = satellite
         .spans()
         .iter()
-        .filter(|s| s.operation_name == "burst")
+        .filter(|s| s.name == "burst")
         .count() as u64;
     let told: i64 = reports
         .iter()

@@ -45,11 +45,7 @@ fn attribute<'a>(attributes: &'a [KeyValue], key: &str) -> Option<&'a Value> {
 }
 
 fn span_ids(satellite: &LocalSatellite) -> Vec<u64> {
-    satellite
-        .received_spans()
-        .iter()
-        .map(|s| s.span_id)
-        .collect()
+    satellite.spans().iter().map(|s| s.span_id).collect()
 }
 
 #[test]

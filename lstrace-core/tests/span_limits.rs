@@ -62,7 +62,8 @@ fn caps_set_in_options_apply_to_every_span_and_what_they_drop_is_counted() {
     assert_eq!(context.dropped_baggage_items(), 2);
 
     assert!(!tracer.flush(PATIENCE).timed_out);
-    let spans = satellite.spans();
+    // As the report carried them: typed tags, and the baggage.
+    let spans = satellite.lightstep_spans();
     let tagged = spans.iter().find(|s| s.operation_name == "tagged").unwrap();
     let keys: Vec<&str> = tagged.tags.iter().map(|t| t.key.as_str()).collect();
     assert_eq!(keys, ["b0", "b1", "b2", "s0"]);

@@ -365,7 +365,8 @@ fn finish(
 pub(crate) fn delivered(satellite: &LocalSatellite, outcome: &mut Outcome) {
     let lightstep = satellite.reports();
     let otlp = satellite.otlp_requests();
-    outcome.satellite_spans = (satellite.spans().len() + satellite.otlp_spans().len()) as u64;
+    outcome.satellite_spans =
+        (satellite.lightstep_spans().len() + satellite.otlp_spans().len()) as u64;
     outcome.wire_bytes = lightstep.iter().map(|r| r.body_len as u64).sum::<u64>()
         + otlp.iter().map(|r| r.body_len as u64).sum::<u64>();
 }

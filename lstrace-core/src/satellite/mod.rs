@@ -410,22 +410,10 @@ impl LocalSatellite {
             .collect()
     }
 
-    /// The spans of every accepted report, in arrival order.
-    #[must_use]
-    pub fn spans(&self) -> Vec<protocol::LightStepSpan> {
-        self.shared
-            .lock()
-            .reports
-            .iter_mut()
-            .filter(|r| r.received.accepted)
-            .flat_map(|r| r.decoded().request.spans.iter().cloned())
-            .collect()
-    }
-
     /// The spans of every accepted report and export, of both protocols, in arrival order, as
     /// one type to query and assert on (see [`ReceivedSpan`]).
     #[must_use]
-    pub fn received_spans(&self) -> Vec<ReceivedSpan> {
+    pub fn spans(&self) -> Vec<ReceivedSpan> {
         let mut state = self.shared.lock();
         let State { reports, otlp, .. } = &mut *state;
         let mut arrived: Vec<(usize, Vec<ReceivedSpan>)> = Vec::new();
@@ -465,16 +453,29 @@ impl LocalSatellite {
         arrived.into_iter().flat_map(|(_, spans)| spans).collect()
     }
 
-    /// The first accepted span named `name` (see [`LocalSatellite::received_spans`]).
+    /// The spans of every accepted LightStep report as the report carried them, in arrival
+    /// order ([`LocalSatellite::spans`] has those of both protocols, easier to read).
+    #[must_use]
+    pub fn lightstep_spans(&self) -> Vec<protocol::LightStepSpan> {
+        self.shared
+            .lock()
+            .reports
+            .iter_mut()
+            .filter(|r| r.received.accepted)
+            .flat_map(|r| r.decoded().request.spans.iter().cloned())
+            .collect()
+    }
+
+    /// The first accepted span named `name` (see [`LocalSatellite::spans`]).
     #[must_use]
     pub fn span(&self, name: &str) -> Option<ReceivedSpan> {
-        self.received_spans().into_iter().find(|s| s.name == name)
+        self.spans().into_iter().find(|s| s.name == name)
     }
 
     /// The accepted spans of one trace, in arrival order (see [`ReceivedSpan::in_trace`]).
     #[must_use]
     pub fn trace(&self, trace_id: crate::TraceId) -> Vec<ReceivedSpan> {
-        let mut spans = self.received_spans();
+        let mut spans = self.spans();
         spans.retain(|s| s.in_trace(trace_id));
         spans
     }
@@ -491,7 +492,8 @@ impl LocalSatellite {
             .collect()
     }
 
-    /// The spans of every accepted OTLP export, in arrival order.
+    /// The spans of every accepted OTLP export as the export carried them, in arrival order
+    /// ([`LocalSatellite::spans`] has those of both protocols, easier to read).
     #[must_use]
     pub fn otlp_spans(&self) -> Vec<crate::reporter::protocol::otlp::OtlpSpan> {
         self.shared
@@ -539,7 +541,7 @@ impl LocalSatellite {
     /// The accepted spans as trace trees, with durations and logs as `style` says.
     #[must_use]
     pub fn tree_with(&self, style: TreeStyle) -> String {
-        let mut spans = self.spans();
+        let mut spans = self.lightstep_spans();
         spans.extend(self.otlp_spans().iter().map(otlp::lightstep_span));
         tree::render(&spans, style)
     }
