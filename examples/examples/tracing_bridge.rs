@@ -1,7 +1,7 @@
 //! `tracing` spans in lstrace traces: an axum service behind tower-http's `TraceLayer`.
 //!
 //! Most of the libraries a service stands on (hyper, tower-http, sqlx, the AWS SDK, ...) emit
-//! `tracing` spans and events. With the feature `tracing`, `lstrace::tracing::layer()` records
+//! `tracing` spans and events. With the feature `tracing`, `lstrace::bridge::tracing::layer()` records
 //! them in the same traces as `#[traced]` functions:
 //!
 //! - a client calls the service with [`TracedRequestBuilder::send_traced`], whose headers
@@ -54,7 +54,7 @@ fn init_tracing() {
                 .without_time()
                 .with_filter(LevelFilter::INFO),
         )
-        .with(lstrace::tracing::layer())
+        .with(lstrace::bridge::tracing::layer())
         .try_init();
 }
 

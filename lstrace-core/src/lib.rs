@@ -6,7 +6,8 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 #[cfg(any(feature = "tracing", feature = "log"))]
-mod bridge;
+#[cfg_attr(docsrs, doc(cfg(any(feature = "tracing", feature = "log"))))]
+pub mod bridge;
 mod clock;
 mod context;
 #[cfg(any(feature = "reqwest", feature = "tower"))]
@@ -33,10 +34,6 @@ pub mod testing;
 pub use reporter::protocol::lightstep::messages as protocol;
 pub use testing::tree;
 
-#[cfg(feature = "log")]
-pub use bridge::log;
-#[cfg(feature = "tracing")]
-pub use bridge::tracing;
 pub use context::id::{SpanId, TraceId};
 pub use context::SpanContext;
 pub use record::{LogRecord, Relationship, SpanRecord};

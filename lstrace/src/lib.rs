@@ -107,29 +107,27 @@
 //!   current span into the task.
 //! - `reqwest`: client (exit) spans for reqwest 0.13, with the context injected into the request.
 //! - `tower`: a `tower::Layer` opening server (entry) spans from incoming headers.
-//! - `tracing`: `lstrace::tracing::layer()`, a `tracing_subscriber::Layer` that records
+//! - `tracing`: `lstrace::bridge::tracing::layer()`, a `tracing_subscriber::Layer` that records
 //!   `tracing` spans as lstrace spans and events as span logs, in the same traces as
 //!   `#[traced]` spans (libraries such as hyper, tower-http, sqlx and reqwest-tracing emit them).
-//! - `log`: `lstrace::log::logger()`, a `log::Log` that records `log` records as logs on the
-//!   current span.
+//! - `log`: `lstrace::bridge::log::logger()`, a `log::Log` that records `log` records as logs
+//!   on the current span.
 //! - `satellite`: `lstrace::satellite::LocalSatellite`, a local LightStep satellite that
 //!   receives real reports, for tests and development, and can show them in a browser.
 #![deny(missing_docs)]
 // docs.rs builds with `--cfg docsrs` on nightly: items say which feature they need.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
-// The API by name: an item of lstrace-core is public here only once it is listed. (`log` is
-// the function that logs on the current span and, with the feature `log`, the module of the
-// `log` bridge.)
+// The API by name: an item of lstrace-core is public here only once it is listed.
+#[cfg(any(feature = "tracing", feature = "log"))]
+#[cfg_attr(docsrs, doc(cfg(any(feature = "tracing", feature = "log"))))]
+pub use lstrace_core::bridge;
 #[cfg(any(feature = "reqwest", feature = "tower"))]
 #[cfg_attr(docsrs, doc(cfg(any(feature = "reqwest", feature = "tower"))))]
 pub use lstrace_core::http;
 #[cfg(feature = "satellite")]
 #[cfg_attr(docsrs, doc(cfg(feature = "satellite")))]
 pub use lstrace_core::satellite;
-#[cfg(feature = "tracing")]
-#[cfg_attr(docsrs, doc(cfg(feature = "tracing")))]
-pub use lstrace_core::tracing;
 pub use lstrace_core::{
     baggage_item, current, fields, log, propagation, record_error, recorder, sampling,
     set_baggage_item, set_tag, span, testing, tree, EnteredSpan, FutureExt, InCurrentContext,
@@ -152,11 +150,6 @@ pub use lstrace_core::{spawn, spawn_blocking};
 /// that a glob import of another prelude (`futures`' `FutureExt`, say) cannot clash, and
 /// their method names differ from `tracing::Instrument`'s (`instrument`, `in_current_span`),
 /// so both can be used in one module.
-///
-/// Glob-import the prelude, not `lstrace::*`: with the features `tracing` and `log`, the
-/// bridges are the modules `lstrace::tracing` and `lstrace::log`, named like the crates they
-/// bridge, so after `use lstrace::*;` a path such as `tracing::info!` is ambiguous (E0659;
-/// `::tracing::info!` still works).
 ///
 /// ```
 /// use lstrace::prelude::*;

@@ -22,7 +22,7 @@ fn capture() -> Capture {
     static INSTALL: Once = Once::new();
     INSTALL.call_once(|| {
         tracing::subscriber::set_global_default(
-            tracing_subscriber::registry().with(lstrace::tracing::layer()),
+            tracing_subscriber::registry().with(lstrace::bridge::tracing::layer()),
         )
         .expect("no other global subscriber in this test binary");
     });
@@ -258,7 +258,7 @@ fn events_become_logs_of_the_innermost_span() {
 fn error_events_can_leave_the_span_unmarked() {
     let capture = capture();
     let subscriber = tracing_subscriber::registry().with(
-        lstrace::tracing::layer()
+        lstrace::bridge::tracing::layer()
             .with_error_events(false)
             .with_target_tag(false),
     );
@@ -280,7 +280,7 @@ fn a_per_layer_filter_leaves_no_hole() {
         .with_target("kept", LevelFilter::INFO)
         .with_target("noisy", LevelFilter::OFF);
     let subscriber =
-        tracing_subscriber::registry().with(lstrace::tracing::layer().with_filter(filter));
+        tracing_subscriber::registry().with(lstrace::bridge::tracing::layer().with_filter(filter));
     tracing::subscriber::with_default(subscriber, || {
         capture.in_scope(|| {
             let _a = tracing::info_span!(target: "kept", "a").entered();
@@ -334,7 +334,7 @@ fn env_filter_and_fmt_work_next_to_the_bridge() {
                 .without_time()
                 .with_writer(move || writer.clone()),
         )
-        .with(lstrace::tracing::layer());
+        .with(lstrace::bridge::tracing::layer());
     tracing::subscriber::with_default(subscriber, || {
         capture.in_scope(|| {
             let _request = tracing::info_span!(target: "app", "request", id = 7).entered();

@@ -42,7 +42,7 @@ fn tracing_works_as_without_the_bridge() {
                 .without_time()
                 .with_writer(move || writer.clone()),
         )
-        .with(lstrace::tracing::layer());
+        .with(lstrace::bridge::tracing::layer());
     tracing::subscriber::with_default(subscriber, || {
         let cause = tracing::info_span!("cause");
         let span = tracing::info_span!(target: "app", "request", id = 7, late = Empty);

@@ -167,7 +167,7 @@ impl Library for Tracing {
                     recorder.init(case, verify);
                 }
                 tracing::subscriber::set_global_default(
-                    Registry::default().with(lstrace::tracing::layer()),
+                    Registry::default().with(lstrace::bridge::tracing::layer()),
                 )
             }
             Pipeline::FastraceBridge => {
@@ -179,10 +179,10 @@ impl Library for Tracing {
             Pipeline::BridgeIdle if verify => tracing::subscriber::set_global_default(
                 Registry::default()
                     .with(CountClosed)
-                    .with(lstrace::tracing::layer()),
+                    .with(lstrace::bridge::tracing::layer()),
             ),
             Pipeline::BridgeIdle => tracing::subscriber::set_global_default(
-                Registry::default().with(lstrace::tracing::layer()),
+                Registry::default().with(lstrace::bridge::tracing::layer()),
             ),
             Pipeline::OpenTelemetry => {
                 let processor = BatchSpanProcessor::builder(Discard)

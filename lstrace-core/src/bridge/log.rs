@@ -2,7 +2,7 @@
 //!
 //! ```
 //! # let capture = lstrace_core::testing::TestRecorder::install().capture();
-//! lstrace_core::log::logger().install().expect("the process's first logger");
+//! lstrace_core::bridge::log::logger().install().expect("the process's first logger");
 //! # capture.in_scope(|| {
 //! let _span = lstrace_core::span("import").start();
 //! log::warn!("skipped {} rows", 2);

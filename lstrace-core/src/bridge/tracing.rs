@@ -4,7 +4,7 @@
 //! use lstrace_core::tree::TreeStyle;
 //! use tracing_subscriber::layer::SubscriberExt;
 //!
-//! let subscriber = tracing_subscriber::registry().with(lstrace_core::tracing::layer());
+//! let subscriber = tracing_subscriber::registry().with(lstrace_core::bridge::tracing::layer());
 //! tracing::subscriber::with_default(subscriber, || {
 //!     # let capture = lstrace_core::testing::TestRecorder::install().capture();
 //!     # capture.in_scope(|| {
