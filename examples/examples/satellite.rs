@@ -174,7 +174,7 @@ fn print_new_reports(satellite: &LocalSatellite, printed: usize) -> usize {
             }
         );
         if report.accepted {
-            spans.extend(report.request.spans.iter().cloned());
+            spans.extend(report.spans());
         }
     }
     let style = TreeStyle::default().with_durations(true).with_logs(true);

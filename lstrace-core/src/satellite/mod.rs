@@ -243,6 +243,13 @@ pub struct ReceivedReport {
 }
 
 impl ReceivedReport {
+    /// The report's spans, read as [`ReceivedSpan`]s (as [`LocalSatellite::spans`] returns
+    /// them, when the report was accepted).
+    #[must_use]
+    pub fn spans(&self) -> Vec<ReceivedSpan> {
+        span::report_spans(&self.request, span::Resource::Kept).collect()
+    }
+
     /// The service that sent the report: its reporter's `lightstep.component_name` tag, when
     /// that is a non-empty string (reports without one are refused).
     #[must_use]
@@ -418,36 +425,10 @@ impl LocalSatellite {
         let State { reports, otlp, .. } = &mut *state;
         let mut arrived: Vec<(usize, Vec<ReceivedSpan>)> = Vec::new();
         for report in reports.iter_mut().filter(|r| r.received.accepted) {
-            let arrival = report.arrival;
-            let received = report.decoded();
-            let service = received.component_name().unwrap_or_default();
-            let reporter_tags = received
-                .request
-                .reporter
-                .as_ref()
-                .map_or(&[][..], |r| &r.tags[..]);
-            let spans = received.request.spans.iter();
-            arrived.push((
-                arrival,
-                spans
-                    .map(|s| ReceivedSpan::from_lightstep(s, service, reporter_tags))
-                    .collect(),
-            ));
+            arrived.push((report.arrival, report.decoded().spans()));
         }
-        for export in otlp.iter_mut() {
-            let arrival = export.arrival;
-            let export = export.decoded();
-            if !export.accepted {
-                continue;
-            }
-            let spans = export.request.resource_spans.iter().flat_map(|r| {
-                let resource = r.resource.as_ref().map_or(&[][..], |r| &r.attributes[..]);
-                r.scope_spans
-                    .iter()
-                    .flat_map(|s| s.spans.iter())
-                    .map(move |s| ReceivedSpan::from_otlp(s, resource))
-            });
-            arrived.push((arrival, spans.collect()));
+        for kept in otlp.iter_mut().filter(|e| e.export.accepted) {
+            arrived.push((kept.arrival, kept.decoded().spans()));
         }
         arrived.sort_by_key(|(arrival, _)| *arrival);
         arrived.into_iter().flat_map(|(_, spans)| spans).collect()
@@ -529,10 +510,12 @@ impl LocalSatellite {
             .wait_until(timeout, |state| state.reports_received >= count)
     }
 
-    /// The accepted spans of both protocols as trace trees of names and tags: stable text for
-    /// assertions (see [`tree::render`]). OTLP spans are shown in the LightStep model (their kind
-    /// as a `span.kind` tag, an ERROR status as `error=true`, events as logs), so the same
-    /// spans render the same whichever protocol carried them.
+    /// The accepted spans of both protocols ([`LocalSatellite::spans`]) as trace trees of
+    /// names and tags: stable text for assertions (see [`tree::render`]). Spans are drawn as
+    /// [`ReceivedSpan`] reads them (an OTLP span's kind as a `span.kind` tag, an ERROR status as
+    /// `error=true`, events as logs), with the trace id's low 64 bits and whole microseconds,
+    /// what LightStep reports carry: the same spans render the same whichever protocol
+    /// carried them.
     #[must_use]
     pub fn tree(&self) -> String {
         self.tree_with(TreeStyle::default())
@@ -541,9 +524,7 @@ impl LocalSatellite {
     /// The accepted spans as trace trees, with durations and logs as `style` says.
     #[must_use]
     pub fn tree_with(&self, style: TreeStyle) -> String {
-        let mut spans = self.lightstep_spans();
-        spans.extend(self.otlp_spans().iter().map(otlp::lightstep_span));
-        tree::render(&spans, style)
+        tree::render(&self.spans(), style)
     }
 
     /// How many reports were received, accepted or not (with a view too, which keeps no
@@ -759,11 +740,11 @@ impl Inbox {
     fn record_otlp(&self, export: ReceivedOtlp, body: Vec<u8>, spans: usize, bytes: usize) {
         let rejected = usize::try_from(export.rejected_spans).unwrap_or(0);
         if let (true, Some(view)) = (export.accepted, &self.view) {
-            // Decoded and converted before the store is locked, as LightStep spans are.
+            // Decoded and read before the store is locked, as LightStep spans are.
             let request = ingest::otlp::decode_otlp(&body);
-            for (service, spans) in otlp::lightstep_spans(&request) {
-                lock(view).insert(&service, spans);
-            }
+            let spans: Vec<ReceivedSpan> =
+                span::export_spans(&request, span::Resource::Left).collect();
+            lock(view).insert(spans);
         }
         let mut state = self.lock();
         if export.accepted {
@@ -788,11 +769,12 @@ impl Inbox {
     fn record(&self, mut report: Stored) {
         if let Some(view) = &self.view {
             if let (true, Some(body)) = (report.received.accepted, report.body.take()) {
-                // Decoded before the store is locked: the page's requests wait only for the
-                // insertion.
-                let spans = ingest::decode(&body).spans;
-                let service = report.received.component_name().unwrap_or_default();
-                lock(view).insert(service, spans);
+                // Decoded and read before the store is locked: the page's requests wait only
+                // for the insertion.
+                let request = ingest::decode(&body);
+                let spans: Vec<ReceivedSpan> =
+                    span::report_spans(&request, span::Resource::Left).collect();
+                lock(view).insert(spans);
             }
         }
         let mut state = self.lock();

@@ -3,14 +3,10 @@
 
 use super::ingest::otlp::WalkedExport;
 use super::ingest::{self, Refusal};
+use super::span::{self, ReceivedSpan};
 use super::Behaviour;
-use crate::protocol::{self, key_value};
-use crate::reporter::protocol::otlp::wire::{
-    ERROR_TAG, FOLLOWS_FROM, REF_TYPE_ATTRIBUTE, SPAN_KIND_TAG,
-};
 use crate::reporter::protocol::otlp::{
-    any_value, ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
-    KeyValue, OtlpSpan, OtlpSpanKind, StatusCode, SERVICE_NAME,
+    ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
 use std::fmt;
 use std::io::Read as _;
@@ -38,6 +34,14 @@ pub struct ReceivedOtlp {
 }
 
 impl ReceivedOtlp {
+    /// The export's spans, read as [`ReceivedSpan`]s (as
+    /// [`LocalSatellite::spans`](super::LocalSatellite::spans) returns them, when the export
+    /// was accepted).
+    #[must_use]
+    pub fn spans(&self) -> Vec<ReceivedSpan> {
+        span::export_spans(&self.request, span::Resource::Kept).collect()
+    }
+
     /// The value of a request header (names in any case).
     #[must_use]
     pub fn header(&self, name: &str) -> Option<&str> {
@@ -178,183 +182,13 @@ fn partial(rejected_spans: i64, error_message: String) -> Answer {
     })
 }
 
-/// The id in 8 (or 16: the low half) big-endian bytes; 0 for anything else.
-pub(super) fn id(bytes: &[u8]) -> u64 {
-    match bytes.len() {
-        8 => u64::from_be_bytes(bytes.try_into().unwrap_or_default()),
-        16 => u64::from_be_bytes(bytes[8..].try_into().unwrap_or_default()),
-        _ => 0,
-    }
-}
-
-/// An OTLP span in the LightStep model, as the trees and the web view show spans: the low
-/// 64 bits of the trace id (what LightStep reports carry, so that a trace reported over both
-/// protocols is one), the parent as the reference (FOLLOWS_FROM when a link says so), the
-/// kind as a `span.kind` tag, an ERROR status as `error = true`, events as logs whose
-/// `event` field is their name. Times keep whole microseconds.
-pub(super) fn lightstep_span(span: &OtlpSpan) -> protocol::LightStepSpan {
-    let trace_id = id(&span.trace_id);
-    let parent = id(&span.parent_span_id);
-    let follows = span.links.iter().any(|link| {
-        id(&link.span_id) == parent
-            && link.attributes.iter().any(|kv| {
-                kv.key == REF_TYPE_ATTRIBUTE
-                    && kv.value.as_ref().and_then(|v| v.value.as_ref())
-                        == Some(&any_value::Value::StringValue(FOLLOWS_FROM.into()))
-            })
-    });
-    let mut tags: Vec<protocol::KeyValue> = span.attributes.iter().map(key_value).collect();
-    let kind = match OtlpSpanKind::try_from(span.kind) {
-        Ok(OtlpSpanKind::Server) => Some("server"),
-        Ok(OtlpSpanKind::Client) => Some("client"),
-        Ok(OtlpSpanKind::Producer) => Some("producer"),
-        Ok(OtlpSpanKind::Consumer) => Some("consumer"),
-        _ => None,
-    };
-    if let Some(kind) = kind {
-        tags.push(protocol::KeyValue {
-            key: SPAN_KIND_TAG.into(),
-            value: Some(key_value::Value::StringValue(kind.into())),
-        });
-    }
-    if span.status.as_ref().map(|s| s.code) == Some(StatusCode::Error as i32) {
-        tags.push(protocol::KeyValue {
-            key: ERROR_TAG.into(),
-            value: Some(key_value::Value::BoolValue(true)),
-        });
-    }
-    protocol::LightStepSpan {
-        span_context: Some(protocol::LightStepSpanContext {
-            trace_id,
-            span_id: id(&span.span_id),
-            baggage: Default::default(),
-        }),
-        operation_name: span.name.clone(),
-        references: (parent != 0)
-            .then(|| protocol::Reference {
-                relationship: if follows {
-                    protocol::LightStepRelationship::FollowsFrom
-                } else {
-                    protocol::LightStepRelationship::ChildOf
-                } as i32,
-                span_context: Some(protocol::LightStepSpanContext {
-                    trace_id,
-                    span_id: parent,
-                    baggage: Default::default(),
-                }),
-            })
-            .into_iter()
-            .collect(),
-        start_timestamp: Some(protocol::Timestamp::from_unix_nanos(
-            span.start_time_unix_nano,
-        )),
-        duration_micros: span
-            .end_time_unix_nano
-            .saturating_sub(span.start_time_unix_nano)
-            / 1000,
-        tags,
-        logs: span
-            .events
-            .iter()
-            .map(|event| protocol::Log {
-                timestamp: Some(protocol::Timestamp::from_unix_nanos(event.time_unix_nano)),
-                fields: std::iter::once(protocol::KeyValue {
-                    key: "event".into(),
-                    value: Some(key_value::Value::StringValue(event.name.clone())),
-                })
-                .chain(event.attributes.iter().map(key_value))
-                .collect(),
-            })
-            .collect(),
-    }
-}
-
-/// The spans of an export in the LightStep model, with the service each resource names
-/// (its `service.name`, else empty).
-pub(super) fn lightstep_spans(
-    request: &ExportTraceServiceRequest,
-) -> Vec<(String, Vec<protocol::LightStepSpan>)> {
-    request
-        .resource_spans
-        .iter()
-        .map(|resource_spans| {
-            let service = resource_spans
-                .resource
-                .as_ref()
-                .and_then(|r| r.attributes.iter().find(|kv| kv.key == SERVICE_NAME))
-                .and_then(|kv| kv.value.as_ref())
-                .and_then(|v| match &v.value {
-                    Some(any_value::Value::StringValue(name)) => Some(name.clone()),
-                    _ => None,
-                })
-                .unwrap_or_default();
-            let spans = resource_spans
-                .scope_spans
-                .iter()
-                .flat_map(|s| s.spans.iter().map(lightstep_span))
-                .collect();
-            (service, spans)
-        })
-        .collect()
-}
-
-/// An attribute as a LightStep tag, typed; arrays, lists and bytes as their text.
-fn key_value(kv: &KeyValue) -> protocol::KeyValue {
-    let value = kv
-        .value
-        .as_ref()
-        .and_then(|v| v.value.as_ref())
-        .map(|v| match v {
-            any_value::Value::StringValue(s) => key_value::Value::StringValue(s.clone()),
-            any_value::Value::BoolValue(b) => key_value::Value::BoolValue(*b),
-            any_value::Value::IntValue(i) => key_value::Value::IntValue(*i),
-            any_value::Value::DoubleValue(x) => key_value::Value::DoubleValue(*x),
-            other => key_value::Value::StringValue(value_text(other)),
-        });
-    protocol::KeyValue {
-        key: kv.key.clone(),
-        value,
-    }
-}
-
-fn value_text(value: &any_value::Value) -> String {
-    match value {
-        any_value::Value::StringValue(s) => s.clone(),
-        any_value::Value::BoolValue(b) => b.to_string(),
-        any_value::Value::IntValue(i) => i.to_string(),
-        any_value::Value::DoubleValue(x) => x.to_string(),
-        any_value::Value::BytesValue(b) => format!("{b:02x?}"),
-        any_value::Value::ArrayValue(a) => format!(
-            "[{}]",
-            a.values
-                .iter()
-                .filter_map(|v| v.value.as_ref())
-                .map(value_text)
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
-        any_value::Value::KvlistValue(l) => format!(
-            "{{{}}}",
-            l.values
-                .iter()
-                .map(|kv| {
-                    let text = kv
-                        .value
-                        .as_ref()
-                        .and_then(|v| v.value.as_ref())
-                        .map_or_else(String::new, value_text);
-                    format!("{}={text}", kv.key)
-                })
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::reporter::protocol::otlp::{OtlpEvent, ResourceSpans, ScopeSpans, Status};
+    use crate::reporter::protocol::otlp::{
+        any_value, KeyValue, OtlpEvent, OtlpSpan, OtlpSpanKind, ResourceSpans, ScopeSpans, Status,
+        StatusCode,
+    };
     use prost::Message;
     use std::io::Write as _;
 
@@ -383,62 +217,6 @@ mod tests {
             }),
             ..OtlpSpan::default()
         }
-    }
-
-    #[test]
-    fn spans_become_lightstep_spans() {
-        let s = span();
-        let converted = lightstep_span(&s);
-        let context = converted.span_context.clone().unwrap();
-        assert_eq!((context.trace_id, context.span_id), (7, 2));
-        assert_eq!(converted.references.len(), 1);
-        assert_eq!(
-            converted.references[0].relationship,
-            protocol::LightStepRelationship::ChildOf as i32
-        );
-        assert_eq!(
-            converted.references[0]
-                .span_context
-                .as_ref()
-                .unwrap()
-                .span_id,
-            1
-        );
-        assert_eq!(converted.duration_micros, 3);
-        let tree = crate::tree::render(
-            std::slice::from_ref(&converted),
-            crate::tree::TreeStyle {
-                durations: false,
-                logs: true,
-            },
-        );
-        assert_eq!(
-            tree,
-            "GET /users [error=true, n=3, span.kind=server]\n  - event=error, message=boom\n"
-        );
-        let follower = lightstep_span(&OtlpSpan {
-            links: vec![crate::reporter::protocol::otlp::Link {
-                span_id: 1u64.to_be_bytes().to_vec(),
-                attributes: vec![KeyValue::new(
-                    REF_TYPE_ATTRIBUTE,
-                    any_value::Value::StringValue(FOLLOWS_FROM.into()),
-                )],
-                ..Default::default()
-            }],
-            ..span()
-        });
-        assert_eq!(
-            follower.references[0].relationship,
-            protocol::LightStepRelationship::FollowsFrom as i32
-        );
-        let root = lightstep_span(&OtlpSpan {
-            parent_span_id: Vec::new(),
-            kind: OtlpSpanKind::Internal as i32,
-            status: None,
-            ..span()
-        });
-        assert!(root.references.is_empty());
-        assert_eq!(root.tags.len(), 1);
     }
 
     #[test]

@@ -1,14 +1,16 @@
 //! The spans the satellite received, of either protocol, as one plain type to query, print,
 //! compare and write as JSON ([`ReceivedSpan`]).
 
-use super::otlp::id;
-use crate::protocol::{key_value, KeyValue, LightStepRelationship, LightStepSpan, Timestamp};
+use crate::protocol::{
+    key_value, KeyValue, LightStepRelationship, LightStepSpan, ReportRequest, Timestamp,
+};
 use crate::record::Relationship;
 use crate::reporter::protocol::otlp::wire::{
     ERROR_TAG, FOLLOWS_FROM, REF_TYPE_ATTRIBUTE, SPAN_KIND_TAG,
 };
 use crate::reporter::protocol::otlp::{
-    any_value, KeyValue as OtlpKeyValue, OtlpSpan, OtlpSpanKind, StatusCode,
+    any_value, ExportTraceServiceRequest, KeyValue as OtlpKeyValue, OtlpSpan, OtlpSpanKind,
+    StatusCode, SERVICE_NAME,
 };
 use crate::SpanKind;
 use serde_json::{json, Value};
@@ -117,7 +119,8 @@ pub struct ReceivedSpan {
     pub trace_id: u128,
     /// The span's id.
     pub span_id: u64,
-    /// The parent's span id: the first reference's.
+    /// The parent's span id: a LightStep span's first reference's, an OTLP span's
+    /// `parent_span_id` (its links are not parents).
     pub parent_id: Option<u64>,
     /// Its references, the parent first. An OTLP span's parent (FOLLOWS_FROM when a link to
     /// it says so) and its other links (as FOLLOWS_FROM).
@@ -230,7 +233,11 @@ impl ReceivedSpan {
             name: span.operation_name.clone(),
             trace_id: context.map_or(0, |c| u128::from(c.trace_id)),
             span_id: context.map_or(0, |c| c.span_id),
-            parent_id: references.first().map(|r| r.span_id),
+            parent_id: span
+                .references
+                .first()
+                .and_then(|r| r.span_context.as_ref())
+                .map(|c| c.span_id),
             references,
             start_unix_nanos: span.start_timestamp.map_or(0, Timestamp::to_unix_nanos),
             duration: Duration::from_micros(span.duration_micros),
@@ -251,8 +258,8 @@ impl ReceivedSpan {
         }
     }
 
-    /// A span of an OTLP export, under a resource with these attributes.
-    pub(crate) fn from_otlp(span: &OtlpSpan, resource: &[OtlpKeyValue]) -> Self {
+    /// A span of an OTLP export from `service`, under a resource with these attributes.
+    pub(crate) fn from_otlp(span: &OtlpSpan, service: &str, resource: &[OtlpKeyValue]) -> Self {
         let trace_id = otlp_id(&span.trace_id);
         let is_follows_link = |link: &crate::reporter::protocol::otlp::Link| {
             link.attributes.iter().any(|kv| {
@@ -305,11 +312,11 @@ impl ReceivedSpan {
         }
         ReceivedSpan {
             protocol: Protocol::Otlp,
-            service: service_name(resource).unwrap_or_default(),
+            service: service.to_owned(),
             name: span.name.clone(),
             trace_id,
             span_id: id(&span.span_id),
-            parent_id: references.first().map(|r| r.span_id),
+            parent_id: parent,
             references,
             start_unix_nanos: span.start_time_unix_nano,
             duration: Duration::from_nanos(
@@ -430,7 +437,8 @@ impl FieldValue {
         }
     }
 
-    fn type_name(&self) -> &'static str {
+    /// The type's name, as JSON shows it.
+    pub(super) fn type_name(&self) -> &'static str {
         match self {
             FieldValue::Str(_) => "string",
             FieldValue::Int(_) => "int",
@@ -471,7 +479,7 @@ fn fields_json(fields: &[(String, FieldValue)]) -> Value {
     )
 }
 
-fn relationship_name(relationship: Relationship) -> &'static str {
+pub(super) fn relationship_name(relationship: Relationship) -> &'static str {
     match relationship {
         Relationship::ChildOf => "child_of",
         Relationship::FollowsFrom => "follows_from",
@@ -527,6 +535,15 @@ fn kind_tag(tags: &[(String, FieldValue)]) -> Option<SpanKind> {
         })
 }
 
+/// The id in 8 (or 16: the low half) big-endian bytes; 0 for anything else.
+fn id(bytes: &[u8]) -> u64 {
+    match bytes.len() {
+        8 => u64::from_be_bytes(bytes.try_into().unwrap_or_default()),
+        16 => u64::from_be_bytes(bytes[8..].try_into().unwrap_or_default()),
+        _ => 0,
+    }
+}
+
 /// A 16-byte OTLP trace id (8 bytes: the low half); 0 for anything else.
 fn otlp_id(bytes: &[u8]) -> u128 {
     match bytes.len() {
@@ -536,15 +553,72 @@ fn otlp_id(bytes: &[u8]) -> u128 {
 }
 
 /// A resource's `service.name`, when it is a string.
-pub(super) fn service_name(attributes: &[OtlpKeyValue]) -> Option<String> {
+fn service_name(attributes: &[OtlpKeyValue]) -> Option<&str> {
     attributes
         .iter()
-        .find(|kv| kv.key == "service.name")
+        .find(|kv| kv.key == SERVICE_NAME)
         .and_then(|kv| kv.value.as_ref())
         .and_then(|v| match &v.value {
-            Some(any_value::Value::StringValue(name)) => Some(name.clone()),
+            Some(any_value::Value::StringValue(name)) => Some(name.as_str()),
             _ => None,
         })
+}
+
+/// Whether the spans made from a report carry its resource (its reporter's tags, its
+/// resource's attributes). The web view shows none, and holds many spans of each report:
+/// a copy per span would multiply what it holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Resource {
+    Kept,
+    Left,
+}
+
+/// The spans of a LightStep report, with its component name as their service.
+pub(super) fn report_spans(
+    request: &ReportRequest,
+    resource: Resource,
+) -> impl Iterator<Item = ReceivedSpan> + '_ {
+    let service = super::component_name(request).unwrap_or_default();
+    let reporter_tags = match (resource, &request.reporter) {
+        (Resource::Kept, Some(reporter)) => &reporter.tags[..],
+        _ => &[],
+    };
+    request
+        .spans
+        .iter()
+        .map(move |span| ReceivedSpan::from_lightstep(span, service, reporter_tags))
+}
+
+/// The spans of an OTLP export, each with its resource's `service.name` as its service.
+pub(super) fn export_spans(
+    request: &ExportTraceServiceRequest,
+    resource: Resource,
+) -> impl Iterator<Item = ReceivedSpan> + '_ {
+    request
+        .resource_spans
+        .iter()
+        .flat_map(move |resource_spans| {
+            let attributes = resource_spans
+                .resource
+                .as_ref()
+                .map_or(&[][..], |r| &r.attributes[..]);
+            let service = service_name(attributes).unwrap_or_default();
+            let kept = match resource {
+                Resource::Kept => attributes,
+                Resource::Left => &[],
+            };
+            resource_spans
+                .scope_spans
+                .iter()
+                .flat_map(|scope| scope.spans.iter())
+                .map(move |span| ReceivedSpan::from_otlp(span, service, kept))
+        })
+}
+
+/// The low 64 bits of a trace id: what LightStep reports carry, so that the trees and the
+/// web view show a trace reported over both protocols as one.
+pub(super) fn low_64(trace_id: u128) -> u64 {
+    (trace_id & u128::from(u64::MAX)) as u64
 }
 
 impl From<&ReceivedSpan> for crate::tree::TreeSpan {
@@ -556,14 +630,16 @@ impl From<&ReceivedSpan> for crate::tree::TreeSpan {
                 .collect()
         };
         crate::tree::TreeSpan {
-            // The low 64 bits, what LightStep reports carry: a trace reported over both
-            // protocols is one tree.
-            trace_id: span.trace_id & u128::from(u64::MAX),
+            // The trace id's low 64 bits and whole microseconds, what LightStep reports
+            // carry: the same spans render the same whichever protocol carried them.
+            trace_id: u128::from(low_64(span.trace_id)),
             span_id: span.span_id,
             parent_id: span.parent_id,
             name: span.name.clone(),
             start_unix_nanos: span.start_unix_nanos,
-            duration: span.duration,
+            duration: Duration::from_micros(
+                u64::try_from(span.duration.as_micros()).unwrap_or(u64::MAX),
+            ),
             tags: text(&span.tags),
             logs: span.logs.iter().map(|log| text(&log.fields)).collect(),
         }
@@ -657,7 +733,7 @@ mod tests {
         )];
         (
             ReceivedSpan::from_lightstep(&lightstep, "shop", &reporter),
-            ReceivedSpan::from_otlp(&otlp, &service),
+            ReceivedSpan::from_otlp(&otlp, "shop", &service),
         )
     }
 
@@ -702,6 +778,66 @@ mod tests {
             ),
             "charge [error=true, n=3, span.kind=client]\n  - event=error, message=boom\n\
              charge [error=true, n=3, span.kind=client]\n  - event=error, message=boom\n"
+        );
+    }
+
+    #[test]
+    fn parents_are_a_first_reference_or_an_otlp_parent_never_a_link() {
+        let (lightstep, otlp) = both();
+        let render = |spans: &[&ReceivedSpan]| {
+            crate::tree::render(
+                spans.iter().copied(),
+                crate::tree::TreeStyle::default().with_durations(true),
+            )
+        };
+        let mut parent = lightstep.clone();
+        parent.span_id = 1;
+        parent.name = "checkout".into();
+        parent.parent_id = None;
+        parent.references.clear();
+        assert_eq!(
+            render(&[&lightstep, &parent]),
+            "checkout (3µs) [error=true, n=3, span.kind=client]\n  \
+             charge (3µs) [error=true, n=3, span.kind=client]\n"
+        );
+
+        // A LightStep reference without a context names no parent.
+        let mut orphan = LightStepSpan {
+            references: vec![Reference::default()],
+            ..LightStepSpan::default()
+        };
+        assert_eq!(
+            ReceivedSpan::from_lightstep(&orphan, "", &[]).parent_id,
+            None
+        );
+        orphan.references.clear();
+        assert!(ReceivedSpan::from_lightstep(&orphan, "", &[])
+            .references
+            .is_empty());
+
+        // An OTLP root with a link stays a root: the link is a reference only. Its duration,
+        // in nanoseconds, is drawn in whole microseconds as a LightStep report carries it.
+        let link = |span_id: u64| Link {
+            trace_id: [[0xaa; 8], 7u64.to_be_bytes()].concat(),
+            span_id: span_id.to_be_bytes().to_vec(),
+            ..Link::default()
+        };
+        let root = OtlpSpan {
+            span_id: 9u64.to_be_bytes().to_vec(),
+            trace_id: [[0xaa; 8], 7u64.to_be_bytes()].concat(),
+            name: "linked".into(),
+            start_time_unix_nano: 1_000,
+            end_time_unix_nano: 4_500,
+            links: vec![link(2)],
+            ..OtlpSpan::default()
+        };
+        let root = ReceivedSpan::from_otlp(&root, "shop", &[]);
+        assert_eq!(root.parent_id, None);
+        assert_eq!(root.references[0].span_id, 2);
+        assert_eq!(root.duration, Duration::from_nanos(3_500));
+        assert_eq!(
+            render(&[&root, &otlp]),
+            "linked (3µs)\ncharge (3µs) [error=true, n=3, span.kind=client]\n"
         );
     }
 

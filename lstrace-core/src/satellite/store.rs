@@ -1,14 +1,14 @@
 //! The traces behind the satellite's web view: spans grouped by trace as they arrive, in
 //! any order, within fixed bounds, and assembled into waterfall rows when asked.
 //!
-//! Spans enter as the satellite decodes them ([`protocol::LightStepSpan`] and the service that
-//! reported it), whatever protocol carried them. Traces are keyed by the low 64 bits of
-//! their id, which is what LightStep reports carry, so that the spans of one trace meet
-//! whichever protocol reported them.
+//! Spans enter as the satellite decodes them, read as [`ReceivedSpan`]s whatever protocol
+//! carried them (without their resource, which the view does not show). Traces are keyed by
+//! the low 64 bits of their id, which is what LightStep reports carry, so that the spans of
+//! one trace meet whichever protocol reported them.
 
-use crate::protocol::{self, key_value};
+use super::span::{low_64, FieldValue, ReceivedSpan};
+use crate::reporter::protocol::otlp::wire::{ERROR_TAG, SPAN_KIND_TAG};
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::sync::Arc;
 
 /// How much the web view keeps: the most recently arrived traces, up to both bounds.
 ///
@@ -57,69 +57,41 @@ pub struct ViewStats {
     pub evicted_spans: u64,
 }
 
-/// A span as the store keeps it.
-#[derive(Debug)]
-struct StoredSpan {
-    service: Arc<str>,
-    span: protocol::LightStepSpan,
+fn start_nanos(span: &ReceivedSpan) -> u64 {
+    span.start_unix_nanos
 }
 
-impl StoredSpan {
-    fn span_id(&self) -> u64 {
-        self.span.span_context.as_ref().map_or(0, |c| c.span_id)
-    }
+fn duration_nanos(span: &ReceivedSpan) -> u64 {
+    u64::try_from(span.duration.as_nanos()).unwrap_or(u64::MAX)
+}
 
-    /// The span it hangs under: its first reference, as the text trees have it.
-    fn parent_id(&self) -> Option<u64> {
-        self.span
-            .references
-            .first()
-            .and_then(|r| r.span_context.as_ref())
-            .map(|c| c.span_id)
-    }
+fn end_nanos(span: &ReceivedSpan) -> u64 {
+    start_nanos(span).saturating_add(duration_nanos(span))
+}
 
-    fn start_nanos(&self) -> u64 {
-        self.span
-            .start_timestamp
-            .map_or(0, protocol::Timestamp::to_unix_nanos)
-    }
+/// The `error` tag is true (as a bool, or the string `true`).
+fn is_error(span: &ReceivedSpan) -> bool {
+    span.tags.iter().any(|(key, value)| {
+        key == ERROR_TAG
+            && match value {
+                FieldValue::Bool(b) => *b,
+                FieldValue::Str(s) => s.eq_ignore_ascii_case("true"),
+                _ => false,
+            }
+    })
+}
 
-    fn duration_nanos(&self) -> u64 {
-        self.span.duration_micros.saturating_mul(1_000)
-    }
-
-    fn end_nanos(&self) -> u64 {
-        self.start_nanos().saturating_add(self.duration_nanos())
-    }
-
-    /// The `error` tag is true (as a bool, or the string `true`).
-    fn is_error(&self) -> bool {
-        self.span.tags.iter().any(|t| {
-            t.key == "error"
-                && match &t.value {
-                    Some(key_value::Value::BoolValue(b)) => *b,
-                    Some(key_value::Value::StringValue(s)) => s.eq_ignore_ascii_case("true"),
-                    _ => false,
-                }
-        })
-    }
-
-    /// The `span.kind` tag's text, if any.
-    fn kind(&self) -> Option<&str> {
-        self.span
-            .tags
-            .iter()
-            .find(|t| t.key == "span.kind")
-            .and_then(|t| match &t.value {
-                Some(key_value::Value::StringValue(s)) => Some(s.as_str()),
-                _ => None,
-            })
+/// The `span.kind` tag's text, if any.
+fn kind(span: &ReceivedSpan) -> Option<&str> {
+    match span.tag(SPAN_KIND_TAG) {
+        Some(FieldValue::Str(kind)) => Some(kind),
+        _ => None,
     }
 }
 
 #[derive(Debug, Default)]
 struct Trace {
-    spans: Vec<StoredSpan>,
+    spans: Vec<ReceivedSpan>,
     /// Spans of this trace that found no room.
     spans_not_kept: u64,
 }
@@ -175,8 +147,7 @@ pub(crate) struct Row<'a> {
     pub(crate) depth: usize,
     /// It references a parent that the trace does not hold.
     pub(crate) orphan: bool,
-    pub(crate) service: &'a str,
-    pub(crate) span: &'a protocol::LightStepSpan,
+    pub(crate) span: &'a ReceivedSpan,
     pub(crate) error: bool,
     pub(crate) kind: Option<&'a str>,
     /// Start, in nanoseconds after the trace's start.
@@ -242,24 +213,16 @@ impl TraceStore {
         }
     }
 
-    /// Keeps the spans one service reported, evicting the oldest traces to make room.
-    pub(crate) fn insert(
-        &mut self,
-        service: &str,
-        spans: impl IntoIterator<Item = protocol::LightStepSpan>,
-    ) {
-        let service: Arc<str> = Arc::from(service);
+    /// Keeps the spans of a report, evicting the oldest traces to make room.
+    pub(crate) fn insert(&mut self, spans: impl IntoIterator<Item = ReceivedSpan>) {
         for span in spans {
-            self.insert_one(StoredSpan {
-                service: Arc::clone(&service),
-                span,
-            });
+            self.insert_one(span);
         }
         self.version += 1;
     }
 
-    fn insert_one(&mut self, span: StoredSpan) {
-        let trace_id = span.span.span_context.as_ref().map_or(0, |c| c.trace_id);
+    fn insert_one(&mut self, span: ReceivedSpan) {
+        let trace_id = low_64(span.trace_id);
         if !self.traces.contains_key(&trace_id) {
             while self.traces.len() >= self.limits.max_traces {
                 self.evict(None);
@@ -307,13 +270,9 @@ impl TraceStore {
         let mut matching = Vec::new();
         for (trace_id, trace) in &self.traces {
             for span in &trace.spans {
-                services.insert(&*span.service);
-                if filter
-                    .service
-                    .as_deref()
-                    .is_none_or(|s| s == &*span.service)
-                {
-                    operations.insert(span.span.operation_name.as_str());
+                services.insert(span.service.as_str());
+                if filter.service.as_deref().is_none_or(|s| s == span.service) {
+                    operations.insert(span.name.as_str());
                 }
             }
             if matches(trace, filter) {
@@ -351,25 +310,22 @@ impl TraceStore {
 }
 
 fn matches(trace: &Trace, filter: &Filter) -> bool {
-    let span_matches = |s: &StoredSpan| {
+    let span_matches = |s: &ReceivedSpan| {
         filter
             .service
             .as_deref()
-            .is_none_or(|name| name == &*s.service)
-            && filter
-                .operation
-                .as_deref()
-                .is_none_or(|op| op == s.span.operation_name)
+            .is_none_or(|name| name == s.service)
+            && filter.operation.as_deref().is_none_or(|op| op == s.name)
     };
     (filter.service.is_none() && filter.operation.is_none() || trace.spans.iter().any(span_matches))
-        && (!filter.errors_only || trace.spans.iter().any(StoredSpan::is_error))
+        && (!filter.errors_only || trace.spans.iter().any(is_error))
         && (filter.min_duration_nanos == 0 || span_range(trace).1 >= filter.min_duration_nanos)
 }
 
 /// The trace's start and duration, in nanoseconds.
 fn span_range(trace: &Trace) -> (u64, u64) {
-    let start = trace.spans.iter().map(StoredSpan::start_nanos).min();
-    let end = trace.spans.iter().map(StoredSpan::end_nanos).max();
+    let start = trace.spans.iter().map(start_nanos).min();
+    let end = trace.spans.iter().map(end_nanos).max();
     match (start, end) {
         (Some(start), Some(end)) => (start, end.saturating_sub(start)),
         _ => (0, 0),
@@ -377,52 +333,48 @@ fn span_range(trace: &Trace) -> (u64, u64) {
 }
 
 fn summarize(trace_id: u64, trace: &Trace) -> TraceSummary {
-    let earliest = |s: &&StoredSpan| (s.start_nanos(), s.span_id());
+    let earliest = |s: &&ReceivedSpan| (start_nanos(s), s.span_id);
     let root = trace
         .spans
         .iter()
-        .filter(|s| s.parent_id().is_none())
+        .filter(|s| s.parent_id.is_none())
         .min_by_key(earliest);
     let shown = root.or_else(|| trace.spans.iter().min_by_key(earliest));
-    let mut by_start: Vec<&StoredSpan> = trace.spans.iter().collect();
-    by_start.sort_by_key(|s| s.start_nanos());
+    let mut by_start: Vec<&ReceivedSpan> = trace.spans.iter().collect();
+    by_start.sort_by_key(|s| start_nanos(s));
     let mut services: Vec<String> = Vec::new();
     for span in by_start {
-        if !services.iter().any(|s| **s == *span.service) {
-            services.push(span.service.to_string());
+        if !services.contains(&span.service) {
+            services.push(span.service.clone());
         }
     }
     let (start_unix_nanos, duration_nanos) = span_range(trace);
     TraceSummary {
         trace_id,
-        root_operation: shown.map_or_else(String::new, |s| s.span.operation_name.clone()),
-        root_service: shown.map_or_else(String::new, |s| s.service.to_string()),
+        root_operation: shown.map_or_else(String::new, |s| s.name.clone()),
+        root_service: shown.map_or_else(String::new, |s| s.service.clone()),
         root_missing: root.is_none(),
         services,
         start_unix_nanos,
         duration_nanos,
         span_count: trace.spans.len(),
-        error_count: trace.spans.iter().filter(|s| s.is_error()).count(),
+        error_count: trace.spans.iter().filter(|s| is_error(s)).count(),
         spans_not_kept: trace.spans_not_kept,
     }
 }
 
 fn assemble(trace_id: u64, trace: &Trace) -> Assembled<'_> {
     let summary = summarize(trace_id, trace);
-    let span_ids: HashSet<u64> = trace.spans.iter().map(StoredSpan::span_id).collect();
+    let span_ids: HashSet<u64> = trace.spans.iter().map(|s| s.span_id).collect();
     let by_start = |&a: &usize, &b: &usize| {
         let (a, b) = (&trace.spans[a], &trace.spans[b]);
-        (a.start_nanos(), &a.span.operation_name, a.span_id()).cmp(&(
-            b.start_nanos(),
-            &b.span.operation_name,
-            b.span_id(),
-        ))
+        (start_nanos(a), &a.name, a.span_id).cmp(&(start_nanos(b), &b.name, b.span_id))
     };
     // Top level: roots, and orphans (their parent is not in the trace).
     let mut children: HashMap<u64, Vec<usize>> = HashMap::new();
     let mut top: Vec<usize> = Vec::new();
     for (index, span) in trace.spans.iter().enumerate() {
-        match span.parent_id().filter(|p| span_ids.contains(p)) {
+        match span.parent_id.filter(|p| span_ids.contains(p)) {
             Some(parent) => children.entry(parent).or_default().push(index),
             None => top.push(index),
         }
@@ -445,7 +397,7 @@ fn assemble(trace_id: u64, trace: &Trace) -> Assembled<'_> {
             }
             let span = &trace.spans[index];
             rows.push(row(span, depth, summary.start_unix_nanos));
-            if let Some(kids) = children.get(&span.span_id()) {
+            if let Some(kids) = children.get(&span.span_id) {
                 stack.extend(kids.iter().rev().map(|&kid| (kid, depth + 1)));
             }
         }
@@ -457,34 +409,27 @@ fn assemble(trace_id: u64, trace: &Trace) -> Assembled<'_> {
     }
 }
 
-fn row(span: &StoredSpan, depth: usize, trace_start: u64) -> Row<'_> {
+fn row(span: &ReceivedSpan, depth: usize, trace_start: u64) -> Row<'_> {
     Row {
         depth,
-        orphan: depth == 0 && span.parent_id().is_some(),
-        service: &span.service,
-        span: &span.span,
-        error: span.is_error(),
-        kind: span.kind(),
-        offset_nanos: span.start_nanos().saturating_sub(trace_start),
-        start_unix_nanos: span.start_nanos(),
-        duration_nanos: span.duration_nanos(),
+        orphan: depth == 0 && span.parent_id.is_some(),
+        span,
+        error: is_error(span),
+        kind: kind(span),
+        offset_nanos: start_nanos(span).saturating_sub(trace_start),
+        start_unix_nanos: start_nanos(span),
+        duration_nanos: duration_nanos(span),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::{KeyValue, LightStepSpanContext, Reference, Timestamp};
+    use crate::satellite::{Protocol, SpanReference};
+    use crate::Relationship;
+    use std::time::Duration;
 
     const T0: u64 = 1_700_000_000_000_000_000;
-
-    fn context(trace_id: u64, span_id: u64) -> Option<LightStepSpanContext> {
-        Some(LightStepSpanContext {
-            trace_id,
-            span_id,
-            baggage: HashMap::new(),
-        })
-    }
 
     /// A span of `trace`, `start_micros` after `T0`, lasting `micros`.
     fn span(
@@ -494,34 +439,45 @@ mod tests {
         name: &str,
         start_micros: u64,
         micros: u64,
-    ) -> protocol::LightStepSpan {
-        protocol::LightStepSpan {
-            span_context: context(trace, id),
-            operation_name: name.into(),
+    ) -> ReceivedSpan {
+        ReceivedSpan {
+            protocol: Protocol::LightStep,
+            service: String::new(),
+            name: name.into(),
+            trace_id: u128::from(trace),
+            span_id: id,
+            parent_id: parent,
             references: parent
-                .map(|p| Reference {
-                    relationship: 0,
-                    span_context: context(trace, p),
+                .map(|span_id| SpanReference {
+                    relationship: Relationship::ChildOf,
+                    trace_id: u128::from(trace),
+                    span_id,
                 })
                 .into_iter()
                 .collect(),
-            start_timestamp: Some(Timestamp::from_unix_nanos(T0 + start_micros * 1000)),
-            duration_micros: micros,
+            start_unix_nanos: T0 + start_micros * 1000,
+            duration: Duration::from_micros(micros),
+            kind: None,
+            error: false,
             tags: vec![],
             logs: vec![],
+            resource: vec![],
         }
     }
 
-    fn tagged(
-        mut span: protocol::LightStepSpan,
-        key: &str,
-        value: key_value::Value,
-    ) -> protocol::LightStepSpan {
-        span.tags.push(KeyValue {
-            key: key.into(),
-            value: Some(value),
-        });
+    fn tagged(mut span: ReceivedSpan, key: &str, value: FieldValue) -> ReceivedSpan {
+        span.tags.push((key.into(), value));
         span
+    }
+
+    impl TraceStore {
+        /// Keeps spans that `service` reported.
+        fn insert_from(&mut self, service: &str, spans: impl IntoIterator<Item = ReceivedSpan>) {
+            self.insert(spans.into_iter().map(|mut span| {
+                span.service = service.into();
+                span
+            }));
+        }
     }
 
     /// The rows as `depth service:name` lines, with `(orphan)` and `!` (error) marks.
@@ -535,8 +491,8 @@ mod tests {
                 format!(
                     "{}{}:{}{}{}",
                     "  ".repeat(r.depth),
-                    r.service,
-                    r.span.operation_name,
+                    r.span.service,
+                    r.span.name,
                     if r.orphan { " (orphan)" } else { "" },
                     if r.error { " !" } else { "" },
                 )
@@ -555,24 +511,24 @@ mod tests {
     fn spans_arriving_in_any_order_from_two_services_make_one_waterfall() {
         let mut store = TraceStore::new(ViewLimits::default());
         // The backend reports first, the children before their parents.
-        store.insert(
+        store.insert_from(
             "backend",
             [
                 span(7, 5, Some(4), "db.query", 400, 100),
                 tagged(
                     span(7, 4, Some(3), "GET /stock", 300, 400),
                     "span.kind",
-                    key_value::Value::StringValue("server".into()),
+                    FieldValue::Str("server".into()),
                 ),
             ],
         );
-        store.insert(
+        store.insert_from(
             "frontend",
             [
                 tagged(
                     span(7, 6, Some(1), "charge", 900, 50),
                     "error",
-                    key_value::Value::BoolValue(true),
+                    FieldValue::Bool(true),
                 ),
                 span(7, 3, Some(2), "fetch stock", 250, 500),
                 span(7, 2, Some(1), "load cart", 200, 600),
@@ -607,7 +563,7 @@ mod tests {
     #[test]
     fn spans_whose_parent_is_missing_are_orphans_at_the_top() {
         let mut store = TraceStore::new(ViewLimits::default());
-        store.insert(
+        store.insert_from(
             "svc",
             [
                 span(9, 12, Some(11), "grandchild", 30, 5),
@@ -627,7 +583,7 @@ mod tests {
         assert!(summary.root_missing);
         assert_eq!(summary.root_operation, "another orphan");
         // The root arrives: it heads the trace, the orphans stay orphans.
-        store.insert("svc", [span(9, 1, None, "root", 0, 100)]);
+        store.insert_from("svc", [span(9, 1, None, "root", 0, 100)]);
         assert_eq!(rows(&store, 9)[0], "svc:root");
         assert_eq!(store.assemble(9).unwrap().summary.root_operation, "root");
     }
@@ -635,7 +591,7 @@ mod tests {
     #[test]
     fn reference_cycles_and_duplicate_ids_show_every_span_once() {
         let mut store = TraceStore::new(ViewLimits::default());
-        store.insert(
+        store.insert_from(
             "svc",
             [
                 span(3, 1, Some(2), "a", 0, 10),
@@ -662,7 +618,7 @@ mod tests {
     fn a_deep_chain_does_not_recurse() {
         let mut store = TraceStore::new(ViewLimits::default());
         let depth = 100_000;
-        store.insert(
+        store.insert_from(
             "svc",
             (1..=depth).map(|id| span(1, id, (id > 1).then(|| id - 1), "link", id, 1)),
         );
@@ -677,15 +633,15 @@ mod tests {
             max_traces: 2,
             max_spans: 5,
         });
-        store.insert("svc", [span(1, 1, None, "one", 0, 1)]);
-        store.insert(
+        store.insert_from("svc", [span(1, 1, None, "one", 0, 1)]);
+        store.insert_from(
             "svc",
             [
                 span(2, 1, None, "two", 1, 1),
                 span(2, 2, Some(1), "x", 1, 1),
             ],
         );
-        store.insert("svc", [span(3, 1, None, "three", 2, 1)]);
+        store.insert_from("svc", [span(3, 1, None, "three", 2, 1)]);
         // Three traces do not fit in two: the first to arrive goes.
         assert!(store.assemble(1).is_none());
         assert_eq!(
@@ -698,8 +654,8 @@ mod tests {
             }
         );
         // A late span of trace 2 does not make it younger: it is still the first to go.
-        store.insert("svc", [span(2, 3, Some(1), "late", 1, 1)]);
-        store.insert(
+        store.insert_from("svc", [span(2, 3, Some(1), "late", 1, 1)]);
+        store.insert_from(
             "svc",
             [
                 span(3, 2, Some(1), "a", 3, 1),
@@ -719,7 +675,7 @@ mod tests {
             }
         );
         // A trace larger than the store keeps what fits and counts the rest.
-        store.insert("svc", (1..=7).map(|id| span(4, id, None, "big", id, 1)));
+        store.insert_from("svc", (1..=7).map(|id| span(4, id, None, "big", id, 1)));
         let big = store.assemble(4).unwrap().summary;
         assert_eq!((big.span_count, big.spans_not_kept), (5, 2));
         assert_eq!(
@@ -736,8 +692,8 @@ mod tests {
     #[test]
     fn listings_are_most_recent_first_and_filtered() {
         let mut store = TraceStore::new(ViewLimits::default());
-        let error = |s| tagged(s, "error", key_value::Value::BoolValue(true));
-        store.insert(
+        let error = |s| tagged(s, "error", FieldValue::Bool(true));
+        store.insert_from(
             "web",
             [
                 span(1, 1, None, "GET /", 0, 1000),
@@ -745,7 +701,7 @@ mod tests {
                 error(span(3, 1, None, "GET /pay", 3000, 3000)),
             ],
         );
-        store.insert("db", [span(2, 2, Some(1), "SELECT", 5001, 5)]);
+        store.insert_from("db", [span(2, 2, Some(1), "SELECT", 5001, 5)]);
         let ids = |filter: Filter| -> Vec<u64> {
             store
                 .list(&filter)

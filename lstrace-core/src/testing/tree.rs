@@ -1,7 +1,5 @@
 //! Renders spans as an indented trace tree: readable text that tests can assert on.
 
-#[cfg(feature = "reporter")]
-use crate::protocol::{self, key_value};
 use crate::record::SpanRecord;
 use crate::tag::Tag;
 use std::collections::{HashMap, HashSet};
@@ -148,49 +146,6 @@ impl From<&SpanRecord> for TreeSpan {
     }
 }
 
-/// A LightStep span: its parent is its first reference.
-#[cfg(feature = "reporter")]
-impl From<&protocol::LightStepSpan> for TreeSpan {
-    fn from(span: &protocol::LightStepSpan) -> Self {
-        TreeSpan {
-            trace_id: span
-                .span_context
-                .as_ref()
-                .map_or(0, |c| u128::from(c.trace_id)),
-            span_id: span.span_context.as_ref().map_or(0, |c| c.span_id),
-            parent_id: span
-                .references
-                .first()
-                .and_then(|r| r.span_context.as_ref())
-                .map(|c| c.span_id),
-            name: span.operation_name.clone(),
-            start_unix_nanos: span
-                .start_timestamp
-                .map_or(0, protocol::Timestamp::to_unix_nanos),
-            duration: Duration::from_micros(span.duration_micros),
-            tags: span.tags.iter().map(field).collect(),
-            logs: span
-                .logs
-                .iter()
-                .map(|log| log.fields.iter().map(field).collect())
-                .collect(),
-        }
-    }
-}
-
-/// A key and its value as text, the way `TagValue` displays it.
-#[cfg(feature = "reporter")]
-pub(crate) fn field(kv: &protocol::KeyValue) -> (String, String) {
-    let value = match &kv.value {
-        Some(key_value::Value::StringValue(s) | key_value::Value::JsonValue(s)) => s.clone(),
-        Some(key_value::Value::IntValue(i)) => i.to_string(),
-        Some(key_value::Value::DoubleValue(x)) => x.to_string(),
-        Some(key_value::Value::BoolValue(b)) => b.to_string(),
-        None => String::new(),
-    };
-    (kv.key.clone(), value)
-}
-
 fn render_line(out: &mut String, span: &TreeSpan, depth: usize, style: TreeStyle) {
     let indent = "  ".repeat(depth);
     let _ = write!(out, "{indent}{}", span.name);
@@ -279,42 +234,6 @@ mod tests {
         assert_eq!(
             render(&spans, TreeStyle::default()),
             "late\n  early child\none\n  two\n"
-        );
-    }
-
-    #[cfg(feature = "reporter")]
-    #[test]
-    fn a_lightstep_span_nests_under_its_first_reference() {
-        let context = |span_id| protocol::LightStepSpanContext {
-            trace_id: 9,
-            span_id,
-            baggage: Default::default(),
-        };
-        let tag = |key: &str, value| protocol::KeyValue {
-            key: key.into(),
-            value: Some(value),
-        };
-        let spans = [
-            protocol::LightStepSpan {
-                span_context: Some(context(1)),
-                operation_name: "handle".into(),
-                tags: vec![tag("n", key_value::Value::IntValue(3))],
-                ..Default::default()
-            },
-            protocol::LightStepSpan {
-                span_context: Some(context(2)),
-                operation_name: "load".into(),
-                references: vec![protocol::Reference {
-                    relationship: protocol::LightStepRelationship::ChildOf as i32,
-                    span_context: Some(context(1)),
-                }],
-                tags: vec![tag("hit", key_value::Value::BoolValue(false))],
-                ..Default::default()
-            },
-        ];
-        assert_eq!(
-            render(&spans, TreeStyle::default()),
-            "handle [n=3]\n  load [hit=false]\n"
         );
     }
 }

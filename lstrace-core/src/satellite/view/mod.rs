@@ -12,9 +12,8 @@
 
 use super::lock;
 use super::server::bytes;
+use super::span::{low_64, relationship_name, FieldValue};
 use super::store::{Assembled, Filter, TraceStore, TraceSummary};
-use crate::protocol::{key_value, LightStepRelationship};
-use crate::tree::field;
 use http_body_util::Full;
 use hyper::body::Bytes;
 use hyper::header::{self, HeaderValue};
@@ -207,19 +206,11 @@ fn summary_json(summary: &TraceSummary) -> Value {
 }
 
 fn trace_json(trace: &Assembled<'_>) -> Value {
-    let fields = |kvs: &[crate::protocol::KeyValue]| -> Vec<Value> {
-        kvs.iter()
-            .map(|kv| {
-                let (key, value) = field(kv);
-                let kind = match &kv.value {
-                    Some(key_value::Value::StringValue(_)) => "string",
-                    Some(key_value::Value::IntValue(_)) => "int",
-                    Some(key_value::Value::DoubleValue(_)) => "double",
-                    Some(key_value::Value::BoolValue(_)) => "bool",
-                    Some(key_value::Value::JsonValue(_)) => "json",
-                    None => "none",
-                };
-                json!({ "key": key, "value": value, "type": kind })
+    let fields = |fields: &[(String, FieldValue)]| -> Vec<Value> {
+        fields
+            .iter()
+            .map(|(key, value)| {
+                json!({ "key": key, "value": value.to_string(), "type": value.type_name() })
             })
             .collect()
     };
@@ -229,19 +220,13 @@ fn trace_json(trace: &Assembled<'_>) -> Value {
         .iter()
         .map(|row| {
             let span = row.span;
-            let context = span.span_context.as_ref();
-            let parent = span
-                .references
-                .first()
-                .and_then(|r| r.span_context.as_ref())
-                .map(|c| hex(c.span_id));
             json!({
-                "span_id": hex(context.map_or(0, |c| c.span_id)),
-                "parent_id": parent,
+                "span_id": hex(span.span_id),
+                "parent_id": span.parent_id.map(hex),
                 "depth": row.depth,
                 "orphan": row.orphan,
-                "service": row.service,
-                "operation": span.operation_name,
+                "service": span.service,
+                "operation": span.name,
                 "kind": row.kind,
                 "error": row.error,
                 "offset_nanos": row.offset_nanos,
@@ -249,24 +234,18 @@ fn trace_json(trace: &Assembled<'_>) -> Value {
                 "duration_nanos": row.duration_nanos,
                 "tags": fields(&span.tags),
                 "logs": span.logs.iter().map(|log| {
-                    let at = log.timestamp.map_or(0, crate::protocol::Timestamp::to_unix_nanos);
                     json!({
                         // Signed: a log may carry a time before the trace's first span.
-                        "offset_nanos": i128::from(at) - i128::from(start),
+                        "offset_nanos": i128::from(log.unix_nanos) - i128::from(start),
                         "fields": fields(&log.fields),
                     })
                 }).collect::<Vec<_>>(),
                 "references": span.references.iter().map(|r| {
-                    let context = r.span_context.as_ref();
-                    let span_id = context.map_or(0, |c| c.span_id);
                     json!({
-                        "relationship": match LightStepRelationship::try_from(r.relationship) {
-                            Ok(LightStepRelationship::FollowsFrom) => "follows_from",
-                            _ => "child_of",
-                        },
-                        "trace_id": hex(context.map_or(0, |c| c.trace_id)),
-                        "span_id": hex(span_id),
-                        "in_trace": trace.span_ids.contains(&span_id),
+                        "relationship": relationship_name(r.relationship),
+                        "trace_id": hex(low_64(r.trace_id)),
+                        "span_id": hex(r.span_id),
+                        "in_trace": trace.span_ids.contains(&r.span_id),
                     })
                 }).collect::<Vec<_>>(),
             })
