@@ -163,7 +163,7 @@ impl Capture {
         &self.context
     }
 
-    /// Enters the capture on this thread until the guard drops.
+    /// Enters the capture on this thread until the returned [`EnteredSpan`] drops.
     pub fn enter(&self) -> EnteredSpan {
         self.context.enter()
     }

@@ -39,12 +39,12 @@ fn dropped_future_finishes_its_span_as_cancelled() {
 }
 
 #[test]
-fn guard_held_across_await_stays_with_its_task() {
+fn an_entered_span_held_across_await_stays_with_its_task() {
     let capture = TestRecorder::install().capture();
     let rt = tokio::runtime::Builder::new_current_thread()
         .build()
         .unwrap();
-    // A guard is not Send, so the tasks that hold one across an await are local tasks.
+    // An `EnteredSpan` is not Send, so the tasks that hold one across an await are local tasks.
     let local = tokio::task::LocalSet::new();
     local.block_on(
         &rt,

@@ -210,7 +210,7 @@ fn a_detached_span_finishes_when_dropped() {
 }
 
 #[test]
-fn out_of_order_guards_keep_the_stack_consistent() {
+fn out_of_order_entered_spans_keep_the_stack_consistent() {
     let capture = TestRecorder::install().capture();
     capture.in_scope(|| {
         let a = span("a").start();

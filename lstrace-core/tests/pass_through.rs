@@ -23,10 +23,10 @@ fn a_child_of_an_extracted_context_passes_it_through() {
         propagation::inject(&incoming(sampled), &mut carrier);
         let extracted = propagation::extract(&carrier).unwrap();
         let outgoing = {
-            let mut guard = span("handle").child_of(&extracted).start();
-            assert_eq!(guard.context(), Some(extracted.clone()));
+            let mut entered = span("handle").child_of(&extracted).start();
+            assert_eq!(entered.context(), Some(extracted.clone()));
             assert_eq!(lstrace_core::current(), Some(extracted.clone()));
-            guard.set_baggage_item("added", "in-rust");
+            entered.set_baggage_item("added", "in-rust");
             {
                 let _child = span("child").start();
                 assert_eq!(
@@ -41,7 +41,7 @@ fn a_child_of_an_extracted_context_passes_it_through() {
         assert_eq!(
             lstrace_core::current(),
             None,
-            "the guard took its context out"
+            "the entered span took its context out"
         );
         let downstream = propagation::extract(&outgoing).unwrap();
         assert_eq!(downstream.trace_id().low(), extracted.trace_id().low());

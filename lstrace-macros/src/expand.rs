@@ -130,7 +130,7 @@ fn at(at: Span) -> Span {
 
 /// How the function runs, which decides how its span is held.
 enum Shape<'a> {
-    /// A synchronous function: an entered guard for the whole body.
+    /// A synchronous function: a span entered for the whole body.
     Sync,
     /// An `async fn`: the body runs in an instrumented future.
     Async,
@@ -445,8 +445,8 @@ fn respanned(tokens: &TokenStream, span: Span) -> TokenStream {
 /// How the started span is held.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Hold {
-    /// Entered for the rest of the function: `__lstrace_guard`, an `EnteredSpan`.
-    Guard,
+    /// Entered for the rest of the function: `__lstrace_entered`, an `EnteredSpan`.
+    Entered,
     /// Not entered: `mut __lstrace_span`, a `Span` that runs the body in its scope and
     /// instruments the future the body returns.
     Detached,
@@ -462,8 +462,8 @@ fn start(krate: &TokenStream, builder: &TokenStream, hold: Hold, flag: bool) -> 
         (TokenStream::new(), enabled)
     };
     let started = match hold {
-        Hold::Guard => quote! {
-            let __lstrace_guard = if #condition {
+        Hold::Entered => quote! {
+            let __lstrace_entered = if #condition {
                 #builder.start()
             } else {
                 #krate::EnteredSpan::noop()
@@ -626,9 +626,14 @@ fn braced(block: &Block, ours: &TokenStream) -> TokenStream {
 }
 
 fn gen_sync(args: &Args, builder: &TokenStream, sig: &Signature, block: &Block) -> TokenStream {
-    let start = start(&args.krate(), builder, Hold::Guard, args.records_outcome());
+    let start = start(
+        &args.krate(),
+        builder,
+        Hold::Entered,
+        args.records_outcome(),
+    );
     if !args.records_outcome() {
-        // The guard lives until the function returns, however it returns.
+        // The entered span lives until the function returns, however it returns.
         return spliced(&block.stmts, &start);
     }
     // The body runs in a closure, so that `return` and `?` still come back here with the
@@ -649,11 +654,16 @@ fn gen_sync(args: &Args, builder: &TokenStream, sig: &Signature, block: &Block) 
 /// synchronous function's is; the future, awaited at once, takes it from there.
 fn instrumented_await(args: &Args, builder: &TokenStream, future: &TokenStream) -> TokenStream {
     let krate = args.krate();
-    let start = start(&args.krate(), builder, Hold::Guard, args.records_outcome());
+    let start = start(
+        &args.krate(),
+        builder,
+        Hold::Entered,
+        args.records_outcome(),
+    );
     let future = with_outcome(args, future);
     quote! {
         #start
-        #krate::Instrumented::__traced(__lstrace_guard, #future).await
+        #krate::Instrumented::__traced(__lstrace_entered, #future).await
     }
 }
 

@@ -103,7 +103,7 @@ async fn suspends(n: u32) {
 
 #[tokio::test]
 async fn a_span_keeps_its_frames_across_suspensions_and_cancellation() {
-    // Each `suspends` returns Pending several times with a guard entered above its own span;
+    // Each `suspends` returns Pending several times with a span entered above its own;
     // interleaved in one task, each keeps its frames to itself.
     let capture = capture();
     capture

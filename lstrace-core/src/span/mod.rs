@@ -3,7 +3,7 @@
 mod builder;
 mod current;
 mod detached;
-mod guard;
+mod entered;
 mod kind;
 mod scope;
 mod start;
@@ -14,7 +14,7 @@ use crate::tag::{SpanStr, Tag, TagValue};
 pub use builder::{span, SpanBuilder};
 pub use current::{baggage_item, current, log, record_error, set_baggage_item, set_tag};
 pub use detached::Span;
-pub use guard::EnteredSpan;
+pub use entered::EnteredSpan;
 pub use kind::SpanKind;
 #[cfg(feature = "tracing")]
 pub(crate) use start::start_frame;

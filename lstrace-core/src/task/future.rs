@@ -1,7 +1,7 @@
 //! Futures that carry their span: the current span belongs to the task, not to the thread.
 //!
 //! Between polls, an [`Instrumented`] future owns its task's frames: its span's frame, then
-//! any frame the task left entered above it (such as a guard held across an `.await`). Each
+//! any frame the task left entered above it (such as an `EnteredSpan` held across an `.await`). Each
 //! poll moves them onto the polling thread's stack and, when the poll returns `Pending`, back
 //! into the future. Tasks interleaved on one thread therefore never see each other's spans,
 //! and a task that migrates to another worker thread takes its spans with it.
@@ -49,7 +49,7 @@ impl<F> Instrumented<F> {
         Self::owning(span.frame.take(), inner)
     }
 
-    /// What `#[traced]` makes of an `async fn`'s body: `guard` was just entered (started at
+    /// What `#[traced]` makes of an `async fn`'s body: `entered` was just entered (started at
     /// the body's first poll, like a synchronous function's span), and the future is awaited
     /// at once, so that its first poll finds the span on top of this thread's stack and
     /// takes it from there, with no copy when it completes in that poll.
@@ -58,8 +58,8 @@ impl<F> Instrumented<F> {
     /// after other spans were entered, would leave the span on this thread's stack.
     #[doc(hidden)]
     #[inline]
-    pub fn __traced(guard: EnteredSpan, inner: F) -> Self {
-        let frames = match guard.into_key() {
+    pub fn __traced(entered: EnteredSpan, inner: F) -> Self {
+        let frames = match entered.into_key() {
             Some(key) => TaskFrames::Entered(key),
             None => TaskFrames::Suspended(Vec::new()),
         };

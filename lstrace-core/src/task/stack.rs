@@ -1,7 +1,7 @@
 //! The per-thread stack of entered spans, and finishing a span into the thread's ring.
 //!
 //! A frame is the live state of an entered span (or just a context, for scopes that carry a
-//! parent without recording). Synchronous guards keep their frame here from start to finish;
+//! parent without recording). An `EnteredSpan` keeps its frame here from start to finish;
 //! an instrumented future moves its frames in for the length of each poll and back out when
 //! the poll returns `Pending`, which is what makes the current span belong to the task rather
 //! than to the thread.
@@ -45,7 +45,7 @@ impl Stamp {
 /// (see [`Role`]). It lives on its thread's stack while entered, and in a [`Span`](crate::Span)
 /// or a suspended future's frame list otherwise.
 pub(crate) struct SpanFrame {
-    /// Identifies the frame for its guard: the span id for a live span, a random key for a
+    /// Identifies the frame for the span value that owns it (an `EnteredSpan`, a `Span`): the span id for a live span, a random key for a
     /// context-only frame (whose context may be entered several times), the `tracing` span
     /// id for a stand-in.
     pub(crate) key: u64,

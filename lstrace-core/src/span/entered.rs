@@ -1,4 +1,5 @@
-//! The entered span: current on its thread until it finishes or drops.
+//! [`EnteredSpan`], a span entered on this thread: the current span until it finishes or
+//! drops.
 
 use super::{collect_fields, current};
 use crate::clock;
