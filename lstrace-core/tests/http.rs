@@ -4,7 +4,7 @@
 mod support;
 
 use axum::extract::{MatchedPath, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::routing::get;
 use axum::Router;
 use lstrace_core::http::{TraceLayer, TracedRequestBuilder};
@@ -14,7 +14,7 @@ use lstrace_core::tree::{self, TreeStyle};
 use lstrace_core::{span, SpanContext, SpanId, SpanRecord, TagValue, TraceId};
 use std::net::SocketAddr;
 use support::http::{
-    calling_service, echo_service, echoed_headers, header, serve, trace_spans, SendForText,
+    call_as, calling_service, echo_service, echoed_headers, header, serve, trace_spans, SendForText,
 };
 
 /// A handler that does traced work across an await.
@@ -318,15 +318,7 @@ async fn the_unsampled_decision_and_baggage_go_through_a_service_in_every_format
         let trace = TraceId::from_u128(u128::from(SpanId::random().get()));
         let caller =
             SpanContext::new(trace, SpanId::random(), false).with_baggage_item("user", "ann");
-        let mut headers = HeaderMap::new();
-        PropagatorStack::empty()
-            .with(format)
-            .inject(&caller, &mut headers);
-        let echoed = reqwest::Client::new()
-            .get(format!("http://{upstream}/call"))
-            .headers(headers)
-            .send_for_text()
-            .await;
+        let echoed = call_as(&caller, format, upstream).await;
         let received = echoed_headers(&echoed);
         // The downstream service reads the default stack's formats: each one says the same.
         for read in [Format::LightStep, Format::TraceContext, Format::B3Multi] {

@@ -1,15 +1,11 @@
 //! Without a tracer (this test binary never installs one), nothing is recorded but contexts
 //! pass through: a service that has not called `init` keeps its caller's trace, decision
-//! and baggage for the calls it makes, as OpenTelemetry's API does without an SDK.
+//! and baggage for the calls it makes, as OpenTelemetry's API does without an SDK. The HTTP
+//! integrations' part is `pass_through_http.rs`.
 
 use lstrace_core::propagation;
 use lstrace_core::{span, SpanContext, SpanId, TraceId};
 use std::collections::HashMap;
-
-// The HTTP helpers alone: the rest of `support` needs the reporter.
-#[cfg(all(feature = "reqwest", feature = "tower"))]
-#[path = "support/http.rs"]
-mod http_support;
 
 fn incoming(sampled: bool) -> SpanContext {
     SpanContext::new(TraceId::random(), SpanId::random(), sampled).with_baggage_item("user", "ann")
@@ -71,35 +67,4 @@ fn detached_spans_and_entered_contexts_pass_through() {
     assert_eq!(span("root").start_detached().context(), None);
     let _entered = parent.enter();
     assert_eq!(span("inside").start().context(), Some(parent.clone()));
-}
-
-/// The tower layer and the reqwest integration pass the caller's context on.
-#[cfg(all(feature = "reqwest", feature = "tower"))]
-#[tokio::test]
-async fn an_http_service_without_a_tracer_passes_the_callers_context_on() {
-    use axum::http::HeaderMap;
-    use http_support::{calling_service, echo_service, SendForText};
-    use lstrace_core::http::TraceLayer;
-    use lstrace_core::propagation::{Format, PropagatorStack};
-
-    let upstream = calling_service(echo_service().await, TraceLayer::new()).await;
-    let caller = incoming(false);
-    let mut headers = HeaderMap::new();
-    PropagatorStack::empty()
-        .with(Format::TraceContext)
-        .inject(&caller, &mut headers);
-    let echoed = reqwest::Client::new()
-        .get(format!("http://{upstream}/call"))
-        .headers(headers)
-        .send_for_text()
-        .await;
-    assert!(
-        echoed.contains(&format!(
-            "traceparent: 00-{}-{}-00\n",
-            caller.trace_id(),
-            caller.span_id()
-        )),
-        "{echoed}"
-    );
-    assert!(echoed.contains("baggage: user=ann\n"), "{echoed}");
 }

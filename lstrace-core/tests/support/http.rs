@@ -6,8 +6,9 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue};
 use axum::routing::get;
 use axum::Router;
 use lstrace_core::http::{TraceLayer, TracedRequestBuilder};
+use lstrace_core::propagation::{Format, PropagatorStack};
 use lstrace_core::testing::TestRecorder;
-use lstrace_core::{span, SpanRecord, TraceId};
+use lstrace_core::{span, SpanContext, SpanRecord, TraceId};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -52,6 +53,20 @@ pub(crate) async fn calling_service(downstream: SocketAddr, layer: TraceLayer) -
             .with_state(downstream),
     )
     .await
+}
+
+/// Calls `service`'s `/call` as a caller in `caller`'s context would, with that context in
+/// the headers of `format`, and returns the answer's body.
+pub(crate) async fn call_as(caller: &SpanContext, format: Format, service: SocketAddr) -> String {
+    let mut headers = HeaderMap::new();
+    PropagatorStack::empty()
+        .with(format)
+        .inject(caller, &mut headers);
+    reqwest::Client::new()
+        .get(format!("http://{service}/call"))
+        .headers(headers)
+        .send_for_text()
+        .await
 }
 
 /// The value of header `name` in what [`echo`] answered.
