@@ -16,7 +16,7 @@ pub mod tree;
 use crate::context::id::{SpanId, TraceId};
 use crate::context::SpanContext;
 use crate::record::SpanRecord;
-use crate::recorder::{self, AlreadyInstalled, Recorder};
+use crate::recorder::{self, AlreadyInstalled, Recorder, Spans};
 use crate::span::EnteredSpan;
 use crate::task::future::{FutureExt, Instrumented};
 use once_cell::sync::OnceCell;
@@ -53,8 +53,10 @@ impl fmt::Debug for TestRecorder {
 struct Installed(&'static TestRecorder);
 
 impl Recorder for Installed {
-    fn record(&self, spans: &mut dyn Iterator<Item = SpanRecord>) {
-        self.0.lock().extend(spans);
+    fn record(&self, spans: &mut Spans<'_>) {
+        self.0
+            .lock()
+            .extend(std::iter::from_fn(|| spans.next_owned()));
     }
 
     fn dropped(&self, count: u64) {

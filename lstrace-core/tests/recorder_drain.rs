@@ -1,7 +1,8 @@
 //! A drain in progress never holds up the instrumented threads. The recorder is global, so
 //! this binary holds one test.
 
-use lstrace_core::{recorder, span, Recorder, SpanRecord};
+use lstrace_core::recorder::Spans;
+use lstrace_core::{recorder, span, Recorder};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::sync::{Condvar, Mutex};
@@ -25,8 +26,8 @@ static GATED: Gated = Gated {
 const HOLD: Duration = Duration::from_secs(30);
 
 impl Recorder for &'static Gated {
-    fn record(&self, spans: &mut dyn Iterator<Item = SpanRecord>) {
-        self.recorded.fetch_add(spans.count(), Ordering::SeqCst);
+    fn record(&self, spans: &mut Spans<'_>) {
+        self.recorded.fetch_add(spans.discard(), Ordering::SeqCst);
         let mut state = self.state.lock().unwrap();
         state.0 = true;
         self.changed.notify_all();

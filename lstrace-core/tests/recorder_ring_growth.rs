@@ -1,7 +1,8 @@
 //! A thread's ring grows instead of dropping spans while it can. The recorder is global, so
 //! this binary holds one test.
 
-use lstrace_core::{recorder, span, Recorder, SpanRecord};
+use lstrace_core::recorder::Spans;
+use lstrace_core::{recorder, span, Recorder};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -17,9 +18,9 @@ static COUNTING: Counting = Counting {
 };
 
 impl Recorder for &'static Counting {
-    fn record(&self, spans: &mut dyn Iterator<Item = SpanRecord>) {
+    fn record(&self, spans: &mut Spans<'_>) {
         self.recorded
-            .fetch_add(spans.count() as u64, Ordering::SeqCst);
+            .fetch_add(spans.discard() as u64, Ordering::SeqCst);
     }
 
     fn dropped(&self, count: u64) {

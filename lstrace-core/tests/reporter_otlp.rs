@@ -33,7 +33,7 @@ fn small_spans(n: usize) -> Vec<SpanRecord> {
 }
 
 fn feed(tracer: &UninstalledTracer, spans: Vec<SpanRecord>) {
-    tracer.record(&mut spans.into_iter());
+    tracer.record(spans);
 }
 
 fn attribute<'a>(attributes: &'a [KeyValue], key: &str) -> Option<&'a Value> {

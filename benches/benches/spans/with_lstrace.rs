@@ -1,9 +1,8 @@
 //! lstrace with `#[traced]`, recording into a recorder that discards.
 
 use crate::cases::{Case, Library};
-use lstrace::recorder::{self, Recorder};
+use lstrace::recorder::{self, Recorder, Spans};
 use lstrace::sampling::{self, Sampling, TraceIdRatio};
-use lstrace::SpanRecord;
 use std::hint::black_box;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
@@ -32,8 +31,8 @@ static DRAIN_THREAD: OnceLock<Thread> = OnceLock::new();
 struct Discard(Drain);
 
 impl Recorder for Discard {
-    fn record(&self, spans: &mut dyn Iterator<Item = SpanRecord>) {
-        let count = spans.count() as u64;
+    fn record(&self, spans: &mut Spans<'_>) {
+        let count = spans.discard() as u64;
         DELIVERED.fetch_add(count, Ordering::Relaxed);
     }
 

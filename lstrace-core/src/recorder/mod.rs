@@ -8,14 +8,13 @@ mod registry;
 mod ring;
 mod sync;
 
-use crate::record::SpanRecord;
 use once_cell::sync::OnceCell;
 use std::fmt;
 use std::sync::atomic::AtomicU8;
 use sync::Ordering;
 
-pub use drain::drain;
 pub(crate) use drain::pending;
+pub use drain::{drain, Spans};
 #[cfg(feature = "reporter")]
 pub(crate) use limits::set_max_operation_name_len;
 pub use limits::{
@@ -35,8 +34,10 @@ pub(crate) use producer::{lost, push, push_with, Producer};
 /// Spans wait in per-thread rings until somebody calls [`drain`]; the recorder decides when
 /// (periodically, when [`Recorder::wake`] says a ring is half full, on flush).
 pub trait Recorder: Send + Sync + 'static {
-    /// Takes a batch of finished spans. Called by [`drain`], on the draining thread.
-    fn record(&self, spans: &mut dyn Iterator<Item = SpanRecord>);
+    /// Takes a batch of finished spans. Called by [`drain`], on the draining thread. The
+    /// spans are lent in place ([`Spans::next`]) or moved out ([`Spans::next_owned`]); those
+    /// left unread are offered again by the next drain.
+    fn record(&self, spans: &mut Spans<'_>);
 
     /// Spans were dropped before reaching the recorder (a thread's ring was full).
     fn dropped(&self, count: u64);

@@ -214,18 +214,19 @@ impl<T> Consumer<T> {
     /// Takes every item pushed so far.
     #[cfg(test)]
     pub(crate) fn drain(&mut self, f: impl FnMut(T)) {
-        self.drain_iter(|_: &mut T| {}).for_each(f);
+        self.drain_iter(()).for_each(f);
     }
 
-    /// Takes the items pushed so far, one at a time, straight out of their slots, after
-    /// `settle` has finished each one in its slot.
-    pub(crate) fn drain_iter<S: FnMut(&mut T)>(&mut self, settle: S) -> Drain<'_, T, S> {
+    /// Takes the items pushed so far, one at a time, out of their slots or lent in them,
+    /// after `settle` has finished each one in its slot.
+    pub(crate) fn drain_iter<S: Settle<T>>(&mut self, settle: S) -> Drain<'_, T, S> {
         let tail = self.ring.produced.tail.load(Ordering::Acquire);
         Drain {
             head: self.head,
             tail,
             consumer: self,
             settle,
+            lent: false,
         }
     }
 
@@ -250,49 +251,107 @@ impl<T> Consumer<T> {
     }
 }
 
+/// Finishes an item in its slot as a drain reaches it (spans' raw times become wall-clock
+/// times).
+pub(crate) trait Settle<T> {
+    fn settle(&mut self, item: &mut T);
+}
+
+/// Items that need no finishing.
+impl<T> Settle<T> for () {
+    #[inline(always)]
+    fn settle(&mut self, _: &mut T) {}
+}
+
 /// How many items the consumer takes between two publications of its progress: each one
 /// takes the cache line of `head` from the producer. Small under loom, so that the model
 /// reaches a publication in the middle of a batch.
 const PUBLISH_EVERY: usize = if cfg!(lstrace_loom) { 2 } else { 64 };
 
 /// Takes the items that were in a ring when it was created; see [`Consumer::drain_iter`].
-pub(crate) struct Drain<'a, T, S: FnMut(&mut T)> {
+/// Each item is either moved out ([`Iterator::next`]) or lent in its slot
+/// ([`Drain::next_lent`]) until the next call, and then dropped there.
+pub(crate) struct Drain<'a, T, S: Settle<T>> {
     consumer: &'a mut Consumer<T>,
     head: usize,
     tail: usize,
     settle: S,
+    /// True while the item before `head` is lent: it is still in its slot, to be dropped
+    /// there before the slot is handed back to the producer.
+    lent: bool,
 }
 
-impl<T, S: FnMut(&mut T)> Iterator for Drain<'_, T, S> {
-    type Item = T;
-
+impl<T, S: Settle<T>> Drain<'_, T, S> {
+    /// Moves on to the next item and returns its slot, with the item settled in it; `None` at
+    /// the end. The item lent before, if any, is dropped first. The caller either reads the
+    /// item out or marks it lent.
     #[inline]
-    fn next(&mut self) -> Option<T> {
-        if self.head == self.tail {
-            return None;
-        }
+    fn next_slot(&mut self) -> Option<*mut T> {
+        self.drop_lent();
         let ring = &*self.consumer.ring;
         // Hand room back to the producer now and then within a batch (and at the end, on
-        // drop), not at every item. Only slots already taken are handed back.
+        // drop), not at every item. Every slot before `head` is empty by now.
         if self.head.is_multiple_of(PUBLISH_EVERY) {
             ring.head.store(self.head, Ordering::Release);
+        }
+        if self.head == self.tail {
+            return None;
         }
         let at = self.head & ring.mask;
         self.head = self.head.wrapping_add(1);
         // SAFETY: `mask` keeps the index inside the slots.
         let slot = unsafe { ring.slots.get_unchecked(at) };
-        slot.with_mut(|slot| {
-            // SAFETY: slots in head..tail hold items that the producer published with its
-            // release store of `tail` (acquired by `drain_iter`), and it writes none of them
-            // again until the consumer hands them back by a store of `head` past them, which
-            // for this slot happens only after this read. This is the one consumer, and the
-            // item is read out once: `head` has moved past it.
-            unsafe {
-                let item = (*slot).assume_init_mut();
-                (self.settle)(item);
-                Some(ptr::read(item))
-            }
-        })
+        // Under loom the pointer outlives `with_mut`'s check, which covers the settling only;
+        // the hand-over that makes the later reads sound is the same as for this one.
+        let item = slot.with_mut(|slot| slot.cast::<T>());
+        // SAFETY: slots in head..tail hold items that the producer published with its release
+        // store of `tail` (acquired by `drain_iter`), and it writes none of them again until
+        // the consumer hands them back by a store of `head` past them, which for this slot
+        // happens only after the item is read out or dropped. This is the one consumer.
+        unsafe { self.settle.settle(&mut *item) };
+        Some(item)
+    }
+
+    /// Drops the item lent last, if it is still lent, in its slot.
+    #[inline]
+    fn drop_lent(&mut self) {
+        if !self.lent {
+            return;
+        }
+        self.lent = false;
+        let ring = &*self.consumer.ring;
+        let at = self.head.wrapping_sub(1) & ring.mask;
+        // SAFETY: `mask` keeps the index inside the slots. A lent item is initialised (it was
+        // settled, not read out) and its slot is still the consumer's: `head` has been
+        // published only up to before it. Dropped once: `lent` is now false.
+        unsafe {
+            ring.slots
+                .get_unchecked(at)
+                .with_mut(|slot| (*slot).assume_init_drop());
+        }
+    }
+
+    /// The next item, lent in its slot until the next call (or the drain's end), when it is
+    /// dropped there.
+    #[inline]
+    pub(crate) fn next_lent(&mut self) -> Option<&mut T> {
+        let item = self.next_slot()?;
+        self.lent = true;
+        // SAFETY: the slot holds a settled item that only this drain can reach until it is
+        // dropped, which the `&mut self` borrow of the result puts after the result's last use.
+        Some(unsafe { &mut *item })
+    }
+}
+
+impl<T, S: Settle<T>> Iterator for Drain<'_, T, S> {
+    type Item = T;
+
+    #[inline]
+    fn next(&mut self) -> Option<T> {
+        let item = self.next_slot()?;
+        // SAFETY: the slot holds a settled item, read out once: `head` has moved past it and
+        // it is not marked lent, so nothing drops it in the slot.
+        Some(unsafe { ptr::read(item) })
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
@@ -301,12 +360,13 @@ impl<T, S: FnMut(&mut T)> Iterator for Drain<'_, T, S> {
     }
 }
 
-impl<T, S: FnMut(&mut T)> ExactSizeIterator for Drain<'_, T, S> {}
+impl<T, S: Settle<T>> ExactSizeIterator for Drain<'_, T, S> {}
 
-impl<T, S: FnMut(&mut T)> Drop for Drain<'_, T, S> {
-    /// Publishes what was taken, also when the consumer unwinds: a taken item is never
-    /// offered again.
+impl<T, S: Settle<T>> Drop for Drain<'_, T, S> {
+    /// Drops the item still lent and publishes what was taken, also when the consumer
+    /// unwinds: a taken item is never offered again.
     fn drop(&mut self) {
+        self.drop_lent();
         self.consumer.head = self.head;
         self.consumer.ring.head.store(self.head, Ordering::Release);
     }
@@ -382,14 +442,69 @@ mod tests {
         for i in 0..5 {
             producer.push(i).unwrap();
         }
-        let mut drain = consumer.drain_iter(|x: &mut i32| *x *= 10);
+        struct TimesTen;
+        impl Settle<i32> for TimesTen {
+            fn settle(&mut self, item: &mut i32) {
+                *item *= 10;
+            }
+        }
+        let mut drain = consumer.drain_iter(TimesTen);
         assert_eq!(drain.len(), 5);
         assert_eq!(drain.next(), Some(0));
-        assert_eq!(drain.next(), Some(10));
+        assert_eq!(drain.next_lent(), Some(&mut 10));
         drop(drain);
         let mut out = vec![];
         consumer.drain(|x| out.push(x));
         assert_eq!(out, [2, 3, 4]);
+    }
+
+    #[test]
+    fn a_lent_item_is_dropped_in_its_slot_once_before_its_room_is_handed_back() {
+        let alive = Arc::new(());
+        let count = || Arc::strong_count(&alive) - 1;
+        let (mut producer, mut consumer) = ring(4);
+        for _ in 0..4 {
+            assert!(producer.push(Arc::clone(&alive)).is_ok());
+        }
+        assert!(
+            producer.push(Arc::clone(&alive)).is_err(),
+            "the ring is full"
+        );
+        assert_eq!(count(), 4);
+
+        let mut drain = consumer.drain_iter(());
+        assert!(drain.next_lent().is_some());
+        assert_eq!(count(), 4, "a lent item stays alive in its slot");
+        assert!(drain.next_lent().is_some());
+        assert_eq!(count(), 3, "the item lent before is dropped");
+        let owned = drain.next();
+        assert_eq!(
+            count(),
+            2,
+            "the second lent one is dropped, the third moved out"
+        );
+        drop(owned);
+        drop(drain);
+        assert_eq!(
+            (count(), consumer.len()),
+            (1, 1),
+            "the fourth is left for later"
+        );
+
+        // Three slots were handed back, no more.
+        for _ in 0..3 {
+            assert!(producer.push(Arc::clone(&alive)).is_ok());
+        }
+        assert!(producer.push(Arc::clone(&alive)).is_err());
+        assert_eq!(count(), 4);
+
+        // An item still lent when the drain ends is dropped with it.
+        let mut drain = consumer.drain_iter(());
+        assert!(drain.next_lent().is_some());
+        drop(drain);
+        assert_eq!((count(), consumer.len()), (3, 3));
+        drop((producer, consumer));
+        assert_eq!(count(), 0, "the ring drops what it holds");
     }
 
     #[test]

@@ -60,7 +60,7 @@ pub use options::{
 pub use protocol::lightstep::ACCESS_TOKEN_HEADER;
 
 use crate::record::SpanRecord;
-use crate::recorder::{self, Recorder};
+use crate::recorder::{self, Recorder, Spans};
 use buffer::SpanBuffer;
 use config::Config;
 use events::Events;
@@ -281,71 +281,51 @@ impl TracerState {
         self.wake_pending.store(false, Ordering::Release);
     }
 
-    /// Encodes spans into the buffer, dropping (and counting) what does not fit.
-    fn record(&self, spans: &mut dyn Iterator<Item = SpanRecord>) {
-        let config = &self.config;
-        let mut buffer = self.buffer();
+    /// Encodes a drain's spans into the buffer, dropping (and counting) what does not fit.
+    fn record(&self, spans: &mut Spans<'_>) {
+        match self.intake() {
+            Some(mut intake) => {
+                while let Some(span) = spans.next() {
+                    intake.take(span);
+                }
+            }
+            None => self.refuse(spans.discard()),
+        }
+    }
+
+    /// Starts taking spans into the buffer; `None` once the tracer refuses spans (it is
+    /// stopping), when the caller counts them with [`TracerState::refuse`].
+    fn intake(&self) -> Option<Intake<'_>> {
+        let buffer = self.buffer();
         // Checked under the lock: the reporter sets it before it empties the buffer.
         if self.refusing.load(Ordering::Acquire) {
-            let count = spans.count() as u64;
-            let mut tally = self.counters.tally();
-            tally.received += count;
-            tally.drop_new(count, DropReason::Stopped);
-            return;
+            return None;
         }
         // Only this (locked) path adds to what is held, so the bounds hold.
-        let (mut held, mut held_bytes) = {
+        let (held, held_bytes) = {
             let tally = self.counters.tally();
             (tally.held, tally.held_bytes)
         };
-        let (mut added, mut added_bytes, mut full, mut too_large, mut logs_dropped) =
-            (0, 0, 0, 0, 0);
-        let mut tags_dropped = 0;
-        for record in spans {
-            // Counted whatever becomes of the span: the tags were dropped when it was made.
-            tags_dropped += u64::from(record.dropped_tags());
-            if held >= config.max_buffered_spans as u64 || held_bytes >= config.max_buffered_bytes {
-                full += 1;
-                continue;
-            }
-            match buffer.push_record(&record, &config.limits) {
-                Ok(pushed) => {
-                    logs_dropped += pushed.logs_dropped;
-                    held += 1;
-                    held_bytes += pushed.bytes as u64;
-                    added += 1;
-                    added_bytes += pushed.bytes as u64;
-                }
-                Err((_, logs)) => {
-                    logs_dropped += logs;
-                    too_large += 1;
-                }
-            }
-        }
-        {
-            let mut tally = self.counters.tally();
-            tally.received += added + full + too_large;
-            tally.made += added;
-            tally.held += added;
-            tally.held_bytes += added_bytes;
-            tally.drop_new(full, DropReason::BufferFull);
-            tally.drop_new(too_large, DropReason::TooLarge);
-        }
-        let counters = &self.counters;
-        counters
-            .logs_dropped
-            .fetch_add(logs_dropped, Ordering::Relaxed);
-        counters
-            .tags_dropped
-            .fetch_add(tags_dropped, Ordering::Relaxed);
-        counters
-            .encoding_errors
-            .fetch_add(too_large, Ordering::Relaxed);
-        let report_due = worker::report_due(&buffer, config);
-        drop(buffer);
-        if report_due {
-            self.wake();
-        }
+        Some(Intake {
+            shared: self,
+            buffer,
+            held,
+            held_bytes,
+            added: 0,
+            added_bytes: 0,
+            full: 0,
+            too_large: 0,
+            logs_dropped: 0,
+            tags_dropped: 0,
+        })
+    }
+
+    /// Counts spans that came while the tracer refused them.
+    fn refuse(&self, count: usize) {
+        let count = count as u64;
+        let mut tally = self.counters.tally();
+        tally.received += count;
+        tally.drop_new(count, DropReason::Stopped);
     }
 
     /// Counts spans that a thread's full ring dropped before the reporter could take them in.
@@ -771,12 +751,84 @@ impl Tracer {
     }
 }
 
+/// Spans being taken into the buffer, under its lock: counted as they come, and added to the
+/// tracer's counts at once when the intake ends (on drop).
+struct Intake<'a> {
+    shared: &'a TracerState,
+    buffer: MutexGuard<'a, SpanBuffer>,
+    held: u64,
+    held_bytes: u64,
+    added: u64,
+    added_bytes: u64,
+    full: u64,
+    too_large: u64,
+    logs_dropped: u64,
+    tags_dropped: u64,
+}
+
+impl Intake<'_> {
+    /// Encodes one span into the buffer, or counts it dropped when the buffer is full or the
+    /// span too large.
+    #[inline]
+    fn take(&mut self, span: &SpanRecord) {
+        let config = &self.shared.config;
+        // Counted whatever becomes of the span: the tags were dropped when it was made.
+        self.tags_dropped += u64::from(span.dropped_tags());
+        if self.held >= config.max_buffered_spans as u64
+            || self.held_bytes >= config.max_buffered_bytes
+        {
+            self.full += 1;
+            return;
+        }
+        match self.buffer.push_record(span, &config.limits) {
+            Ok(pushed) => {
+                self.logs_dropped += pushed.logs_dropped;
+                self.held += 1;
+                self.held_bytes += pushed.bytes as u64;
+                self.added += 1;
+                self.added_bytes += pushed.bytes as u64;
+            }
+            Err((_, logs)) => {
+                self.logs_dropped += logs;
+                self.too_large += 1;
+            }
+        }
+    }
+}
+
+impl Drop for Intake<'_> {
+    fn drop(&mut self) {
+        let counters = &self.shared.counters;
+        {
+            let mut tally = counters.tally();
+            tally.received += self.added + self.full + self.too_large;
+            tally.made += self.added;
+            tally.held += self.added;
+            tally.held_bytes += self.added_bytes;
+            tally.drop_new(self.full, DropReason::BufferFull);
+            tally.drop_new(self.too_large, DropReason::TooLarge);
+        }
+        counters
+            .logs_dropped
+            .fetch_add(self.logs_dropped, Ordering::Relaxed);
+        counters
+            .tags_dropped
+            .fetch_add(self.tags_dropped, Ordering::Relaxed);
+        counters
+            .encoding_errors
+            .fetch_add(self.too_large, Ordering::Relaxed);
+        if worker::report_due(&self.buffer, &self.shared.config) {
+            self.shared.wake();
+        }
+    }
+}
+
 /// The tracer as the process's [`Recorder`]. A type of its own, so that the recorder's
 /// methods (`dropped` counts drops) are not methods of the public [`Tracer`].
 struct InstalledTracer(Tracer);
 
 impl Recorder for InstalledTracer {
-    fn record(&self, spans: &mut dyn Iterator<Item = SpanRecord>) {
+    fn record(&self, spans: &mut Spans<'_>) {
         self.0.shared().record(spans);
     }
 
@@ -831,8 +883,12 @@ pub(crate) mod uninstalled {
         }
 
         /// Hands spans to the tracer, as a drain of the rings does.
-        pub fn record(&self, spans: &mut dyn Iterator<Item = SpanRecord>) {
-            self.0.shared().record(spans);
+        pub fn record(&self, spans: Vec<SpanRecord>) {
+            let shared = self.0.shared();
+            match shared.intake() {
+                Some(mut intake) => spans.iter().for_each(|span| intake.take(span)),
+                None => shared.refuse(spans.len()),
+            }
         }
 
         /// Counts spans dropped by a full ring, as a drain of the rings does.

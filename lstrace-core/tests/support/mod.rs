@@ -104,5 +104,5 @@ pub(crate) fn small_spans(n: usize) -> Vec<SpanRecord> {
 
 /// Hands spans to a tracer that is not the process's recorder.
 pub(crate) fn feed(tracer: &UninstalledTracer, spans: Vec<SpanRecord>) {
-    tracer.record(&mut spans.into_iter());
+    tracer.record(spans);
 }
