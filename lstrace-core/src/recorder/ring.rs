@@ -509,22 +509,33 @@ mod tests {
 
     #[test]
     fn hands_items_across_threads_without_loss() {
+        // Fewer under Miri, which checks every access and runs slowly: still enough to go
+        // round the ring many times while the producer waits for room.
+        const ITEMS: u64 = if cfg!(miri) { 2_000 } else { 100_000 };
         let (mut producer, mut consumer) = ring(64);
         let producing = std::thread::spawn(move || {
             let mut next = 0u64;
-            while next < 100_000 {
-                match producer.push(next) {
+            while next < ITEMS {
+                match producer.push(Box::new(next)) {
                     Ok(_) => next += 1,
                     Err(_) => std::thread::yield_now(),
                 }
             }
         });
         let mut expected = 0u64;
-        while expected < 100_000 {
-            consumer.drain(|x| {
-                assert_eq!(x, expected);
+        while expected < ITEMS {
+            // Items moved out and items lent in their slots, in turn.
+            let mut drain = consumer.drain_iter(());
+            loop {
+                let item = if expected % 2 == 0 {
+                    drain.next().map(|item| *item)
+                } else {
+                    drain.next_lent().map(|item| **item)
+                };
+                let Some(item) = item else { break };
+                assert_eq!(item, expected);
                 expected += 1;
-            });
+            }
         }
         producing.join().unwrap();
     }
@@ -556,8 +567,13 @@ mod loom_tests {
     use loom::thread;
 
     /// Pushes `count` numbers from 0, waiting while the ring is full.
-    fn produce(mut producer: Producer<Box<usize>>, count: usize) {
-        for i in 0..count {
+    fn produce(producer: Producer<Box<usize>>, count: usize) {
+        produce_from(producer, 0, count);
+    }
+
+    /// Pushes the numbers `from..to`, waiting while the ring is full.
+    fn produce_from(mut producer: Producer<Box<usize>>, from: usize, to: usize) {
+        for i in from..to {
             let mut item = Box::new(i);
             while let Err(back) = producer.push(item) {
                 item = back;
@@ -592,13 +608,7 @@ mod loom_tests {
             for i in 0..4 {
                 producer.push(Box::new(i)).unwrap();
             }
-            let producing = thread::spawn(move || {
-                let mut item = Box::new(4);
-                while let Err(back) = producer.push(item) {
-                    item = back;
-                    thread::yield_now();
-                }
-            });
+            let producing = thread::spawn(move || produce_from(producer, 4, 5));
             let mut taken = Vec::new();
             while taken.len() < 5 {
                 consumer.drain(|item| taken.push(*item));
@@ -606,6 +616,32 @@ mod loom_tests {
             }
             producing.join().unwrap();
             assert_eq!(taken, [0, 1, 2, 3, 4]);
+        });
+    }
+
+    #[test]
+    fn loom_ring_hands_back_a_lent_slot_only_after_dropping_its_item() {
+        // Four slots full, two more items: the producer writes them into the slots of items
+        // 0 and 1 as soon as `head` hands those back, while the consumer lends each item in
+        // its slot. Handing back the slot of the item still lent (1, when `head` is published
+        // at 2) before dropping it would race with the producer's write there.
+        loom::model(|| {
+            let (mut producer, mut consumer) = ring(4);
+            for i in 0..4 {
+                producer.push(Box::new(i)).unwrap();
+            }
+            let producing = thread::spawn(move || produce_from(producer, 4, 6));
+            let mut taken = Vec::new();
+            while taken.len() < 6 {
+                let mut drain = consumer.drain_iter(());
+                while let Some(item) = drain.next_lent() {
+                    taken.push(**item);
+                }
+                drop(drain);
+                thread::yield_now();
+            }
+            producing.join().unwrap();
+            assert_eq!(taken, [0, 1, 2, 3, 4, 5]);
         });
     }
 
