@@ -527,7 +527,7 @@ mod tests {
             // Items moved out and items lent in their slots, in turn.
             let mut drain = consumer.drain_iter(());
             loop {
-                let item = if expected % 2 == 0 {
+                let item = if expected.is_multiple_of(2) {
                     drain.next().map(|item| *item)
                 } else {
                     drain.next_lent().map(|item| **item)
