@@ -186,35 +186,18 @@ fn partial(rejected_spans: i64, error_message: String) -> Answer {
 mod tests {
     use super::*;
     use crate::reporter::protocol::otlp::{
-        any_value, KeyValue, OtlpEvent, OtlpSpan, OtlpSpanKind, ResourceSpans, ScopeSpans, Status,
-        StatusCode,
+        any_value, KeyValue, OtlpSpan, ResourceSpans, ScopeSpans,
     };
     use prost::Message;
     use std::io::Write as _;
 
-    fn span() -> OtlpSpan {
+    /// A span with a value of each kind of field (bytes, string, fixed64, a message).
+    fn span(name: &str) -> OtlpSpan {
         OtlpSpan {
-            trace_id: [[0xaa; 8], 7u64.to_be_bytes()].concat(),
             span_id: 2u64.to_be_bytes().to_vec(),
-            parent_span_id: 1u64.to_be_bytes().to_vec(),
-            name: "GET /users".into(),
-            kind: OtlpSpanKind::Server as i32,
+            name: name.into(),
             start_time_unix_nano: 1_000,
-            end_time_unix_nano: 4_000,
             attributes: vec![KeyValue::new("n", any_value::Value::IntValue(3))],
-            events: vec![OtlpEvent {
-                time_unix_nano: 2_000,
-                name: "error".into(),
-                attributes: vec![KeyValue::new(
-                    "message",
-                    any_value::Value::StringValue("boom".into()),
-                )],
-                dropped_attributes_count: 0,
-            }],
-            status: Some(Status {
-                message: "boom".into(),
-                code: StatusCode::Error as i32,
-            }),
             ..OtlpSpan::default()
         }
     }
@@ -224,7 +207,7 @@ mod tests {
         let request = ExportTraceServiceRequest {
             resource_spans: vec![ResourceSpans {
                 scope_spans: vec![ScopeSpans {
-                    spans: vec![span(), span()],
+                    spans: vec![span("GET /users"), span("SELECT")],
                     ..ScopeSpans::default()
                 }],
                 ..ResourceSpans::default()
