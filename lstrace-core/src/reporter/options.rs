@@ -38,8 +38,8 @@ pub const DEFAULT_EXIT_CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
 /// the OTLP/HTTP port ([`TRACES_PATH`](crate::reporter::protocol::otlp::TRACES_PATH) is appended).
 pub const DEFAULT_OTLP_URL: &str = "http://localhost:4318";
 
-/// The wire protocol reports are sent in.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+/// The wire protocol reports are sent in (and, in the local satellite, the one a span came in).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Protocol {
     /// LightStep's `POST /api/v2/reports` (a binary `ReportRequest`): satellites and the

@@ -62,7 +62,7 @@ mod span;
 mod store;
 mod view;
 
-pub use span::{FieldValue, Protocol, ReceivedLog, ReceivedSpan, SpanReference};
+pub use span::{FieldValue, ReceivedLog, ReceivedSpan, SpanReference};
 pub use store::{ViewLimits, ViewStats};
 
 pub use crate::reporter::protocol::otlp::TRACES_PATH;

@@ -12,20 +12,11 @@ use crate::reporter::protocol::otlp::{
     any_value, ExportTraceServiceRequest, KeyValue as OtlpKeyValue, OtlpSpan, OtlpSpanKind,
     StatusCode, SERVICE_NAME,
 };
+use crate::reporter::Protocol;
 use crate::SpanKind;
 use serde_json::{json, Value};
 use std::fmt;
 use std::time::Duration;
-
-/// The protocol that carried a span to the satellite.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum Protocol {
-    /// A LightStep report (`POST /api/v2/reports`).
-    LightStep,
-    /// An OTLP/HTTP export (`POST /v1/traces`).
-    Otlp,
-}
 
 /// A tag, attribute or log field value as the satellite received it, typed.
 #[derive(Clone, Debug, PartialEq)]

@@ -425,7 +425,8 @@ fn row(span: &ReceivedSpan, depth: usize, trace_start: u64) -> Row<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::satellite::{Protocol, SpanReference};
+    use crate::reporter::Protocol;
+    use crate::satellite::SpanReference;
     use crate::Relationship;
     use std::time::Duration;
 
