@@ -1,8 +1,8 @@
 //! The `rust-version` the published crates declare is honest about their dependencies: no
 //! crate they build on (normal and build dependencies, all features, as locked) declares a
-//! newer one. Only one toolchain is installed where CI runs, so this checks the declarations,
-//! not a build with that compiler; clippy's `incompatible_msrv` lint checks our own use of the
-//! standard library against the same `rust-version`.
+//! newer one. This checks the declarations; `.ci/run` also builds the crates with that
+//! compiler, and clippy's `incompatible_msrv` lint checks our own use of the standard library
+//! against the same `rust-version`.
 
 use serde_json::Value;
 use std::collections::{HashMap, HashSet};
