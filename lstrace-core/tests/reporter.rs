@@ -18,6 +18,7 @@ use lstrace_core::testing::TestRecorder;
 use lstrace_core::{span, Event};
 use std::collections::HashSet;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use support::full_buffer::overflow_a_two_span_buffer;
 use support::{count, dead_url, feed, options, small_spans, EventLog, PATIENCE, TOKEN};
 
 fn string_tag<'a>(tags: &'a [protocol::KeyValue], key: &str) -> Option<&'a str> {
@@ -227,58 +228,10 @@ fn a_root_span_has_no_reference() {
 
 #[test]
 fn a_full_buffer_drops_the_newest_and_tells_the_collector() {
-    let satellite = LocalSatellite::start().unwrap();
-    let events = EventLog::new();
-    let tracer =
-        UninstalledTracer::start(options(&[satellite.url()], &events).max_buffered_spans(2))
-            .unwrap();
-    let spans = small_spans(5);
-    let first_two: Vec<u64> = spans[..2]
-        .iter()
-        .map(|s| s.context().span_id().get())
-        .collect();
-    // Spans dropped by a thread's full ring are counted too.
-    tracer.dropped(4);
-    // Half of this buffer is one span: the report may leave before the flush.
-    feed(&tracer, spans);
-    assert!(!tracer.flush(PATIENCE).timed_out);
-
-    let received: Vec<u64> = satellite.spans().iter().map(|s| s.span_id).collect();
-    assert_eq!(received, first_two, "the oldest are kept");
+    let satellite = overflow_a_two_span_buffer(options);
     let reports = satellite.reports();
-    assert_eq!(reports.len(), 1);
     assert_eq!(count(&reports[0].request, "spans.dropped"), Some(3 + 4));
-    let stats = tracer.stats();
-    assert_eq!(
-        (stats.spans_received, stats.spans_sent, stats.spans_dropped),
-        (5, 2, 7)
-    );
-    assert_eq!(stats.spans_buffered, 0);
-
-    assert!(events.wait_for(|e| *e
-        == Event::SpansDropped {
-            count: 3,
-            reason: DropReason::BufferFull
-        }));
-    assert!(events.wait_for(|e| *e
-        == Event::SpansDropped {
-            count: 4,
-            reason: DropReason::RingFull
-        }));
-    assert!(events.wait_for(|e| matches!(
-        e,
-        Event::ReportSent(StatusReport {
-            spans_sent: 2,
-            spans_dropped: 7,
-            ..
-        })
-    )));
-
     // Once told, the count starts again from zero.
-    feed(&tracer, small_spans(1));
-    assert!(!tracer.flush(PATIENCE).timed_out);
-    let reports = satellite.reports();
-    assert_eq!(reports.len(), 2);
     assert_eq!(count(&reports[1].request, "spans.dropped"), Some(0));
 }
 

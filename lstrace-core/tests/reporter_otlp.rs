@@ -12,28 +12,15 @@ use lstrace_core::reporter::{
 use lstrace_core::satellite::fault::{Fault, FaultServer};
 use lstrace_core::satellite::{Behaviour, FieldValue, LocalSatellite};
 use lstrace_core::testing::TestRecorder;
-use lstrace_core::{span, Event, Options, SpanRecord};
+use lstrace_core::{span, Event, Options};
 use std::collections::HashSet;
 use std::time::Duration;
-use support::{dead_url, EventLog, PATIENCE, TOKEN};
+use support::full_buffer::overflow_a_two_span_buffer;
+use support::{dead_url, feed, small_spans, EventLog, PATIENCE, TOKEN};
 
 /// OTLP options for a test, as `support::options` makes LightStep ones.
 fn options(urls: &[String], events: &EventLog) -> Options {
     support::options(urls, events).protocol(Protocol::Otlp)
-}
-
-fn small_spans(n: usize) -> Vec<SpanRecord> {
-    let capture = TestRecorder::install().capture();
-    capture.in_scope(|| {
-        for i in 0..n {
-            let _s = span("work").with_tag("i", i as i64).start();
-        }
-    });
-    capture.spans()
-}
-
-fn feed(tracer: &UninstalledTracer, spans: Vec<SpanRecord>) {
-    tracer.record(spans);
 }
 
 fn attribute<'a>(attributes: &'a [KeyValue], key: &str) -> Option<&'a Value> {
@@ -140,53 +127,18 @@ fn gzip_bodies_arrive_whole() {
 
 #[test]
 fn a_full_buffer_drops_the_newest_and_tells_the_collector() {
-    let satellite = LocalSatellite::start().unwrap();
-    let events = EventLog::new();
-    let tracer =
-        UninstalledTracer::start(options(&[satellite.url()], &events).max_buffered_spans(2))
-            .unwrap();
-    let spans = small_spans(5);
-    let first_two: Vec<u64> = spans[..2]
-        .iter()
-        .map(|s| s.context().span_id().get())
-        .collect();
-    tracer.dropped(4);
-    feed(&tracer, spans);
-    assert!(!tracer.flush(PATIENCE).timed_out);
-    assert_eq!(span_ids(&satellite), first_two, "the oldest are kept");
+    let satellite = overflow_a_two_span_buffer(options);
     let exports = satellite.otlp_requests();
-    let scope = exports[0].request.resource_spans[0].scope_spans[0]
-        .scope
-        .clone()
-        .unwrap();
+    let counts = |export: usize| {
+        let scope = &exports[export].request.resource_spans[0].scope_spans[0].scope;
+        scope.clone().unwrap().attributes
+    };
     assert_eq!(
-        attribute(&scope.attributes, "spans.dropped"),
-        Some(&Value::IntValue(7))
+        attribute(&counts(0), "spans.dropped"),
+        Some(&Value::IntValue(3 + 4))
     );
-    let stats = tracer.stats();
-    assert_eq!(
-        (
-            stats.spans_received,
-            stats.spans_sent,
-            stats.spans_dropped,
-            stats.spans_buffered
-        ),
-        (5, 2, 7, 0)
-    );
-    assert!(events.wait_for(|e| *e
-        == Event::SpansDropped {
-            count: 3,
-            reason: DropReason::BufferFull
-        }));
     // Once told, the collector hears no count again.
-    feed(&tracer, small_spans(1));
-    assert!(!tracer.flush(PATIENCE).timed_out);
-    let exports = satellite.otlp_requests();
-    let scope = exports[1].request.resource_spans[0].scope_spans[0]
-        .scope
-        .clone()
-        .unwrap();
-    assert!(scope.attributes.is_empty());
+    assert!(counts(1).is_empty());
 }
 
 #[test]

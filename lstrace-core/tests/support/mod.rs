@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)] // Each test binary uses its own subset.
 
+#[cfg(feature = "satellite")]
+pub(crate) mod full_buffer;
 #[cfg(all(feature = "reqwest", feature = "tower"))]
 pub(crate) mod http;
 
