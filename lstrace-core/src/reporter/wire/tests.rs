@@ -220,34 +220,90 @@ pub(crate) fn span(record: &SpanRecord, limits: &Limits) -> EncodedSpan {
     }
 }
 
-/// The message's bytes (key and length prefix checked and stripped), and the logs dropped.
-fn direct(record: &SpanRecord, limits: &Limits) -> (Vec<u8>, u64) {
+/// A protocol's span encoder (its `wire::write`): writes `record` as the length-delimited
+/// field `field` of the enclosing message, and returns how many of its logs it dropped.
+pub(crate) type Encoder = fn(&mut Vec<u8>, u8, &SpanRecord, &Limits) -> u64;
+
+/// Checks that what `encode` writes for `record` decodes to `expected` (the message built
+/// the slow way, and the logs it drops), has that message's length, and drops as many logs;
+/// returns the decoded message.
+pub(crate) fn encodes_as<M>(
+    encode: Encoder,
+    field: u8,
+    record: &SpanRecord,
+    limits: &Limits,
+    expected: (M, u64),
+) -> M
+where
+    M: Message + Default + PartialEq + std::fmt::Debug,
+{
+    let (expected, expected_logs_dropped) = expected;
     let mut out = vec![0xee]; // Something before: lengths are relative to the message.
-    let logs_dropped = write(&mut out, 3, record, limits);
-    assert_eq!(out[1], 3 << 3 | 2, "field 3, length-delimited");
-    let mut rest = &out[2..];
-    let len = prost::encoding::decode_varint(&mut rest).unwrap();
+    let logs_dropped = encode(&mut out, field, record, limits);
+    assert_eq!(out[1], field << 3 | 2, "field {field}, length-delimited");
+    let mut bytes = &out[2..];
+    let len = prost::encoding::decode_varint(&mut bytes).unwrap();
     assert_eq!(
         len as usize,
-        rest.len(),
+        bytes.len(),
         "the prefix is the message's length"
     );
-    (rest.to_vec(), logs_dropped)
+    let decoded = M::decode(bytes).expect("valid protobuf");
+    assert_eq!(decoded, expected);
+    assert_eq!(bytes.len(), expected.encoded_len());
+    assert_eq!(logs_dropped, expected_logs_dropped);
+    decoded
 }
 
 /// The direct encoding decodes to the message `span` builds, with the same
 /// length, and drops the same logs.
 fn same_as_the_message(record: &SpanRecord, limits: &Limits) {
-    let (bytes, logs_dropped) = direct(record, limits);
     let expected = span(record, limits);
-    let decoded = protocol::LightStepSpan::decode(bytes.as_slice()).expect("valid protobuf");
-    assert_eq!(decoded, expected.span);
-    assert_eq!(bytes.len(), expected.span.encoded_len());
-    assert_eq!(logs_dropped, expected.logs_dropped);
+    encodes_as(
+        write,
+        3,
+        record,
+        limits,
+        (expected.span, expected.logs_dropped),
+    );
 }
 
-fn log(unix_nanos: u64, fields: Vec<Tag>) -> LogRecord {
+pub(crate) fn log(unix_nanos: u64, fields: Vec<Tag>) -> LogRecord {
     LogRecord::of(unix_nanos, fields)
+}
+
+/// Spans whose parts need longer length prefixes, for both protocols' encoders: a tag of
+/// 200 bytes (its key-value needs a two-byte length), a span over 16 KiB (a three-byte
+/// length), a log field past 128 bytes.
+pub(crate) fn long_messages() -> impl Iterator<Item = SpanRecord> {
+    [100, 125, 126, 127, 128, 200, 16_400, 70_000]
+        .into_iter()
+        .map(|len| {
+            let tags: TagList = [("payload", TagValue::from("x".repeat(len)))]
+                .into_iter()
+                .collect();
+            let logs = vec![log(9, vec![Tag::new("message", "y".repeat(len / 2))])];
+            record("op", tags, logs)
+        })
+}
+
+/// A span whose keys and values (tags and log fields) are of several-byte characters, with
+/// length limits that fall inside and between them, for both protocols' encoders.
+pub(crate) fn truncations() -> impl Iterator<Item = (SpanRecord, Limits)> {
+    let tags: TagList = [("ключ", TagValue::from("ünïcödé"))].into_iter().collect();
+    let logs = vec![log(
+        1,
+        vec![Tag::new("event", "événement"), Tag::new("ключ", "ü")],
+    )];
+    let record = record("op", tags, logs);
+    (0..16).map(move |max| {
+        let limits = Limits {
+            max_key_len: max,
+            max_value_len: max,
+            ..Limits::UNLIMITED
+        };
+        (record.clone(), limits)
+    })
 }
 
 #[test]
@@ -290,14 +346,7 @@ fn every_kind_of_tag_and_log_encodes_as_the_message_does() {
 
 #[test]
 fn truncation_keeps_whole_characters() {
-    let tags: TagList = [("ключ", TagValue::from("ünïcödé"))].into_iter().collect();
-    let record = record("op", tags, Vec::new());
-    for max in 0..16 {
-        let limits = Limits {
-            max_key_len: max,
-            max_value_len: max,
-            ..Limits::UNLIMITED
-        };
+    for (record, limits) in truncations() {
         same_as_the_message(&record, &limits);
     }
 }
@@ -320,14 +369,7 @@ fn roots_children_baggage_and_times_encode_as_the_message_does() {
 
 #[test]
 fn long_messages_get_longer_length_prefixes() {
-    // A tag of 200 bytes (its KeyValue needs a two-byte length), a span over 16 KiB (a
-    // three-byte length), and a log field past 128 bytes.
-    for tag_len in [100, 125, 126, 127, 128, 200, 16_400, 70_000] {
-        let tags: TagList = [("payload", TagValue::from("x".repeat(tag_len)))]
-            .into_iter()
-            .collect();
-        let logs = vec![log(9, vec![Tag::new("message", "y".repeat(tag_len / 2))])];
-        let record = record("op", tags, logs);
+    for record in long_messages() {
         same_as_the_message(&record, &Limits::UNLIMITED);
         same_as_the_message(&record, &LIMITS);
     }
@@ -422,22 +464,24 @@ prop_compose! {
     }
 }
 
+/// No limits, the usual ones, or small arbitrary ones.
 pub(crate) fn arbitrary_limits() -> impl Strategy<Value = Limits> {
-    (0..20usize, 0..20usize, 0..5usize, any::<bool>()).prop_map(
+    let small = (0..20usize, 0..20usize, 0..5usize, any::<bool>()).prop_map(
         |(max_key_len, max_value_len, max_logs_per_span, drop_logs)| Limits {
             max_key_len,
             max_value_len,
             max_logs_per_span,
             drop_logs,
         },
-    )
+    );
+    prop_oneof![Just(Limits::UNLIMITED), Just(LIMITS), small]
 }
 
 proptest! {
     #[test]
     fn arbitrary_spans_encode_as_the_message_does(
         record in arbitrary_record(),
-        limits in prop_oneof![Just(Limits::UNLIMITED), Just(LIMITS), arbitrary_limits()],
+        limits in arbitrary_limits(),
     ) {
         same_as_the_message(&record, &limits);
     }

@@ -2,39 +2,15 @@ use super::*;
 use crate::context::id::{SpanId, TraceId};
 use crate::context::SpanContext;
 use crate::reporter::protocol::otlp::{any_value::Value, OtlpSpan};
-use crate::reporter::wire::tests::{arbitrary_limits, arbitrary_record, record, LIMITS};
+use crate::reporter::wire::tests::{
+    arbitrary_limits, arbitrary_record, encodes_as, log, long_messages, record, truncations, LIMITS,
+};
 use crate::tag::TagList;
 use proptest::prelude::*;
-use prost::Message;
-
-/// The message's bytes (key and length prefix checked and stripped), and the logs dropped.
-fn direct(record: &SpanRecord, limits: &Limits) -> (Vec<u8>, u64) {
-    let mut out = vec![0xee]; // Something before: lengths are relative to the message.
-    let logs_dropped = write(&mut out, 2, record, limits);
-    assert_eq!(out[1], 2 << 3 | 2, "field 2, length-delimited");
-    let mut rest = &out[2..];
-    let len = prost::encoding::decode_varint(&mut rest).unwrap();
-    assert_eq!(
-        len as usize,
-        rest.len(),
-        "the prefix is the message's length"
-    );
-    (rest.to_vec(), logs_dropped)
-}
 
 /// The fast encoding decodes to the reference message, has its length, drops the same logs.
 fn same_as_the_message(record: &SpanRecord, limits: &Limits) -> OtlpSpan {
-    let (bytes, logs_dropped) = direct(record, limits);
-    let (expected, expected_dropped) = message(record, limits);
-    let decoded = OtlpSpan::decode(bytes.as_slice()).expect("valid protobuf");
-    assert_eq!(decoded, expected);
-    assert_eq!(bytes.len(), expected.encoded_len());
-    assert_eq!(logs_dropped, expected_dropped);
-    decoded
-}
-
-fn log(unix_nanos: u64, fields: Vec<Tag>) -> LogRecord {
-    LogRecord::of(unix_nanos, fields)
+    encodes_as(write, 2, record, limits, message(record, limits))
 }
 
 fn string(value: &str) -> Option<crate::reporter::protocol::otlp::AnyValue> {
@@ -272,32 +248,16 @@ fn tags_over_the_per_span_cap_are_counted_as_dropped_attributes() {
 
 #[test]
 fn truncation_keeps_whole_characters() {
-    let tags: TagList = [("ключ", TagValue::from("ünïcödé"))].into_iter().collect();
-    let logs = vec![log(
-        1,
-        vec![Tag::new("event", "événement"), Tag::new("ключ", "ü")],
-    )];
-    let r = record("op", tags, logs);
-    for max in 0..16 {
-        let limits = Limits {
-            max_key_len: max,
-            max_value_len: max,
-            ..Limits::UNLIMITED
-        };
-        same_as_the_message(&r, &limits);
+    for (record, limits) in truncations() {
+        same_as_the_message(&record, &limits);
     }
 }
 
 #[test]
 fn long_messages_get_longer_length_prefixes() {
-    for len in [100, 125, 126, 127, 128, 200, 16_400, 70_000] {
-        let tags: TagList = [("payload", TagValue::from("x".repeat(len)))]
-            .into_iter()
-            .collect();
-        let logs = vec![log(9, vec![Tag::new("message", "y".repeat(len / 2))])];
-        let r = record("op", tags, logs);
-        same_as_the_message(&r, &Limits::UNLIMITED);
-        same_as_the_message(&r, &LIMITS);
+    for record in long_messages() {
+        same_as_the_message(&record, &Limits::UNLIMITED);
+        same_as_the_message(&record, &LIMITS);
     }
 }
 
@@ -305,7 +265,7 @@ proptest! {
     #[test]
     fn arbitrary_spans_decode_to_the_reference_message(
         record in arbitrary_record(),
-        limits in prop_oneof![Just(Limits::UNLIMITED), Just(LIMITS), arbitrary_limits()],
+        limits in arbitrary_limits(),
     ) {
         same_as_the_message(&record, &limits);
     }
