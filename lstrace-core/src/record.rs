@@ -2,6 +2,7 @@
 
 use crate::clock::{self, Ticks, Timeline};
 use crate::context::SpanContext;
+use crate::in_place::move_unless_empty;
 use crate::recorder;
 use crate::tag::{SpanStr, Tag, TagList, TagValue};
 use std::mem::ManuallyDrop;
@@ -301,19 +302,13 @@ impl LogList {
     /// than copied with the room for a log.
     ///
     /// # Safety
-    /// `src` points to a valid list that the caller gives up; `dst` to memory for a list,
-    /// which is overwritten without being dropped.
+    /// As [`move_unless_empty`]'s: `src` points to a valid list that the caller gives up;
+    /// `dst` to memory for a list, apart from `src`, which is overwritten without being
+    /// dropped.
     #[inline]
     pub(crate) unsafe fn move_to(src: *const LogList, dst: *mut LogList) {
-        // SAFETY: as the caller promises; an empty list owns nothing, so not reading it is
-        // fine.
-        unsafe {
-            if (*src).is_empty() {
-                dst.write(LogList::new());
-            } else {
-                std::ptr::copy_nonoverlapping(src, dst, 1);
-            }
-        }
+        // SAFETY: as the caller promises; an empty list owns nothing.
+        unsafe { move_unless_empty(src, dst, LogList::is_empty, LogList::new) }
     }
 }
 

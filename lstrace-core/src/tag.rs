@@ -1,5 +1,6 @@
 //! Typed tag values and the small inline list that holds a span's tags.
 
+use crate::in_place::move_unless_empty;
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt;
@@ -507,23 +508,16 @@ impl TagList {
     }
 
     /// Moves a list from `src` to `dst`: a new (empty) list is written anew, which is
-    /// cheaper than copying it whole. (Returning the list, as `read_moved` does, lets the
-    /// compiler merge the two cases into a full copy.)
+    /// cheaper than copying it whole.
     ///
     /// # Safety
-    /// `src` points to a valid list that the caller gives up (it must not use or drop it
-    /// after this); `dst` to memory for a list, valid for writes and apart from `src`, which
-    /// is overwritten without being dropped.
+    /// As [`move_unless_empty`]'s: `src` points to a valid list that the caller gives up;
+    /// `dst` to memory for a list, apart from `src`, which is overwritten without being
+    /// dropped.
     #[inline]
     pub(crate) unsafe fn move_to(src: *const TagList, dst: *mut TagList) {
-        // SAFETY: as the caller promises; a new list owns nothing, so not reading it is fine.
-        unsafe {
-            if (*src).is_new() {
-                dst.write(TagList::new());
-            } else {
-                std::ptr::copy_nonoverlapping(src, dst, 1);
-            }
-        }
+        // SAFETY: as the caller promises; a new list owns nothing.
+        unsafe { move_unless_empty(src, dst, TagList::is_new, TagList::new) }
     }
 
     /// The value of `key`, if set.
