@@ -35,7 +35,7 @@ use axum::routing::get;
 use axum::Router;
 use lstrace::http::{TraceLayer, TracedRequestBuilder};
 use lstrace::satellite::{LocalSatellite, ReceivedSpan};
-use lstrace::tree::TreeStyle;
+use lstrace::testing::tree::TreeStyle;
 use lstrace::{traced, Options};
 use std::error::Error;
 use std::net::{Ipv4Addr, SocketAddr};

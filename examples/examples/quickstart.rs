@@ -10,7 +10,7 @@
 //! ```
 
 use lstrace::satellite::LocalSatellite;
-use lstrace::tree::TreeStyle;
+use lstrace::testing::tree::TreeStyle;
 use lstrace::{traced, Options};
 use std::fmt;
 use std::process::ExitCode;

@@ -17,7 +17,7 @@
 //! to the quickstart, and the `lstrace` crate stays a library.
 
 use lstrace::satellite::{self, LocalSatellite, ViewLimits};
-use lstrace::tree::TreeStyle;
+use lstrace::testing::tree::TreeStyle;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -178,7 +178,7 @@ fn print_new_reports(satellite: &LocalSatellite, printed: usize) -> usize {
         }
     }
     let style = TreeStyle::default().with_durations(true).with_logs(true);
-    print!("{}", lstrace::tree::render(&spans, style));
+    print!("{}", lstrace::testing::tree::render(&spans, style));
     reports.len()
 }
 

@@ -28,7 +28,7 @@ use axum::routing::get;
 use axum::Router;
 use lstrace::http::{TraceLayer, TracedRequestBuilder};
 use lstrace::satellite::LocalSatellite;
-use lstrace::tree::TreeStyle;
+use lstrace::testing::tree::TreeStyle;
 use lstrace::{traced, Options};
 use std::error::Error;
 use std::net::Ipv4Addr;
@@ -161,7 +161,7 @@ async fn main() -> ExitCode {
 mod tests {
     use super::{run, SPANS_PER_CALL};
     use lstrace::satellite::LocalSatellite;
-    use lstrace::tree::TreeStyle;
+    use lstrace::testing::tree::TreeStyle;
     use std::collections::HashSet;
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

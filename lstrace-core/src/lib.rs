@@ -15,6 +15,9 @@ mod context;
 pub mod http;
 mod in_place;
 pub mod propagation;
+#[cfg(feature = "reporter")]
+#[cfg_attr(docsrs, doc(cfg(feature = "reporter")))]
+pub mod protocol;
 mod record;
 pub mod recorder;
 #[cfg(feature = "reporter")]
@@ -28,11 +31,6 @@ mod span;
 mod tag;
 mod task;
 pub mod testing;
-
-#[cfg(feature = "reporter")]
-#[cfg_attr(docsrs, doc(cfg(feature = "reporter")))]
-pub use reporter::protocol::lightstep::messages as protocol;
-pub use testing::tree;
 
 pub use context::id::{SpanId, TraceId};
 pub use context::SpanContext;

@@ -9,8 +9,8 @@ use axum::routing::get;
 use axum::Router;
 use lstrace_core::http::{TraceLayer, TracedRequestBuilder};
 use lstrace_core::propagation::{self, Format, PropagatorStack};
+use lstrace_core::testing::tree::{self, TreeStyle};
 use lstrace_core::testing::TestRecorder;
-use lstrace_core::tree::{self, TreeStyle};
 use lstrace_core::{span, SpanContext, SpanId, SpanRecord, TagValue, TraceId};
 use std::net::SocketAddr;
 use support::http::{

@@ -150,7 +150,7 @@ fn live_spans_take_tags_logs_and_baggage() {
         );
     });
     assert_eq!(
-        capture.tree_with(lstrace_core::tree::TreeStyle::default().with_logs(true)),
+        capture.tree_with(lstrace_core::testing::tree::TreeStyle::default().with_logs(true)),
         "outer [ok=true]\n  - event=started\n  inner [depth=2.5]\n    - event=step, n=1\n    leaf [error=true]\n      - event=error, message=disk full\n"
     );
     let leaf = capture.span("leaf").unwrap();

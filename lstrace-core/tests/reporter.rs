@@ -8,7 +8,7 @@
 mod support;
 
 use lstrace_core::__private::UninstalledTracer;
-use lstrace_core::protocol::{self, key_value::Value, ReportRequest};
+use lstrace_core::protocol::lightstep::{self, key_value::Value, ReportRequest};
 use lstrace_core::reporter::{
     DropReason, ReportError, ReportFailure, StatusReport, COMPONENT_NAME, TRACER_PLATFORM,
     TRACER_PLATFORM_VERSION, TRACER_VERSION,
@@ -21,7 +21,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use support::full_buffer::overflow_a_two_span_buffer;
 use support::{count, dead_url, feed, options, small_spans, EventLog, PATIENCE, TOKEN};
 
-fn string_tag<'a>(tags: &'a [protocol::KeyValue], key: &str) -> Option<&'a str> {
+fn string_tag<'a>(tags: &'a [lightstep::KeyValue], key: &str) -> Option<&'a str> {
     tags.iter()
         .find(|t| t.key == key)
         .and_then(|t| match &t.value {
@@ -156,7 +156,7 @@ fn reports_carry_what_was_traced() {
     assert_eq!(string_tag(&log.fields, "event"), Some("cache_miss"));
     assert_eq!(string_tag(&log.fields, "key"), Some("user:7"));
 
-    let reference = |s: &protocol::LightStepSpan| {
+    let reference = |s: &lightstep::LightStepSpan| {
         let r = &s.references[0];
         let context = r.span_context.as_ref().unwrap();
         (r.relationship, context.trace_id, context.span_id)
@@ -165,7 +165,7 @@ fn reports_carry_what_was_traced() {
     assert_eq!(
         reference(child),
         (
-            protocol::LightStepRelationship::ChildOf as i32,
+            lightstep::LightStepRelationship::ChildOf as i32,
             trace_low,
             parent_id
         )
@@ -173,7 +173,7 @@ fn reports_carry_what_was_traced() {
     assert_eq!(
         reference(follower),
         (
-            protocol::LightStepRelationship::FollowsFrom as i32,
+            lightstep::LightStepRelationship::FollowsFrom as i32,
             trace_low,
             parent_id
         )

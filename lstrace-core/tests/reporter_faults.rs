@@ -52,7 +52,7 @@ fn warned(events: &EventLog) -> bool {
         .any(|e| matches!(e, Event::Warning { .. }))
 }
 
-fn ids(spans: &[lstrace_core::protocol::LightStepSpan]) -> HashSet<u64> {
+fn ids(spans: &[lstrace_core::protocol::lightstep::LightStepSpan]) -> HashSet<u64> {
     spans
         .iter()
         .map(|s| s.span_context.as_ref().unwrap().span_id)

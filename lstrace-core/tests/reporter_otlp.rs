@@ -5,7 +5,7 @@
 mod support;
 
 use lstrace_core::__private::UninstalledTracer;
-use lstrace_core::reporter::protocol::otlp::{any_value::Value, KeyValue};
+use lstrace_core::protocol::otlp::{any_value::Value, KeyValue};
 use lstrace_core::reporter::{
     Compression, DropReason, Protocol, ReportError, ReportFailure, StatusReport,
 };

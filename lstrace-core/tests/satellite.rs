@@ -1,6 +1,6 @@
 //! The local satellite, driven over real HTTP.
 
-use lstrace_core::protocol::{
+use lstrace_core::protocol::lightstep::{
     key_value, metrics_sample, Auth, Command, InternalMetrics, KeyValue, LightStepRelationship,
     LightStepSpan, LightStepSpanContext, Log, MetricsSample, Reference, ReportRequest,
     ReportResponse, Reporter, Timestamp,
@@ -9,7 +9,7 @@ use lstrace_core::satellite::{
     Behaviour, Limits, LocalSatellite, Stats, MAX_REPORT_BYTES, MISSING_COMPONENT_ERROR,
     REPORT_PATH,
 };
-use lstrace_core::tree::TreeStyle;
+use lstrace_core::testing::tree::TreeStyle;
 use prost::Message;
 use std::io::{Read, Write};
 use std::time::{Duration, Instant};

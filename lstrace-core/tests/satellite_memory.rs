@@ -4,7 +4,7 @@
 
 #![cfg(target_os = "linux")]
 
-use lstrace_core::protocol::{Auth, KeyValue, ReportRequest, Reporter};
+use lstrace_core::protocol::lightstep::{Auth, KeyValue, ReportRequest, Reporter};
 use lstrace_core::satellite::{Limits, LocalSatellite, MAX_REPORT_BYTES, REPORT_PATH};
 use prost::Message;
 use std::io::{Read, Write};
@@ -81,9 +81,9 @@ fn hostile_clients_do_not_grow_the_satellites_memory_past_its_limits() {
             reporter_id: 1,
             tags: vec![KeyValue {
                 key: "lightstep.component_name".into(),
-                value: Some(lstrace_core::protocol::key_value::Value::StringValue(
-                    "svc".into(),
-                )),
+                value: Some(
+                    lstrace_core::protocol::lightstep::key_value::Value::StringValue("svc".into()),
+                ),
             }],
         }),
         auth: Some(Auth::default()),

@@ -2,7 +2,7 @@
 //! more for an export than its limits allow, whatever the body, and answers 200 only to
 //! exports it decoded.
 
-use lstrace_core::reporter::protocol::otlp::{
+use lstrace_core::protocol::otlp::{
     ExportTraceServiceRequest, ExportTraceServiceResponse, OtlpSpan, ResourceSpans, ScopeSpans,
 };
 use lstrace_core::satellite::{
@@ -191,7 +191,7 @@ fn varint(n: usize) -> Vec<u8> {
 
 /// A LightStep report of one span, with its component name.
 fn lightstep_report() -> Vec<u8> {
-    use lstrace_core::protocol::{key_value, KeyValue, ReportRequest, Reporter};
+    use lstrace_core::protocol::lightstep::{key_value, KeyValue, ReportRequest, Reporter};
     ReportRequest {
         reporter: Some(Reporter {
             reporter_id: 1,
@@ -200,7 +200,7 @@ fn lightstep_report() -> Vec<u8> {
                 value: Some(key_value::Value::StringValue("svc".into())),
             }],
         }),
-        spans: vec![lstrace_core::protocol::LightStepSpan::default()],
+        spans: vec![lstrace_core::protocol::lightstep::LightStepSpan::default()],
         ..ReportRequest::default()
     }
     .encode_to_vec()

@@ -1,6 +1,6 @@
 //! The local satellite's web view, over real HTTP: its JSON API, its pages, its bounds.
 
-use lstrace_core::protocol::{
+use lstrace_core::protocol::lightstep::{
     key_value, KeyValue, LightStepRelationship, LightStepSpan, LightStepSpanContext, Log,
     Reference, ReportRequest, Reporter, Timestamp,
 };

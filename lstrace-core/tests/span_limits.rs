@@ -6,7 +6,7 @@
 
 mod support;
 
-use lstrace_core::protocol::key_value::Value;
+use lstrace_core::protocol::lightstep::key_value::Value;
 use lstrace_core::satellite::LocalSatellite;
 use lstrace_core::{propagation, recorder, span, Event};
 use std::collections::HashMap;

@@ -57,7 +57,7 @@
 //! drop(sku); // the span holds its own copies
 //! # });
 //! # assert_eq!(
-//! #     capture.tree_with(lstrace::tree::TreeStyle::default().with_logs(true).with_durations(false)),
+//! #     capture.tree_with(lstrace::testing::tree::TreeStyle::default().with_logs(true).with_durations(false)),
 //! #     "checkout [customer=c-7, sku=A-1234]\n  - event=added, sku=A-1234\n  \
 //! #      - event=priced, sku=A-1234, cents=1250, tax.included=true\n"
 //! # );
@@ -130,7 +130,7 @@ pub use lstrace_core::http;
 pub use lstrace_core::satellite;
 pub use lstrace_core::{
     baggage_item, current, fields, log, propagation, record_error, recorder, sampling,
-    set_baggage_item, set_tag, span, testing, tree, EnteredSpan, FutureExt, InCurrentContext,
+    set_baggage_item, set_tag, span, testing, EnteredSpan, FutureExt, InCurrentContext,
     Instrumented, LogRecord, Recorder, Relationship, Span, SpanBuilder, SpanContext, SpanId,
     SpanKind, SpanRecord, SpanStr, Tag, TagList, TagValue, ToTagValue, TraceId,
 };

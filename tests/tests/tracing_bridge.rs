@@ -3,8 +3,8 @@
 //! filters users put next to it.
 #![deny(warnings, clippy::all, clippy::pedantic)]
 
+use lstrace::testing::tree::TreeStyle;
 use lstrace::testing::{Capture, TestRecorder};
-use lstrace::tree::TreeStyle;
 use lstrace::FutureExt as _;
 use lstrace::{traced, Relationship, TagValue};
 use std::io::Write;

@@ -8,7 +8,7 @@
 
 mod webdriver;
 
-use lstrace::protocol::{
+use lstrace::protocol::lightstep::{
     key_value, KeyValue, LightStepRelationship, LightStepSpan, LightStepSpanContext, Reference,
     ReportRequest, Reporter, Timestamp,
 };

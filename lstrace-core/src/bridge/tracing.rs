@@ -1,7 +1,7 @@
 //! `tracing` spans and events as lstrace spans and logs: a [`tracing_subscriber::Layer`].
 //!
 //! ```
-//! use lstrace_core::tree::TreeStyle;
+//! use lstrace_core::testing::tree::TreeStyle;
 //! use tracing_subscriber::layer::SubscriberExt;
 //!
 //! let subscriber = tracing_subscriber::registry().with(lstrace_core::bridge::tracing::layer());

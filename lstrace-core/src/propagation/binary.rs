@@ -485,7 +485,7 @@ mod tests {
     #[cfg(feature = "reporter")]
     #[test]
     fn agrees_with_the_schema_messages() {
-        use crate::protocol::{BasicTracerCarrier, BinaryCarrier};
+        use crate::protocol::lightstep::{BasicTracerCarrier, BinaryCarrier};
         use prost::Message;
 
         let baggage = [

@@ -29,7 +29,7 @@ use super::options::Protocol;
 use super::protocol::otlp;
 use super::wire::{self, Limits};
 #[cfg(test)]
-use crate::protocol;
+use crate::protocol::lightstep;
 use crate::record::SpanRecord;
 use bytes::Bytes;
 #[cfg(test)]
@@ -197,7 +197,7 @@ impl SpanBuffer {
     /// Encodes a span message into the buffer (the tests' way in; the reporter's is
     /// [`SpanBuffer::push_record`]).
     #[cfg(test)]
-    pub(crate) fn push(&mut self, span: &protocol::LightStepSpan) -> Result<(), TooLarge> {
+    pub(crate) fn push(&mut self, span: &lightstep::LightStepSpan) -> Result<(), TooLarge> {
         let len = message::encoded_len(SPANS_FIELD, span);
         if len > self.max_chunk_bytes {
             return Err(TooLarge { bytes: len });
@@ -295,10 +295,11 @@ const CHUNK_SLACK: usize = 4096;
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::protocol::otlp::{ExportTraceServiceRequest, InstrumentationScope, Resource};
     use crate::reporter::wire::tests::{self, record, LIMITS};
     use crate::tag::{TagList, TagValue};
 
-    fn span(tag_bytes: usize) -> protocol::LightStepSpan {
+    fn span(tag_bytes: usize) -> lightstep::LightStepSpan {
         let tags: TagList = [("payload", TagValue::from("x".repeat(tag_bytes)))]
             .into_iter()
             .collect();
@@ -316,8 +317,8 @@ mod tests {
         let chunks = buffer.take();
         assert_eq!(buffer.len(), 0);
         assert_eq!(chunks.len(), 1);
-        let header = protocol::ReportRequest {
-            auth: Some(protocol::Auth {
+        let header = lightstep::ReportRequest {
+            auth: Some(lightstep::Auth {
                 access_token: "tok".into(),
             }),
             timestamp_offset_micros: 5,
@@ -325,19 +326,19 @@ mod tests {
         };
         let mut chunk = chunks.into_iter().next().unwrap();
         let body = chunk.lend(&header.encode_to_vec());
-        let decoded = protocol::ReportRequest::decode(&body[..]).unwrap();
+        let decoded = lightstep::ReportRequest::decode(&body[..]).unwrap();
         assert_eq!(decoded.auth, header.auth);
         assert_eq!(decoded.timestamp_offset_micros, 5);
         assert_eq!(decoded.spans, spans);
 
         // A retry while the first body is still held: the spans are copied back, and the
         // new header replaces the old one.
-        let retry_header = protocol::ReportRequest {
+        let retry_header = lightstep::ReportRequest {
             timestamp_offset_micros: 9,
             ..header
         };
         let retry = chunk.lend(&retry_header.encode_to_vec());
-        let decoded = protocol::ReportRequest::decode(&retry[..]).unwrap();
+        let decoded = lightstep::ReportRequest::decode(&retry[..]).unwrap();
         assert_eq!(decoded.timestamp_offset_micros, 9);
         assert_eq!(decoded.spans, spans);
         drop(body);
@@ -352,7 +353,7 @@ mod tests {
         buffer.push(&span(3)).unwrap();
         let next = buffer.take();
         assert_eq!(next[0].bytes.as_ptr(), lent_at);
-        let decoded = protocol::ReportRequest::decode(&next[0].bytes[..]).unwrap();
+        let decoded = lightstep::ReportRequest::decode(&next[0].bytes[..]).unwrap();
         assert_eq!(decoded.spans, [span(3)]);
     }
 
@@ -393,7 +394,7 @@ mod tests {
         assert_eq!(sizes, [3, 3, 3, 1]);
         for c in &chunks {
             assert!(c.bytes.len() <= one * 3 + one / 2);
-            let decoded = protocol::ReportRequest::decode(&c.bytes[..]).unwrap();
+            let decoded = lightstep::ReportRequest::decode(&c.bytes[..]).unwrap();
             assert_eq!(decoded.spans.len(), c.spans);
         }
     }
@@ -447,7 +448,7 @@ mod tests {
         assert_eq!(sizes, [3, 3, 2]);
         for c in &chunks {
             assert!(c.bytes.len() <= max);
-            let decoded = protocol::ReportRequest::decode(&c.bytes[..]).unwrap();
+            let decoded = lightstep::ReportRequest::decode(&c.bytes[..]).unwrap();
             assert_eq!(decoded.spans, vec![span(100); c.spans]);
         }
     }
@@ -472,8 +473,8 @@ mod tests {
                 0
             );
         }
-        let resource = otlp::Resource::default();
-        let scope = otlp::InstrumentationScope {
+        let resource = Resource::default();
+        let scope = InstrumentationScope {
             name: "lstrace".into(),
             ..Default::default()
         };
@@ -483,7 +484,7 @@ mod tests {
         for mut chunk in chunks {
             let head = otlp::request_head(&resource, &scope, chunk.bytes.len());
             let body = [&head[..], &chunk.lend(&[])].concat();
-            let request = otlp::ExportTraceServiceRequest::decode(&body[..]).unwrap();
+            let request = ExportTraceServiceRequest::decode(&body[..]).unwrap();
             assert_eq!(request.resource_spans.len(), 1);
             let scope_spans = &request.resource_spans[0].scope_spans;
             assert_eq!(scope_spans[0].scope.as_ref(), Some(&scope));

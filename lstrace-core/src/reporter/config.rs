@@ -5,11 +5,12 @@ use super::events::{Event, EventHandler};
 use super::identity;
 use super::options::{
     Compression, Options, Protocol, SpanCaps, DEFAULT_COLLECTOR_URL, DEFAULT_OTLP_URL, REPORT_PATH,
+    TRACES_PATH,
 };
-use super::protocol::otlp;
 use super::wire::Limits;
 use crate::propagation::PropagatorStack;
-use crate::protocol::KeyValue;
+use crate::protocol::lightstep::KeyValue;
+use crate::protocol::otlp;
 use crate::sampling::Sampling;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use reqwest::Url;
@@ -74,7 +75,7 @@ impl Options {
         };
         let (default_url, mut default_path) = match self.protocol {
             Protocol::LightStep => (DEFAULT_COLLECTOR_URL, Some(REPORT_PATH)),
-            Protocol::Otlp => (DEFAULT_OTLP_URL, Some(otlp::TRACES_PATH)),
+            Protocol::Otlp => (DEFAULT_OTLP_URL, Some(TRACES_PATH)),
         };
         let urls = if self.collector_urls.is_empty() {
             vec![default_url.to_owned()]

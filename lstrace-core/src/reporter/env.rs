@@ -1,8 +1,9 @@
 //! The OpenTelemetry environment variables `Options::from_env` honours (see there). Values
 //! that cannot be used are left out and become warnings; header values never show in them.
 
+use super::options::TRACES_PATH;
 use super::options::{Compression, Options, Protocol};
-use super::protocol::otlp::{self, TRACES_PATH};
+use super::protocol::otlp::SERVICE_NAME;
 use std::time::Duration;
 
 /// Applies the `OTEL_*` variables to options read from the `LS_*` ones.
@@ -55,7 +56,7 @@ pub(crate) fn read_otel(mut options: Options, var: impl Fn(&str) -> Option<Strin
     let mut service_name = None;
     if let Some(attributes) = var("OTEL_RESOURCE_ATTRIBUTES") {
         for (key, value) in key_values(&attributes, "OTEL_RESOURCE_ATTRIBUTES", &mut warnings) {
-            if key == otlp::SERVICE_NAME {
+            if key == SERVICE_NAME {
                 service_name = Some(value);
             } else {
                 options = options.reporter_tag(key, value);
@@ -275,10 +276,10 @@ mod tests {
                 .and_then(|kv| kv.value.clone())
         };
         let string = |s: &str| {
-            Some(crate::reporter::protocol::otlp::AnyValue {
-                value: Some(
-                    crate::reporter::protocol::otlp::any_value::Value::StringValue(s.into()),
-                ),
+            Some(crate::protocol::otlp::AnyValue {
+                value: Some(crate::protocol::otlp::any_value::Value::StringValue(
+                    s.into(),
+                )),
             })
         };
         assert_eq!(attribute("deployment.environment"), string("prod"));

@@ -1,9 +1,10 @@
 //! Who is reporting: the reporter tags every report carries.
 
 use super::config::{redact, InitError};
-use super::protocol::otlp;
+use super::protocol::otlp::SERVICE_NAME;
 use super::wire::{key_value, Limits};
-use crate::protocol::{key_value::Value, KeyValue};
+use crate::protocol::lightstep::{key_value::Value, KeyValue};
+use crate::protocol::otlp;
 use crate::tag::{Tag, TagValue};
 
 /// The service name.
@@ -102,7 +103,7 @@ pub(crate) fn reporter_tags(
 pub(crate) fn otlp_resource(component_name: &str, user: &[Tag], token: &str) -> otlp::Resource {
     let string = |s: String| otlp::any_value::Value::StringValue(s);
     let mut attributes: Vec<otlp::KeyValue> = [
-        (otlp::SERVICE_NAME, component_name.to_owned()),
+        (SERVICE_NAME, component_name.to_owned()),
         ("host.name", hostname()),
         ("process.command_line", redact(&command_line(), token)),
         ("process.runtime.name", "rustc".to_owned()),

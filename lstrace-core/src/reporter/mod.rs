@@ -38,7 +38,7 @@ mod events;
 mod exit;
 mod identity;
 mod options;
-pub mod protocol;
+pub(crate) mod protocol;
 mod retry;
 mod transport;
 mod wire;
@@ -55,7 +55,7 @@ pub use identity::{
 pub use options::{
     Compression, Options, Protocol, DEFAULT_COLLECTOR_URL, DEFAULT_EXIT_CLOSE_TIMEOUT,
     DEFAULT_MAX_BUFFERED_BYTES, DEFAULT_MAX_BUFFERED_SPANS, DEFAULT_OTLP_URL,
-    DEFAULT_REPORT_TIMEOUT, MAX_REPORT_BYTES, REPORT_PATH,
+    DEFAULT_REPORT_TIMEOUT, MAX_REPORT_BYTES, REPORT_PATH, TRACES_PATH,
 };
 pub use protocol::lightstep::ACCESS_TOKEN_HEADER;
 

@@ -17,6 +17,9 @@ pub const DEFAULT_COLLECTOR_URL: &str = "https://collector.lightstep.com:443";
 /// The path of the HTTP report endpoint on a collector or satellite.
 pub const REPORT_PATH: &str = "/api/v2/reports";
 
+/// The path OTLP/HTTP trace exports are posted to.
+pub const TRACES_PATH: &str = "/v1/traces";
+
 /// The largest report body, in bytes. The LightStep protocol asks for serialized reports
 /// under 4 MB (4,000,000 bytes, which is also under 4 MiB): the reporter splits its reports
 /// (and OTLP exports) to stay within it, and the local satellite answers 413 to a bigger body.
@@ -35,7 +38,7 @@ pub const DEFAULT_REPORT_TIMEOUT: Duration = Duration::from_secs(5);
 pub const DEFAULT_EXIT_CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Where OTLP reports go unless told otherwise: an OpenTelemetry Collector on this host, at
-/// the OTLP/HTTP port ([`TRACES_PATH`](crate::reporter::protocol::otlp::TRACES_PATH) is appended).
+/// the OTLP/HTTP port ([`TRACES_PATH`] is appended).
 pub const DEFAULT_OTLP_URL: &str = "http://localhost:4318";
 
 /// The wire protocol reports are sent in (and, in the local satellite, the one a span came in).
@@ -585,8 +588,8 @@ impl SpanCaps {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::key_value::Value;
-    use crate::protocol::KeyValue;
+    use crate::protocol::lightstep::key_value::Value;
+    use crate::protocol::lightstep::KeyValue;
     use crate::reporter::config::InitError;
     use crate::reporter::identity;
     use reqwest::Url;

@@ -12,7 +12,7 @@
 //! can have, through a cursor over that room, so that no length is measured twice and no
 //! write checks the `Vec`'s capacity.
 
-use crate::protocol::{key_value::Value, KeyValue};
+use crate::protocol::lightstep::{key_value::Value, KeyValue};
 use crate::record::{LogRecord, Relationship, SpanRecord};
 use crate::tag::{Tag, TagValue};
 

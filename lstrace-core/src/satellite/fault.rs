@@ -15,7 +15,7 @@
 //! the server's one thread would make it, not the reporter, the bottleneck of a test that
 //! sends tens of thousands of spans a second (unoptimised builds decode slowly).
 
-use crate::protocol::{self, metrics_sample, ReportRequest, ReportResponse};
+use crate::protocol::lightstep::{self, metrics_sample, ReportRequest, ReportResponse};
 use crate::reporter::protocol::lightstep::{ACCESS_TOKEN_HEADER, SPANS_DROPPED};
 use prost::Message;
 use std::io;
@@ -206,7 +206,7 @@ impl FaultServer {
 
     /// The spans of every ingested report, duplicates included.
     #[must_use]
-    pub fn ingested(&self) -> Vec<protocol::LightStepSpan> {
+    pub fn ingested(&self) -> Vec<lightstep::LightStepSpan> {
         self.shared
             .decoded()
             .requests
@@ -453,7 +453,7 @@ async fn answer(stream: &mut TcpStream, fault: Fault) -> bool {
             }
             let mut response = ReportResponse::default();
             if fault == Fault::Disable {
-                response.commands.push(protocol::Command {
+                response.commands.push(lightstep::Command {
                     disable: true,
                     dev_mode: false,
                 });
@@ -526,7 +526,7 @@ mod tests {
         assert_eq!(server.addr(), addr);
         let mut stream = std::net::TcpStream::connect(addr).unwrap();
         let body = ReportRequest {
-            spans: vec![protocol::LightStepSpan::default()],
+            spans: vec![lightstep::LightStepSpan::default()],
             ..Default::default()
         }
         .encode_to_vec();

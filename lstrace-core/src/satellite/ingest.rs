@@ -14,7 +14,9 @@
 //! its error message is the answer's); a report that would hold more than the limit decoded
 //! is refused before anything is decoded.
 
-use crate::protocol::{KeyValue, LightStepSpan, Log, MetricsSample, Reference, ReportRequest};
+use crate::protocol::lightstep::{
+    KeyValue, LightStepSpan, Log, MetricsSample, Reference, ReportRequest,
+};
 use prost::encoding::{check_wire_type, decode_key, skip_field};
 use prost::encoding::{DecodeContext, WireType};
 use prost::{DecodeError, Message};
@@ -612,7 +614,7 @@ fn delimited<'a>(buf: &mut &'a [u8]) -> Result<&'a [u8], Refused> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::{
+    use crate::protocol::lightstep::{
         key_value, metrics_sample, Auth, InternalMetrics, KeyValue, LightStepSpan,
         LightStepSpanContext, Log, MetricsSample, Reference, Reporter, Timestamp,
     };

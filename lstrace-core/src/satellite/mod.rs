@@ -65,11 +65,10 @@ mod view;
 pub use span::{FieldValue, ReceivedLog, ReceivedSpan, SpanReference};
 pub use store::{ViewLimits, ViewStats};
 
-pub use crate::reporter::protocol::otlp::TRACES_PATH;
 pub use otlp::{ReceivedOtlp, MAX_DECOMPRESSED_BYTES};
 
-use crate::protocol::{self, key_value, ReportRequest, ReportResponse};
-use crate::tree::{self, TreeStyle};
+use crate::protocol::lightstep::{self, key_value, ReportRequest, ReportResponse};
+use crate::testing::tree::{self, TreeStyle};
 use std::collections::VecDeque;
 use std::fmt;
 use std::io;
@@ -80,7 +79,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 // The satellite reads request bodies of up to `MAX_REPORT_BYTES`, the reporter's limit.
-pub use crate::reporter::{COMPONENT_NAME, MAX_REPORT_BYTES, REPORT_PATH};
+pub use crate::reporter::{COMPONENT_NAME, MAX_REPORT_BYTES, REPORT_PATH, TRACES_PATH};
 
 /// The error a report without a component name gets, word for word a satellite's.
 pub const MISSING_COMPONENT_ERROR: &str = "missing or empty component";
@@ -261,7 +260,7 @@ impl ReceivedReport {
 impl fmt::Debug for ReceivedReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ReceivedReport")
-            .field("request", &self.request) // `protocol::Auth` redacts its token.
+            .field("request", &self.request) // `lightstep::Auth` redacts its token.
             .field(
                 "access_token_header",
                 &self.access_token_header.as_ref().map(|_| "<redacted>"),
@@ -437,7 +436,7 @@ impl LocalSatellite {
     /// The spans of every accepted LightStep report as the report carried them, in arrival
     /// order ([`LocalSatellite::spans`] has those of both protocols, easier to read).
     #[must_use]
-    pub fn lightstep_spans(&self) -> Vec<protocol::LightStepSpan> {
+    pub fn lightstep_spans(&self) -> Vec<lightstep::LightStepSpan> {
         self.shared
             .lock()
             .reports
@@ -476,7 +475,7 @@ impl LocalSatellite {
     /// The spans of every accepted OTLP export as the export carried them, in arrival order
     /// ([`LocalSatellite::spans`] has those of both protocols, easier to read).
     #[must_use]
-    pub fn otlp_spans(&self) -> Vec<crate::reporter::protocol::otlp::OtlpSpan> {
+    pub fn otlp_spans(&self) -> Vec<crate::protocol::otlp::OtlpSpan> {
         self.shared
             .lock()
             .otlp
@@ -836,7 +835,7 @@ impl Behaviour {
         };
         match self {
             Behaviour::Accept | Behaviour::Delay(_) => success(Vec::new()),
-            Behaviour::Disable => success(vec![protocol::Command {
+            Behaviour::Disable => success(vec![lightstep::Command {
                 disable: true,
                 dev_mode: false,
             }]),
@@ -865,7 +864,7 @@ impl Behaviour {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::{KeyValue, Reporter};
+    use crate::protocol::lightstep::{KeyValue, Reporter};
 
     fn with_component(value: Option<key_value::Value>) -> ReportRequest {
         ReportRequest {

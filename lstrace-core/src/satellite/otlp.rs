@@ -5,7 +5,7 @@ use super::ingest::otlp::WalkedExport;
 use super::ingest::{self, Refusal};
 use super::span::{self, ReceivedSpan};
 use super::Behaviour;
-use crate::reporter::protocol::otlp::{
+use crate::protocol::otlp::{
     ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
 use std::fmt;
@@ -185,9 +185,7 @@ fn partial(rejected_spans: i64, error_message: String) -> Answer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::reporter::protocol::otlp::{
-        any_value, KeyValue, OtlpSpan, ResourceSpans, ScopeSpans,
-    };
+    use crate::protocol::otlp::{any_value, KeyValue, OtlpSpan, ResourceSpans, ScopeSpans};
     use prost::Message;
     use std::io::Write as _;
 

@@ -11,9 +11,10 @@ use super::otlp::{self, ReceivedOtlp};
 use super::{
     view, Answer, Inbox, ReceivedReport, Stored, MAX_REPORT_BYTES, REPORT_PATH, TRACES_PATH,
 };
-use crate::protocol::ReportResponse;
+use crate::protocol::lightstep::ReportResponse;
+use crate::protocol::otlp::ExportTraceServiceRequest;
 use crate::reporter::protocol::lightstep::{ACCESS_TOKEN_HEADER, OCTET_STREAM};
-use crate::reporter::protocol::otlp::{ExportTraceServiceRequest, PROTOBUF};
+use crate::reporter::protocol::otlp::PROTOBUF;
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
 use hyper::header::{self, HeaderMap, HeaderValue};

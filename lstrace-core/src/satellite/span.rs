@@ -1,17 +1,18 @@
 //! The spans the satellite received, of either protocol, as one plain type to query, print,
 //! compare and write as JSON ([`ReceivedSpan`]).
 
-use crate::protocol::{
+use crate::protocol::lightstep::{
     key_value, KeyValue, LightStepRelationship, LightStepSpan, ReportRequest, Timestamp,
+};
+use crate::protocol::otlp::{
+    any_value, ExportTraceServiceRequest, KeyValue as OtlpKeyValue, OtlpSpan, OtlpSpanKind,
+    StatusCode,
 };
 use crate::record::Relationship;
 use crate::reporter::protocol::otlp::wire::{
     ERROR_TAG, FOLLOWS_FROM, REF_TYPE_ATTRIBUTE, SPAN_KIND_TAG,
 };
-use crate::reporter::protocol::otlp::{
-    any_value, ExportTraceServiceRequest, KeyValue as OtlpKeyValue, OtlpSpan, OtlpSpanKind,
-    StatusCode, SERVICE_NAME,
-};
+use crate::reporter::protocol::otlp::SERVICE_NAME;
 use crate::reporter::Protocol;
 use crate::SpanKind;
 use serde_json::{json, Value};
@@ -252,7 +253,7 @@ impl ReceivedSpan {
     /// A span of an OTLP export from `service`, under a resource with these attributes.
     pub(crate) fn from_otlp(span: &OtlpSpan, service: &str, resource: &[OtlpKeyValue]) -> Self {
         let trace_id = otlp_id(&span.trace_id);
-        let is_follows_link = |link: &crate::reporter::protocol::otlp::Link| {
+        let is_follows_link = |link: &crate::protocol::otlp::Link| {
             link.attributes.iter().any(|kv| {
                 kv.key == REF_TYPE_ATTRIBUTE
                     && kv.value.as_ref().and_then(|v| v.value.as_ref())
@@ -612,7 +613,7 @@ pub(super) fn low_64(trace_id: u128) -> u64 {
     (trace_id & u128::from(u64::MAX)) as u64
 }
 
-impl From<&ReceivedSpan> for crate::tree::TreeSpan {
+impl From<&ReceivedSpan> for crate::testing::tree::TreeSpan {
     fn from(span: &ReceivedSpan) -> Self {
         let text = |fields: &[(String, FieldValue)]| -> Vec<(String, String)> {
             fields
@@ -620,7 +621,7 @@ impl From<&ReceivedSpan> for crate::tree::TreeSpan {
                 .map(|(k, v)| (k.clone(), v.to_string()))
                 .collect()
         };
-        crate::tree::TreeSpan {
+        crate::testing::tree::TreeSpan {
             // The trace id's low 64 bits and whole microseconds, what LightStep reports
             // carry: the same spans render the same whichever protocol carried them.
             trace_id: u128::from(low_64(span.trace_id)),
@@ -640,8 +641,8 @@ impl From<&ReceivedSpan> for crate::tree::TreeSpan {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::{LightStepSpanContext, Log, Reference};
-    use crate::reporter::protocol::otlp::{Link, OtlpEvent, Status};
+    use crate::protocol::lightstep::{LightStepSpanContext, Log, Reference};
+    use crate::protocol::otlp::{Link, OtlpEvent, Status};
 
     fn lightstep_kv(key: &str, value: key_value::Value) -> KeyValue {
         KeyValue {
@@ -763,9 +764,9 @@ mod tests {
              follows_from=0000000000000001 | event=error, message=boom"
         );
         assert_eq!(
-            crate::tree::render(
+            crate::testing::tree::render(
                 [&lightstep, &otlp],
-                crate::tree::TreeStyle::default().with_logs(true)
+                crate::testing::tree::TreeStyle::default().with_logs(true)
             ),
             "charge [error=true, n=3, span.kind=client]\n  - event=error, message=boom\n\
              charge [error=true, n=3, span.kind=client]\n  - event=error, message=boom\n"
@@ -776,9 +777,9 @@ mod tests {
     fn parents_are_a_first_reference_or_an_otlp_parent_never_a_link() {
         let (lightstep, otlp) = both();
         let render = |spans: &[&ReceivedSpan]| {
-            crate::tree::render(
+            crate::testing::tree::render(
                 spans.iter().copied(),
-                crate::tree::TreeStyle::default().with_durations(true),
+                crate::testing::tree::TreeStyle::default().with_durations(true),
             )
         };
         let mut parent = lightstep.clone();

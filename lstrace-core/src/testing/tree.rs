@@ -42,7 +42,7 @@ impl TreeStyle {
     /// This style, showing each span's duration or not.
     ///
     /// ```
-    /// use lstrace_core::tree::TreeStyle;
+    /// use lstrace_core::testing::tree::TreeStyle;
     ///
     /// let style = TreeStyle::default().with_logs(true).with_durations(false);
     /// assert!(style.logs && !style.durations);

@@ -7,7 +7,7 @@ pub(crate) mod full_buffer;
 pub(crate) mod http;
 
 use lstrace_core::__private::UninstalledTracer;
-use lstrace_core::protocol::{metrics_sample, ReportRequest};
+use lstrace_core::protocol::lightstep::{metrics_sample, ReportRequest};
 use lstrace_core::testing::TestRecorder;
 use lstrace_core::{span, Event, Options, SpanRecord};
 use std::sync::{Arc, Condvar, Mutex};

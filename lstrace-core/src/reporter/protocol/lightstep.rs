@@ -6,7 +6,7 @@ pub mod messages;
 
 use super::{Answer, AnswerBody, Carried, ReportBody, ReportProtocol};
 use crate::clock;
-use crate::protocol::{
+use crate::protocol::lightstep::{
     metrics_sample, Auth, InternalMetrics, MetricsSample, ReportRequest, ReportResponse, Reporter,
     Timestamp,
 };
@@ -168,7 +168,7 @@ pub(crate) fn answer(status: u16, body: AnswerBody<'_>) -> Result<Answer, Report
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::Command;
+    use crate::protocol::lightstep::Command;
 
     fn body(response: ReportResponse) -> Vec<u8> {
         response.encode_to_vec()

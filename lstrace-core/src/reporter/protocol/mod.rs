@@ -1,9 +1,10 @@
 //! What differs between the wire protocols a reporter can speak: the body around the spans,
 //! the headers, and what an answer means. The worker, the transport, the buffer's chunks,
-//! retries and accounting are shared. [`otlp`] also holds the OTLP messages.
+//! retries and accounting are shared. Each protocol keeps its messages in its `messages`
+//! module, public as [`crate::protocol`].
 
 pub(crate) mod lightstep;
-pub mod otlp;
+pub(crate) mod otlp;
 
 use super::buffer::Chunk;
 use super::config::InitError;

@@ -4,7 +4,7 @@
 use super::*;
 use crate::context::id::{SpanId, TraceId};
 use crate::context::SpanContext;
-use crate::protocol::{self, Timestamp};
+use crate::protocol::lightstep::{self, Timestamp};
 use crate::record::{LogList, LogRecord};
 use crate::tag::TagList;
 use proptest::prelude::*;
@@ -65,7 +65,7 @@ fn encodes_ids_references_times_and_typed_tags() {
     assert_eq!(span.references.len(), 1);
     assert_eq!(
         span.references[0].relationship,
-        protocol::LightStepRelationship::FollowsFrom as i32
+        lightstep::LightStepRelationship::FollowsFrom as i32
     );
     let parent = span.references[0].span_context.as_ref().unwrap();
     assert_eq!(
@@ -99,7 +99,7 @@ fn a_root_span_has_no_reference() {
     record.parent = Some((Relationship::ChildOf, 9));
     assert_eq!(
         span(&record, &LIMITS).span.references[0].relationship,
-        protocol::LightStepRelationship::ChildOf as i32
+        lightstep::LightStepRelationship::ChildOf as i32
     );
 }
 
@@ -157,7 +157,7 @@ fn key_values<'a>(tags: impl Iterator<Item = &'a Tag>, limits: &Limits) -> Vec<K
 /// A span encoded for the collector, and how many of its logs were dropped (on the span, by
 /// the per-span limit, or here, for spans recorded under a higher limit).
 pub(crate) struct EncodedSpan {
-    pub(crate) span: protocol::LightStepSpan,
+    pub(crate) span: lightstep::LightStepSpan,
     pub(crate) logs_dropped: u64,
 }
 
@@ -170,12 +170,12 @@ pub(crate) fn span(record: &SpanRecord, limits: &Limits) -> EncodedSpan {
     let trace_id = context.trace_id().low();
     let references = record
         .parent()
-        .map(|(relationship, parent_id)| protocol::Reference {
+        .map(|(relationship, parent_id)| lightstep::Reference {
             relationship: match relationship {
-                Relationship::ChildOf => protocol::LightStepRelationship::ChildOf,
-                Relationship::FollowsFrom => protocol::LightStepRelationship::FollowsFrom,
+                Relationship::ChildOf => lightstep::LightStepRelationship::ChildOf,
+                Relationship::FollowsFrom => lightstep::LightStepRelationship::FollowsFrom,
             } as i32,
-            span_context: Some(protocol::LightStepSpanContext {
+            span_context: Some(lightstep::LightStepSpanContext {
                 trace_id,
                 span_id: parent_id,
                 baggage: Default::default(),
@@ -190,7 +190,7 @@ pub(crate) fn span(record: &SpanRecord, limits: &Limits) -> EncodedSpan {
         let kept = record.logs().len().min(limits.max_logs_per_span);
         let logs = record.logs()[..kept]
             .iter()
-            .map(|log| protocol::Log {
+            .map(|log| lightstep::Log {
                 timestamp: Some(Timestamp::from_unix_nanos(log.unix_nanos())),
                 fields: key_values(log.fields().iter(), limits),
             })
@@ -199,8 +199,8 @@ pub(crate) fn span(record: &SpanRecord, limits: &Limits) -> EncodedSpan {
         (logs, recorded_dropped + cut)
     };
     EncodedSpan {
-        span: protocol::LightStepSpan {
-            span_context: Some(protocol::LightStepSpanContext {
+        span: lightstep::LightStepSpan {
+            span_context: Some(lightstep::LightStepSpanContext {
                 trace_id,
                 span_id: context.span_id().get(),
                 baggage: context

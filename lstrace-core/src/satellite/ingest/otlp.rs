@@ -5,7 +5,7 @@
 //! asks for them, as a LightStep report's are.
 
 use super::{Refusal, Refused, Repeated, Walk, RECURSION_LIMIT};
-use crate::reporter::protocol::otlp::{
+use crate::protocol::otlp::{
     AnyValue, ExportTraceServiceRequest, KeyValue, Link, OtlpEvent, OtlpSpan, ResourceSpans,
     ScopeSpans,
 };
@@ -255,7 +255,7 @@ mod tests {
         walk_says_what_decoding_holds, walked_spans,
     };
     use super::*;
-    use crate::reporter::protocol::otlp::{
+    use crate::protocol::otlp::{
         any_value::Value, ArrayValue, InstrumentationScope, KeyValueList, Resource, Status,
     };
     use proptest::prelude::*;

@@ -21,7 +21,7 @@
 //! Keys and string values are truncated to the limits, on character boundaries, as in
 //! LightStep reports.
 
-use super::{OtlpSpanKind, StatusCode};
+use crate::protocol::otlp::{OtlpSpanKind, StatusCode};
 use crate::record::{LogRecord, Relationship, SpanRecord};
 use crate::reporter::wire::{
     kept_logs, truncate, Cursor, Limits, FIXED64, LEN_FIELD, UINT_FIELD, VARINT,
@@ -285,8 +285,13 @@ pub(crate) fn end_unix_nanos(record: &SpanRecord) -> u64 {
 /// The `Span` message that [`write`]'s bytes decode to, built the slow way: the reference
 /// the tests hold the fast encoder to, and the mapping spelled out.
 #[cfg(test)]
-pub(crate) fn message(record: &SpanRecord, limits: &Limits) -> (super::OtlpSpan, u64) {
-    use super::{any_value::Value, AnyValue, KeyValue, Link, OtlpEvent, OtlpSpan, Status};
+pub(crate) fn message(
+    record: &SpanRecord,
+    limits: &Limits,
+) -> (crate::protocol::otlp::OtlpSpan, u64) {
+    use crate::protocol::otlp::{
+        any_value::Value, AnyValue, KeyValue, Link, OtlpEvent, OtlpSpan, Status,
+    };
     let kv = |key: &str, value: &TagValue, limits: &Limits| KeyValue {
         key: truncate(key, limits.max_key_len).to_owned(),
         value: Some(AnyValue {

@@ -1,7 +1,7 @@
 use super::*;
 use crate::context::id::{SpanId, TraceId};
 use crate::context::SpanContext;
-use crate::reporter::protocol::otlp::{any_value::Value, OtlpSpan};
+use crate::protocol::otlp::{any_value::Value, OtlpSpan};
 use crate::reporter::wire::tests::{
     arbitrary_limits, arbitrary_record, encodes_as, log, long_messages, record, truncations, LIMITS,
 };
@@ -13,14 +13,14 @@ fn same_as_the_message(record: &SpanRecord, limits: &Limits) -> OtlpSpan {
     encodes_as(write, 2, record, limits, message(record, limits))
 }
 
-fn string(value: &str) -> Option<crate::reporter::protocol::otlp::AnyValue> {
-    Some(crate::reporter::protocol::otlp::AnyValue {
+fn string(value: &str) -> Option<crate::protocol::otlp::AnyValue> {
+    Some(crate::protocol::otlp::AnyValue {
         value: Some(Value::StringValue(value.into())),
     })
 }
 
 fn attribute<'a>(
-    attributes: &'a [crate::reporter::protocol::otlp::KeyValue],
+    attributes: &'a [crate::protocol::otlp::KeyValue],
     key: &str,
 ) -> Option<&'a Value> {
     attributes
