@@ -409,3 +409,32 @@ pub mod __private {
         TagValue::from(value.to_string())
     }
 }
+
+/// What a user must not reach, as doc tests that must fail to compile with the error given:
+/// the recorder's side of the tracer (`dropped` would inflate its drop counts), the test
+/// feeder, and the alias of lstrace's own string type.
+///
+/// ```compile_fail,E0599
+/// let tracer = lstrace::init(lstrace::Options::new("token")).unwrap();
+/// tracer.dropped(4);
+/// ```
+///
+/// ```compile_fail,E0599
+/// let _ = lstrace::Tracer::start(lstrace::Options::new("token"));
+/// ```
+///
+/// ```compile_fail,E0412
+/// let _: lstrace::Str = "key".into();
+/// ```
+///
+/// And what they would be if they were reachable, so that each case above fails for the
+/// reason it names, not for a mistake of its own:
+///
+/// ```
+/// let tracer = lstrace::init(lstrace::Options::new("token")).unwrap();
+/// let _ = tracer.stats();
+/// let _: lstrace::SpanStr = "key".into();
+/// # tracer.close(std::time::Duration::from_secs(1));
+/// ```
+#[cfg(all(doctest, feature = "reporter"))]
+struct PrivateItems;
