@@ -598,25 +598,37 @@ mod loom_tests {
         });
     }
 
+    /// Fills a ring of four slots, has another thread push the items `4..count` into it,
+    /// and takes every item, each moved out or (with `lend`) lent in its slot; returns them
+    /// in the order taken.
+    fn fill_then_take(count: usize, lend: bool) -> Vec<usize> {
+        let (mut producer, mut consumer) = ring(4);
+        for i in 0..4 {
+            producer.push(Box::new(i)).unwrap();
+        }
+        let producing = thread::spawn(move || produce_from(producer, 4, count));
+        let mut taken = Vec::new();
+        while taken.len() < count {
+            if lend {
+                let mut drain = consumer.drain_iter(());
+                while let Some(item) = drain.next_lent() {
+                    taken.push(**item);
+                }
+            } else {
+                consumer.drain(|item| taken.push(*item));
+            }
+            thread::yield_now();
+        }
+        producing.join().unwrap();
+        taken
+    }
+
     #[test]
     fn loom_ring_hands_room_back_within_a_batch() {
         // Four slots and five items: the producer needs room while the consumer is in the
         // middle of a batch, which it hands back (every `PUBLISH_EVERY` items) before it has
         // read the rest.
-        loom::model(|| {
-            let (mut producer, mut consumer) = ring(4);
-            for i in 0..4 {
-                producer.push(Box::new(i)).unwrap();
-            }
-            let producing = thread::spawn(move || produce_from(producer, 4, 5));
-            let mut taken = Vec::new();
-            while taken.len() < 5 {
-                consumer.drain(|item| taken.push(*item));
-                thread::yield_now();
-            }
-            producing.join().unwrap();
-            assert_eq!(taken, [0, 1, 2, 3, 4]);
-        });
+        loom::model(|| assert_eq!(fill_then_take(5, false), [0, 1, 2, 3, 4]));
     }
 
     #[test]
@@ -625,24 +637,7 @@ mod loom_tests {
         // 0 and 1 as soon as `head` hands those back, while the consumer lends each item in
         // its slot. Handing back the slot of the item still lent (1, when `head` is published
         // at 2) before dropping it would race with the producer's write there.
-        loom::model(|| {
-            let (mut producer, mut consumer) = ring(4);
-            for i in 0..4 {
-                producer.push(Box::new(i)).unwrap();
-            }
-            let producing = thread::spawn(move || produce_from(producer, 4, 6));
-            let mut taken = Vec::new();
-            while taken.len() < 6 {
-                let mut drain = consumer.drain_iter(());
-                while let Some(item) = drain.next_lent() {
-                    taken.push(**item);
-                }
-                drop(drain);
-                thread::yield_now();
-            }
-            producing.join().unwrap();
-            assert_eq!(taken, [0, 1, 2, 3, 4, 5]);
-        });
+        loom::model(|| assert_eq!(fill_then_take(6, true), [0, 1, 2, 3, 4, 5]));
     }
 
     #[test]
