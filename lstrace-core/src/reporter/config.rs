@@ -20,7 +20,26 @@ use std::time::Duration;
 impl Options {
     /// Checks the options and resolves the defaults. Returns the configuration and the
     /// warnings to emit once the tracer runs.
-    pub(crate) fn validate(self) -> Result<(Config, Vec<Event>), InitError> {
+    pub(crate) fn validate(mut self) -> Result<(Config, Vec<Event>), InitError> {
+        if self.disabled {
+            // A disabled SDK is a no-op (OpenTelemetry's `OTEL_SDK_DISABLED`): nothing is
+            // sent or applied, so nothing is checked, and a bad value elsewhere in the
+            // environment (an endpoint that is not a URL, say) does not stop the program.
+            // Only the event handler, for the environment's warnings, is kept (not the
+            // sampling one: nothing is sampled).
+            let component_name = self
+                .component_name
+                .filter(|name| !name.trim().is_empty())
+                .or_else(identity::executable_name)
+                .unwrap_or_else(|| "lstrace".to_owned());
+            self = Options {
+                component_name: Some(component_name),
+                event_handler: self.event_handler,
+                env_warnings: self.env_warnings,
+                disabled: true,
+                ..Options::new("")
+            };
+        }
         let token = self.access_token.trim().to_owned();
         // OTLP backends may authenticate otherwise (headers), or not at all.
         if token.is_empty() && self.protocol == Protocol::LightStep && !self.disabled {

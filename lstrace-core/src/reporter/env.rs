@@ -362,6 +362,36 @@ mod tests {
         assert!(!format!("{err} {err:?}").contains("s3cr3t"));
     }
 
+    /// `OTEL_SDK_DISABLED=true` is a no-op SDK: what would stop `init` otherwise does not.
+    #[test]
+    fn disabled_checks_nothing_else() {
+        let (config, events) = options(&[
+            ("OTEL_SDK_DISABLED", "true"),
+            ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "collector:4318"),
+            ("LS_COLLECTOR_URL", "ftp://x"),
+            ("LS_ACCESS_TOKEN", "tok\n"),
+            ("LS_SERVICE_NAME", " "),
+            ("OTEL_EXPORTER_OTLP_TIMEOUT", "soon"),
+        ])
+        .validate()
+        .unwrap();
+        assert!(config.disabled);
+        // The environment's warnings are still told.
+        let warnings = warnings(&events);
+        assert!(
+            matches!(&warnings[..], [w] if w.contains("OTEL_EXPORTER_OTLP_TIMEOUT")),
+            "{warnings:#?}"
+        );
+        // Without it, the endpoint is an error.
+        let err = options(&[("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "collector:4318")])
+            .validate()
+            .err();
+        assert!(
+            matches!(err, Some(InitError::InvalidCollectorUrl { .. })),
+            "{err:?}"
+        );
+    }
+
     #[test]
     fn percent_decoding() {
         assert_eq!(percent_decode("a%20b%2C%3d"), Some("a b,=".into()));

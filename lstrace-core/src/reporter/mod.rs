@@ -74,6 +74,10 @@ use worker::{Command, Reply, Worker};
 
 /// Counts since the tracer started. They are read together, so that
 /// `spans_made == spans_sent + spans_dropped + spans_buffered` holds in every snapshot.
+///
+/// A disabled tracer ([`Options::disabled`], `OTEL_SDK_DISABLED=true`) is never installed:
+/// spans are no-ops that reach no tracer, so every count stays zero. Nothing is sent, and
+/// nothing counts as dropped either, as nothing was lost.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Stats {
@@ -126,8 +130,8 @@ pub struct FlushReport {
     pub reports_failed: u64,
     /// The timeout passed before every span finished so far was delivered or dropped.
     pub timed_out: bool,
-    /// The tracer is not reporting any more: closed, disabled by the collector, or never
-    /// initialised.
+    /// The tracer is not reporting any more: closed, disabled (by the collector, or from the
+    /// start with [`Options::disabled`]), or never initialised.
     pub stopped: bool,
     /// The tracer's counts when the flush returned. After a `close`, nothing is buffered:
     /// what could not be delivered in time is counted as dropped before `close` returns.
@@ -427,7 +431,9 @@ const REPLY_MARGIN: Duration = Duration::from_millis(50);
 /// # Errors
 /// A clear [`InitError`] for a missing token, an empty component name, an unusable collector
 /// URL, a reserved reporter tag or an out-of-range option; [`InitError::AlreadyInitialized`]
-/// when a tracer (or another recorder) is already installed, which keeps working.
+/// when a tracer (or another recorder) is already installed, which keeps working. With
+/// [`Options::disabled`] (`OTEL_SDK_DISABLED=true`) no setting is checked: `init` returns a
+/// stopped tracer that installs nothing, whatever else the options or the environment say.
 pub fn init(options: Options) -> Result<Tracer, InitError> {
     if recorder::installed().is_some() {
         return Err(InitError::AlreadyInitialized);
@@ -555,7 +561,6 @@ impl Tracer {
             Protocol::LightStep => Box::new(protocol::lightstep::LightStep::new(&config)),
             Protocol::Otlp => Box::new(protocol::otlp::Otlp::new(&config)),
         };
-        let transport = transport::Transport::new(&config, &*protocol)?;
         let chunk_bytes = worker::max_chunk_bytes(&config, &*protocol)?;
         let shared = Arc::new(TracerState {
             buffer: Mutex::new(SpanBuffer::new(chunk_bytes, config.protocol)),
@@ -583,6 +588,7 @@ impl Tracer {
                 warnings,
             ));
         }
+        let transport = transport::Transport::new(&shared.config, &*protocol)?;
         let worker = Worker::new(Arc::clone(&shared), transport, protocol);
         // The runtime is built on the reporter thread, and dropped there: building or
         // dropping one inside the caller's async code is not allowed.
@@ -647,7 +653,8 @@ impl Tracer {
         shared.counters.snapshot()
     }
 
-    /// True once the tracer stopped: closed, or disabled by the collector.
+    /// True once the tracer stopped: closed, or disabled by the collector; always true for a
+    /// tracer started disabled ([`Options::disabled`]).
     #[must_use]
     pub fn is_stopped(&self) -> bool {
         self.shared().stopped.load(Ordering::Acquire)

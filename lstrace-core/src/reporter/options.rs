@@ -502,8 +502,11 @@ impl Options {
         self
     }
 
-    /// With `true`, `init` starts a tracer that records and sends nothing (and needs no
-    /// token): every span is a no-op, as without a tracer. `OTEL_SDK_DISABLED=true` sets it.
+    /// With `true`, `init` starts a tracer that records and sends nothing: every span is a
+    /// no-op, as without a tracer, and [`Stats`](super::Stats) stay zero. As OpenTelemetry's
+    /// disabled SDK, it is a no-op whatever the other settings say: `init` checks none of
+    /// them (no token needed, and an unusable collector URL is no error), and tells only the
+    /// warnings about the environment. `OTEL_SDK_DISABLED=true` sets it.
     #[must_use]
     pub fn disabled(mut self, disabled: bool) -> Self {
         self.disabled = disabled;
