@@ -66,4 +66,7 @@ fn a_disabled_sdk_starts_sends_nothing_and_counts_nothing() {
     assert!(events.iter().any(
         |e| matches!(e, Event::Warning { message } if message.contains("OTEL_EXPORTER_OTLP_TIMEOUT"))
     ));
+    assert!(events
+        .iter()
+        .any(|e| matches!(e, Event::Warning { message } if message.contains("\"x y\""))));
 }

@@ -1,9 +1,13 @@
 //! The OpenTelemetry environment variables `Options::from_env` honours (see there). Values
 //! that cannot be used are left out and become warnings; header values never show in them.
+//! An endpoint is the exception: it is checked by `init` with the collector URLs set in
+//! code, as leaving it out would send spans to the default collector instead.
 
+use super::identity::{COMPONENT_NAME, GUID};
 use super::options::TRACES_PATH;
 use super::options::{Compression, Options, Protocol};
 use super::protocol::otlp::SERVICE_NAME;
+use reqwest::header::{HeaderName, HeaderValue};
 use std::time::Duration;
 
 /// Applies the `OTEL_*` variables to options read from the `LS_*` ones.
@@ -23,16 +27,33 @@ pub(crate) fn read_otel(mut options: Options, var: impl Fn(&str) -> Option<Strin
     if let Some((endpoint, as_is)) = endpoint {
         options = options.protocol(Protocol::Otlp).collector_url(endpoint);
         options.collector_urls_as_is = as_is;
+        // The value and the name of the variable it came from, for warnings.
         let signal_or_all = |name: &str| {
-            var(&format!("OTEL_EXPORTER_OTLP_TRACES_{name}"))
-                .or_else(|| var(&format!("OTEL_EXPORTER_OTLP_{name}")))
+            let signal = format!("OTEL_EXPORTER_OTLP_TRACES_{name}");
+            let all = format!("OTEL_EXPORTER_OTLP_{name}");
+            var(&signal)
+                .map(|value| (value, signal))
+                .or_else(|| var(&all).map(|value| (value, all)))
         };
-        if let Some(headers) = signal_or_all("HEADERS") {
-            for (name, value) in key_values(&headers, "OTEL_EXPORTER_OTLP_HEADERS", &mut warnings) {
-                options = options.header(name, value);
+        if let Some((headers, variable)) = signal_or_all("HEADERS") {
+            for (name, value) in key_values(&headers, &variable, &mut warnings) {
+                // Checked here, not by `init`: a header set in code that a request cannot
+                // carry is an error, one from the environment is left out.
+                if HeaderName::from_bytes(name.as_bytes()).is_err() {
+                    warnings.push(format!(
+                        "{variable}: {name:?} is not a valid header name: left out"
+                    ));
+                } else if HeaderValue::from_str(value.trim()).is_err() {
+                    warnings.push(format!(
+                        "{variable}: the value of {name:?} holds characters a header cannot \
+                         carry (control characters): left out"
+                    ));
+                } else {
+                    options = options.header(name, value);
+                }
             }
         }
-        if let Some(timeout) = signal_or_all("TIMEOUT") {
+        if let Some((timeout, _)) = signal_or_all("TIMEOUT") {
             match timeout.trim().parse::<u64>() {
                 Ok(ms) if ms > 0 => options = options.report_timeout(Duration::from_millis(ms)),
                 _ => warnings.push(format!(
@@ -42,7 +63,7 @@ pub(crate) fn read_otel(mut options: Options, var: impl Fn(&str) -> Option<Strin
                 )),
             }
         }
-        if let Some(compression) = signal_or_all("COMPRESSION") {
+        if let Some((compression, _)) = signal_or_all("COMPRESSION") {
             match compression.trim().to_ascii_lowercase().as_str() {
                 "gzip" => options = options.compression(Compression::Gzip),
                 "none" => options = options.compression(Compression::None),
@@ -55,8 +76,18 @@ pub(crate) fn read_otel(mut options: Options, var: impl Fn(&str) -> Option<Strin
     }
     let mut service_name = None;
     if let Some(attributes) = var("OTEL_RESOURCE_ATTRIBUTES") {
-        for (key, value) in key_values(&attributes, "OTEL_RESOURCE_ATTRIBUTES", &mut warnings) {
-            if key == SERVICE_NAME {
+        let variable = "OTEL_RESOURCE_ATTRIBUTES";
+        for (key, value) in key_values(&attributes, variable, &mut warnings) {
+            // What `init` refuses in a reporter tag set in code is left out here.
+            if key == GUID {
+                warnings.push(format!(
+                    "{variable}: {key:?} is reserved for the tracer: left out"
+                ));
+            } else if (key == SERVICE_NAME || key == COMPONENT_NAME) && value.trim().is_empty() {
+                warnings.push(format!(
+                    "{variable}: {key:?} is empty, and a service needs a name: left out"
+                ));
+            } else if key == SERVICE_NAME {
                 service_name = Some(value);
             } else {
                 options = options.reporter_tag(key, value);
@@ -360,6 +391,77 @@ mod tests {
             .unwrap();
         assert!(err.to_string().contains("x-key"), "{err}");
         assert!(!format!("{err} {err:?}").contains("s3cr3t"));
+    }
+
+    /// What `init` refuses when set in code, from the environment: left out, with a warning
+    /// that names the variable and the key, never the value; the rest is kept.
+    #[test]
+    fn unusable_headers_and_resource_keys_are_left_out_with_a_warning() {
+        let (config, events) = options(&[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4318"),
+            (
+                "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
+                "x y=s3cr3t-1,k=s3cr3t%0A-2,café=1,v=%7Fs3cr3t-3,ok=1",
+            ),
+            (
+                "OTEL_RESOURCE_ATTRIBUTES",
+                "lightstep.guid=7,lightstep.component_name=,service.name= ,team=a",
+            ),
+            ("OTEL_SERVICE_NAME", "svc"),
+        ])
+        .validate()
+        .unwrap();
+        let warnings = warnings(&events);
+        assert_eq!(warnings.len(), 7, "{warnings:#?}");
+        for warning in &warnings {
+            assert!(!warning.contains("s3cr3t"), "{warning}");
+        }
+        for (variable, key) in [
+            ("OTEL_EXPORTER_OTLP_TRACES_HEADERS", "\"x y\""),
+            ("OTEL_EXPORTER_OTLP_TRACES_HEADERS", "\"k\""),
+            ("OTEL_EXPORTER_OTLP_TRACES_HEADERS", "\"café\""),
+            ("OTEL_EXPORTER_OTLP_TRACES_HEADERS", "\"v\""),
+            ("OTEL_RESOURCE_ATTRIBUTES", "\"lightstep.guid\""),
+            ("OTEL_RESOURCE_ATTRIBUTES", "\"lightstep.component_name\""),
+            ("OTEL_RESOURCE_ATTRIBUTES", "\"service.name\""),
+        ] {
+            assert!(
+                warnings
+                    .iter()
+                    .any(|w| w.starts_with(variable) && w.contains(key)),
+                "{variable} {key}: {warnings:#?}"
+            );
+        }
+        let headers: Vec<&str> = config.headers.keys().map(|name| name.as_str()).collect();
+        assert_eq!(headers, ["ok"]);
+        let tag = |key: &str| config.reporter_tags.iter().find(|t| t.key == key).cloned();
+        assert!(tag("team").is_some());
+        assert!(tag("lightstep.guid").is_none());
+        assert_eq!(config.component_name, "svc");
+        assert!(config
+            .resource
+            .attributes
+            .iter()
+            .all(|kv| kv.key != "lightstep.guid"));
+
+        // The same headers set in code are still errors.
+        for (name, value) in [("x y", "1"), ("k", "s3cr3t\n-2")] {
+            let err = Options::new("")
+                .protocol(Protocol::Otlp)
+                .header(name, value)
+                .validate()
+                .err();
+            assert!(
+                matches!(
+                    err,
+                    Some(InitError::InvalidOption {
+                        option: "header",
+                        ..
+                    })
+                ),
+                "{err:?}"
+            );
+        }
     }
 
     /// `OTEL_SDK_DISABLED=true` is a no-op SDK: what would stop `init` otherwise does not.

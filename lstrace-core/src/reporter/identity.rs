@@ -20,7 +20,7 @@ pub const TRACER_PLATFORM_VERSION: &str = "lightstep.tracer_platform_version";
 /// lstrace's version.
 pub const TRACER_VERSION: &str = "lightstep.tracer_version";
 /// Refused in user tags, as the Go tracer does: the collector derives it.
-const GUID: &str = "lightstep.guid";
+pub(crate) const GUID: &str = "lightstep.guid";
 
 /// The rustc that built this crate (set by build.rs).
 const RUSTC_VERSION: &str = env!("LSTRACE_RUSTC_VERSION");

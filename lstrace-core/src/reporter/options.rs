@@ -219,8 +219,25 @@ impl Options {
     /// Whatever the protocol, `OTEL_SERVICE_NAME` names the service (before `LS_SERVICE_NAME`
     /// and a `service.name` in `OTEL_RESOURCE_ATTRIBUTES`), `OTEL_RESOURCE_ATTRIBUTES`
     /// (`key=value,...`) adds reporter tags (resource attributes), and `OTEL_SDK_DISABLED=true`
-    /// makes `init` start a tracer that records and sends nothing. A value that cannot be used
-    /// is left out and told as an [`Event::Warning`] by `init`; header values never show.
+    /// makes `init` start a tracer that records and sends nothing ([`Options::disabled`]).
+    ///
+    /// A value that cannot be used is left out, and `init` tells it in an [`Event::Warning`]
+    /// that names the variable and the key (header values, secrets, never show): an entry
+    /// of a `key=value` list that is not one, or whose value is not URL-encoded UTF-8; a
+    /// header name that is not a valid HTTP header name, or a header value (decoded) that a
+    /// header cannot carry (control characters); a resource attribute `lightstep.guid`
+    /// (reserved) or an empty `service.name` or `lightstep.component_name`; a timeout,
+    /// compression or `OTEL_SDK_DISABLED` value that is not one of those listed; a sampling
+    /// setting (the default policy is kept).
+    ///
+    /// What cannot be left out without sending spans elsewhere is an error from `init`
+    /// (unless `OTEL_SDK_DISABLED=true`): an endpoint (`LS_COLLECTOR_URL`,
+    /// `OTEL_EXPORTER_OTLP_ENDPOINT`, `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`) that is not an
+    /// `http` or `https` URL with a host and no credentials
+    /// ([`InitError::InvalidCollectorUrl`](super::InitError::InvalidCollectorUrl)), an access
+    /// token a header cannot carry, and a `LS_SERVICE_NAME` that is set but blank. Settings
+    /// made in code are checked by `init` as always: [`Options::header`] with a bad name or
+    /// value is an error.
     #[must_use]
     pub fn from_env() -> Self {
         Self::from_vars(|name| std::env::var(name).ok())
