@@ -258,6 +258,32 @@ fn partial_success_counts_the_refused_spans() {
         }));
 }
 
+/// A `partial_success` that refuses no span but says something is OTLP's warning: told to
+/// the event handler, and every span counts as sent.
+#[test]
+fn a_partial_success_without_rejected_spans_is_a_warning() {
+    let satellite = LocalSatellite::start().unwrap();
+    satellite.set_behaviour(Behaviour::RejectSpans {
+        count: 0,
+        message: "attribute values were truncated".into(),
+    });
+    let events = EventLog::new();
+    let tracer = UninstalledTracer::start(options(&[satellite.url()], &events)).unwrap();
+    feed(&tracer, small_spans(5));
+    let flushed = tracer.flush(PATIENCE);
+    assert!(!flushed.timed_out);
+    assert_eq!((flushed.spans_sent, flushed.spans_dropped), (5, 0));
+    assert_eq!(satellite.requests_seen(), 1, "never retried");
+    assert!(events.wait_for(|e| matches!(e,
+        Event::Warning { message }
+            if message.contains("attribute values were truncated")
+                && message.contains(&satellite.url()))));
+    assert!(!events
+        .events()
+        .iter()
+        .any(|e| matches!(e, Event::SpansRejected { .. } | Event::SpansDropped { .. })));
+}
+
 #[test]
 fn a_dead_endpoint_fails_over_to_a_live_one() {
     let live = LocalSatellite::start().unwrap();

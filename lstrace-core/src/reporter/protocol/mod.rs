@@ -20,9 +20,10 @@ use std::task::{Context, Poll};
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Answer {
     /// Accepted; `warning` when the answer itself could not be read (a 2xx status means the
-    /// report was received: it is not sent again).
+    /// report was received: it is not sent again), or when it carries the collector's
+    /// warning (an OTLP `partial_success` that refuses no span but has a message).
     Accepted {
-        /// Why the answer could not be read.
+        /// What to tell the event handler.
         warning: Option<String>,
     },
     /// Accepted, and the collector says: stop tracing.

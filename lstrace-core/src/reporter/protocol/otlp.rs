@@ -156,7 +156,8 @@ pub(crate) fn gzip(parts: &[&[u8]]) -> Vec<u8> {
 }
 
 /// What an OTLP answer means: a 2xx is success (its body, if any, may refuse some spans for
-/// good: `partial_success`; one that cannot be read is a warning, as the report arrived);
+/// good: `partial_success`, which refusing none but with a message is a warning; one that
+/// cannot be read is a warning too, as the report arrived);
 /// 429, 502, 503 and 504 are worth retrying, after `Retry-After` when the server gives one;
 /// every other status is final.
 pub(crate) fn answer(
@@ -181,12 +182,19 @@ pub(crate) fn answer(
             .map_err(|e| format!("not an ExportTraceServiceResponse: {e}"))
     });
     Ok(match response {
-        Ok(response) => match response.partial_success.filter(|p| p.rejected_spans > 0) {
-            Some(p) => Answer::Partial {
+        Ok(response) => match response.partial_success {
+            Some(p) if p.rejected_spans > 0 => Answer::Partial {
                 rejected: u64::try_from(p.rejected_spans).unwrap_or(0),
                 message: p.error_message,
             },
-            None => Answer::Accepted { warning: None },
+            // Every span accepted, with a message: OTLP's way to warn the exporter.
+            Some(p) if !p.error_message.trim().is_empty() => Answer::Accepted {
+                warning: Some(format!(
+                    "every span was accepted, with a warning from the collector: {}",
+                    p.error_message.trim()
+                )),
+            },
+            _ => Answer::Accepted { warning: None },
         },
         Err(warning) => Answer::Accepted {
             warning: Some(warning),
@@ -250,8 +258,20 @@ mod tests {
                 message: "too old".into()
             })
         );
+        // No span refused, but a message: a warning, as OTLP has it.
         assert_eq!(
             answer(200, None, Ok(&response(0))),
+            Ok(Answer::Accepted {
+                warning: Some(
+                    "every span was accepted, with a warning from the collector: too old".into()
+                )
+            })
+        );
+        let quiet = ExportTraceServiceResponse {
+            partial_success: Some(ExportTracePartialSuccess::default()),
+        };
+        assert_eq!(
+            answer(200, None, Ok(&quiet.encode_to_vec())),
             Ok(Answer::Accepted { warning: None })
         );
         // The report arrived: an answer that cannot be read is a warning.
