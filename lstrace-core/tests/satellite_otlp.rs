@@ -13,6 +13,7 @@ use prost::Message;
 use std::io::Write;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// How an export is sent.
 #[derive(Clone, Copy)]
@@ -181,6 +182,57 @@ async fn a_body_that_inflates_past_the_limit_is_refused() {
     // The satellite still answers.
     let (status, _) = export(&satellite, &spans(1).encode_to_vec(), Encoding::Gzip).await;
     assert_eq!(status, 200);
+}
+
+/// Exports are taken up to OTLP's recommended 64 MiB as sent, not only up to the 4 MB a
+/// LightStep report may take; beyond it, 413.
+#[tokio::test]
+async fn an_uncompressed_export_may_pass_4_mb_up_to_64_mib() {
+    let satellite = LocalSatellite::start().unwrap();
+    // Five spans with a name of 1 MiB each: over 5 MB on the wire, little more decoded.
+    let mut sent = spans(5);
+    for span in &mut sent.resource_spans[0].scope_spans[0].spans {
+        span.name = "n".repeat(1 << 20);
+    }
+    let body = sent.encode_to_vec();
+    assert!(body.len() > MAX_REPORT_BYTES);
+    let (status, answer) = export(&satellite, &body, Encoding::Plain).await;
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&answer));
+    assert_eq!(satellite.otlp_spans().len(), 5);
+
+    // A body declared one byte over the limit is refused before it is sent.
+    let head = format!(
+        "POST {TRACES_PATH} HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-protobuf\r\n\
+         Content-Length: {}\r\n\r\n",
+        MAX_DECOMPRESSED_BYTES + 1
+    );
+    let mut stream = tokio::net::TcpStream::connect(satellite.addr())
+        .await
+        .unwrap();
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut answer)).await;
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    assert!(
+        answer.contains(&MAX_DECOMPRESSED_BYTES.to_string()),
+        "{answer}"
+    );
+    // LightStep reports keep their protocol's limit.
+    let (status, _) = {
+        let response = reqwest::Client::builder()
+            .no_proxy()
+            .build()
+            .unwrap()
+            .post(format!("{}{REPORT_PATH}", satellite.url()))
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        (response.status().as_u16(), ())
+    };
+    assert_eq!(status, 413);
+    assert_eq!(satellite.otlp_requests().len(), 1);
 }
 
 fn varint(n: usize) -> Vec<u8> {

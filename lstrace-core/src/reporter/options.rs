@@ -22,7 +22,8 @@ pub const TRACES_PATH: &str = "/v1/traces";
 
 /// The largest report body, in bytes. The LightStep protocol asks for serialized reports
 /// under 4 MB (4,000,000 bytes, which is also under 4 MiB): the reporter splits its reports
-/// (and OTLP exports) to stay within it, and the local satellite answers 413 to a bigger body.
+/// (and OTLP exports) to stay within it, and the local satellite answers 413 to a bigger
+/// LightStep report (OTLP allows bigger exports: see `satellite::MAX_DECOMPRESSED_BYTES`).
 pub const MAX_REPORT_BYTES: usize = 4_000_000;
 
 /// The default of [`Options::max_buffered_spans`].

@@ -30,7 +30,7 @@
 //! | with a view ([`LocalSatellite::start_with_view`]): `GET /`, `/trace/{id}`, `/api/traces...` | the page and its JSON API | no |
 //! | a path other than `/api/v2/reports` and `/v1/traces` | 404 | no |
 //! | a method other than `POST` | 405, `Allow: POST` | no |
-//! | a body over [`MAX_REPORT_BYTES`] | 413 | no |
+//! | a body over [`MAX_REPORT_BYTES`] at `/api/v2/reports`, over [`MAX_DECOMPRESSED_BYTES`] at `/v1/traces` | 413 | no |
 //! | a body that would hold more than [`Limits::max_body_bytes_held`] with the others being received | 503, `Retry-After` | no |
 //! | a body of which nothing arrives for [`Limits::body_read_timeout`] | 408 | no |
 //! | a body that is not a `ReportRequest` | 400, `ReportResponse.errors` says why | no |
@@ -78,7 +78,8 @@ use std::sync::{mpsc, Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-// The satellite reads request bodies of up to `MAX_REPORT_BYTES`, the reporter's limit.
+// The satellite reads LightStep reports of up to `MAX_REPORT_BYTES`, the protocol's limit
+// (OTLP exports of up to `MAX_DECOMPRESSED_BYTES`, OTLP's).
 pub use crate::reporter::{COMPONENT_NAME, MAX_REPORT_BYTES, REPORT_PATH, TRACES_PATH};
 
 /// The error a report without a component name gets, word for word a satellite's.
@@ -113,7 +114,10 @@ pub struct Limits {
     pub max_connections: usize,
     /// Bytes of request bodies being received, all connections together (a declared length
     /// counts in full as soon as the headers arrive); a request that would hold more is
-    /// answered 503 with `Retry-After: 1`. Default: 32 MiB, eight reports of the largest size.
+    /// answered 503 with `Retry-After: 1`. Default: 96 MiB, an OTLP export of the largest size
+    /// ([`MAX_DECOMPRESSED_BYTES`]) and eight LightStep reports of the largest size
+    /// ([`MAX_REPORT_BYTES`]) at once. Set lower, a body larger than it is answered 503
+    /// every time.
     pub max_body_bytes_held: usize,
     /// The memory a report (or an OTLP export) may hold once decoded (worked out on
     /// arrival, without decoding it: its values and strings, not the allocator's overheads);
@@ -133,7 +137,7 @@ impl Default for Limits {
             header_read_timeout: Duration::from_secs(10),
             body_read_timeout: Duration::from_secs(10),
             max_connections: 256,
-            max_body_bytes_held: 32 << 20,
+            max_body_bytes_held: 96 << 20,
             max_decoded_report_bytes: 64 << 20,
             max_kept_report_bytes: 512 << 20,
         }

@@ -11,8 +11,8 @@ use crate::protocol::otlp::{
 use std::fmt;
 use std::io::Read as _;
 
-/// The largest OTLP request body after decompression: the OTLP specification's recommended
-/// server limit. Beyond it the request is answered 413.
+/// The largest OTLP request body, as sent and after decompression: the OTLP
+/// specification's recommended server limit. Beyond it the request is answered 413.
 pub const MAX_DECOMPRESSED_BYTES: usize = 64 * 1024 * 1024;
 
 /// One OTLP export the satellite received and decoded.

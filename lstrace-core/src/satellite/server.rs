@@ -186,8 +186,15 @@ async fn answer(request: Request<Incoming>, shared: &Inbox) -> Response<Full<Byt
             .insert(header::ALLOW, HeaderValue::from_static("POST"));
         return response;
     }
+    // OTLP's recommended server limit (the same as for an inflated body); LightStep's
+    // reporters keep to their protocol's 4 MB.
+    let max_bytes = if path == TRACES_PATH {
+        otlp::MAX_DECOMPRESSED_BYTES
+    } else {
+        MAX_REPORT_BYTES
+    };
     let (parts, body) = request.into_parts();
-    let (body, held) = match read_body(body, &parts.headers, shared).await {
+    let (body, held) = match read_body(body, &parts.headers, max_bytes, shared).await {
         Ok(body) => body,
         Err(refused) => return refused.answer(shared),
     };
@@ -378,8 +385,8 @@ async fn answer_otlp(
 
 /// Why a request body was not read.
 enum BodyError {
-    /// Longer than [`MAX_REPORT_BYTES`].
-    TooLarge,
+    /// Longer than the route's limit (given).
+    TooLarge(usize),
     /// Holding it would hold more than `Limits::max_body_bytes_held`, all requests together.
     Busy,
     /// No part of it arrived within `Limits::body_read_timeout`.
@@ -391,10 +398,10 @@ impl BodyError {
     /// The answer, counted.
     fn answer(self, shared: &Inbox) -> Response<Full<Bytes>> {
         let (counter, status, message) = match self {
-            BodyError::TooLarge => {
+            BodyError::TooLarge(limit) => {
                 return text(
                     StatusCode::PAYLOAD_TOO_LARGE,
-                    format!("a report body may not exceed {MAX_REPORT_BYTES} bytes"),
+                    format!("a request body here may not exceed {limit} bytes"),
                 )
             }
             BodyError::Broken(e) => {
@@ -484,25 +491,27 @@ impl Drop for HeldBytes<'_> {
     }
 }
 
-/// Reads a body of at most [`MAX_REPORT_BYTES`], within the limits: its bytes are held
-/// (against `Limits::max_body_bytes_held`) before they are read, a declared length at once,
-/// and a body that stalls for `Limits::body_read_timeout` is given up. A longer one is
-/// drained (up to [`DRAIN_LIMIT`], holding nothing) before it is refused, so that the client
-/// gets to read the refusal.
+/// Reads a body of at most `max_bytes`, within the limits: its bytes are held (against
+/// `Limits::max_body_bytes_held`) before they are read, a declared length at once, and a
+/// body that stalls for `Limits::body_read_timeout` is given up. A longer one is drained
+/// (up to [`DRAIN_LIMIT`], holding nothing) before it is refused, so that the client gets to
+/// read the refusal.
 async fn read_body<'a>(
     mut body: Incoming,
     headers: &HeaderMap,
+    max_bytes: usize,
     shared: &'a Inbox,
 ) -> Result<(Vec<u8>, HeldBytes<'a>), BodyError> {
+    let too_large = || BodyError::TooLarge(max_bytes);
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok());
-    if declared.is_some_and(|len| len > DRAIN_LIMIT) {
-        return Err(BodyError::TooLarge);
+    if declared.is_some_and(|len| len > DRAIN_LIMIT.max(max_bytes)) {
+        return Err(too_large());
     }
     let mut held = HeldBytes::none(shared);
-    let expected = declared.unwrap_or(0).min(MAX_REPORT_BYTES);
+    let expected = declared.unwrap_or(0).min(max_bytes);
     if !held.hold(expected) {
         return Err(BodyError::Busy);
     }
@@ -519,11 +528,11 @@ async fn read_body<'a>(
             continue; // Trailers.
         };
         total = total.saturating_add(chunk.len());
-        if total <= MAX_REPORT_BYTES {
+        if total <= max_bytes {
             let needed = data.len() + chunk.len();
             if needed > data.capacity() {
                 // Grown as a `Vec` grows, held before it is allocated.
-                let capacity = needed.max(data.capacity() * 2).min(MAX_REPORT_BYTES);
+                let capacity = needed.max(data.capacity() * 2).min(max_bytes);
                 if !held.hold(capacity) {
                     return Err(BodyError::Busy);
                 }
@@ -531,14 +540,14 @@ async fn read_body<'a>(
             }
             data.extend_from_slice(&chunk);
         } else if total > DRAIN_LIMIT {
-            return Err(BodyError::TooLarge);
+            return Err(too_large());
         } else {
             data = Vec::new();
             held.release();
         }
     }
-    if total > MAX_REPORT_BYTES {
-        return Err(BodyError::TooLarge);
+    if total > max_bytes {
+        return Err(too_large());
     }
     Ok((data, held))
 }
