@@ -32,6 +32,10 @@ fn a_disabled_sdk_starts_sends_nothing_and_counts_nothing() {
     )
     .unwrap();
     assert!(tracer.is_stopped());
+    assert!(
+        format!("{tracer:?}").contains("collectors: []"),
+        "{tracer:?}"
+    );
     assert!(!recorder::is_enabled());
 
     let work = || {

@@ -152,7 +152,8 @@ impl Options {
             Config {
                 access_token: token,
                 component_name,
-                endpoints,
+                // A disabled tracer reports nowhere, as its Debug output then says.
+                endpoints: if self.disabled { Vec::new() } else { endpoints },
                 reporter_tags,
                 max_buffered_spans: self.max_buffered_spans,
                 max_buffered_bytes: self.max_buffered_bytes,
