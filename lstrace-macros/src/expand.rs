@@ -28,7 +28,43 @@ pub(crate) fn traced(args: &Args, item: TokenStream) -> syn::Result<TokenStream>
         ));
     }
     check_params(args, &function.sig)?;
+    check_err_value(args, &function)?;
     Ok(gen_function(args, &function))
+}
+
+/// `err` on a function whose value is written `Option<..>` (by any path): an error at the
+/// return type that says what to write instead. An `Option` behind an alias is caught later,
+/// by the `TracedResult` bound and its message.
+fn check_err_value(args: &Args, function: &ItemFn) -> syn::Result<()> {
+    let (Some(_), Some(value)) = (&args.err, value_type(function)) else {
+        return Ok(());
+    };
+    if last_segment(value).is_none_or(|s| s.ident != "Option") {
+        return Ok(());
+    }
+    let instead = if args.ret.is_some() {
+        "remove `err` (`ret` records the value)"
+    } else {
+        "write `ret` to record its value (a `None` as \"None\")"
+    };
+    Err(syn::Error::new_spanned(
+        value,
+        format!(
+            "`#[traced(err)]` needs a `Result`, and this function returns an `Option`: \
+             {instead}, or call `lstrace::record_error` where it fails"
+        ),
+    ))
+}
+
+/// The type of the function's value as `err` and `ret` see it: what it returns, or, for a
+/// function returning a boxed future, what that future resolves to.
+fn value_type(function: &ItemFn) -> Option<&Type> {
+    match shape(function) {
+        Shape::Sync | Shape::Async => return_type(&function.sig),
+        Shape::PinnedAsyncBlock { .. } | Shape::BoxedFuture => {
+            boxed_future_output(&function.sig.output)
+        }
+    }
 }
 
 fn parse_function(item: TokenStream) -> syn::Result<ItemFn> {
@@ -800,6 +836,41 @@ mod tests {
         assert_eq!(literal("1e999"), None);
         assert_eq!(literal("'c'"), None);
         assert_eq!(literal("x"), None);
+    }
+
+    fn expand(args: &str, function: &str) -> syn::Result<TokenStream> {
+        let args: Args = syn::parse_str(args).expect("arguments");
+        traced(&args, syn::parse_str(function).expect("a function"))
+    }
+
+    /// `err` on a function whose value is an `Option`, however the path and the function are
+    /// written, is an error at the return type; a `Result`, or `ret` alone, is not.
+    #[test]
+    fn err_on_an_option_is_an_error_at_the_return_type() {
+        let options = [
+            "fn f() -> Option<u32> { None }",
+            "fn f() -> std::option::Option<u32> { None }",
+            "async fn f() -> Option<u32> { None }",
+            "fn f() -> Pin<Box<dyn Future<Output = Option<u8>> + Send>> { \
+             Box::pin(async move { None }) }",
+            "fn f() -> BoxFuture<'static, Option<u8>> { let x = None; \
+             Box::pin(std::future::ready(x)) }",
+        ];
+        for function in options {
+            let error = expand("err", function).expect_err(function);
+            let message = error.to_string();
+            assert!(message.contains("returns an `Option`"), "{message}");
+            assert!(message.contains("write `ret`"), "{message}");
+            let with_ret = expand("err(?), ret", function).expect_err(function);
+            assert!(with_ret.to_string().contains("remove `err`"), "{with_ret}");
+        }
+        for function in [
+            "fn f() -> Result<Option<u32>, String> { Ok(None) }",
+            "fn f() -> Optional<u32> { todo!() }",
+        ] {
+            expand("err", function).expect(function);
+        }
+        expand("ret", "fn f() -> Option<u32> { None }").expect("`ret` alone");
     }
 
     /// Every path of the expansion, for every shape of function and every argument, goes

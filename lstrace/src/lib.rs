@@ -338,8 +338,8 @@ pub mod prelude {
 /// # Errors
 ///
 /// Misuse is a compile error at the offending tokens: an unknown or repeated argument, an
-/// `args` entry that names no parameter, a malformed tag, a `const fn`, or an item that is
-/// not a function.
+/// `args` entry that names no parameter, a malformed tag, `err` on a function that returns an
+/// `Option`, a `const fn`, or an item that is not a function.
 pub use lstrace_macros::traced;
 
 /// What `#[traced]` expands to. Not a public API: it may change in any release.
@@ -358,9 +358,9 @@ pub mod __private {
     /// The two sides of a function's `Result`, for `err`.
     #[diagnostic::on_unimplemented(
         message = "`#[traced(err)]` needs a function that returns a `Result`, not `{Self}`",
-        label = "the function's value is not a `Result`",
-        note = "`err` records the `Err` of a `Result`; for any other value, call \
-                `lstrace::record_error` in the function where it fails"
+        label = "`{Self}` is not a `Result`",
+        note = "`err` records the `Err` of a `Result`: to record another value, write `ret`; \
+                to mark the span as failed, call `lstrace::record_error` where the function fails"
     )]
     pub trait TracedResult {
         /// The `Ok` type.
@@ -388,8 +388,7 @@ pub mod __private {
     #[diagnostic::on_unimplemented(
         message = "`#[traced(err)]` records the error's `Display` text, and `{Self}` does not \
                    implement `Display`",
-        label = "`{Self}` is not `Display`",
-        note = "write `err(?)` to record its `Debug` text"
+        label = "`{Self}` is not `Display`: write `err(?)` to record its `Debug` text"
     )]
     pub trait ErrorText {
         /// The error, to format.
