@@ -2,7 +2,7 @@
 
 use lstrace_core::testing::TestRecorder;
 use lstrace_core::{span, Relationship, SpanContext, SpanId, TagValue, TraceId};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 #[test]
 fn builder_sets_tags_kind_and_references() {
@@ -83,11 +83,24 @@ fn root_starts_a_new_trace() {
     assert_eq!(fresh[0].parent(), None);
 }
 
+/// How far a span's duration may be from the same stretch measured by the standard library's
+/// clocks: 1% for the rates (the span clock's is known to a few hundred ppm) and 100 µs for
+/// the readings. A clock at half or double speed is far outside it.
+fn tolerance(measured: Duration) -> Duration {
+    measured / 100 + Duration::from_micros(100)
+}
+
 #[test]
 fn explicit_start_time_and_monotonic_duration() {
     let capture = TestRecorder::install().capture();
     let started = SystemTime::now() - Duration::from_secs(3);
-    capture.in_scope(|| span("late").start_time(started).start().finish());
+    // Wall-clock readings just before and just after the finish.
+    let (before_finish, after_finish) = capture.in_scope(|| {
+        let late = span("late").start_time(started).start();
+        let before = SystemTime::now();
+        late.finish();
+        (before, SystemTime::now())
+    });
     let late = capture.span("late").unwrap();
     let skew = late
         .start_time()
@@ -99,23 +112,36 @@ fn explicit_start_time_and_monotonic_duration() {
         late.start_time(),
         started
     );
+    // From the given start to the finish, on the wall clock: the rate does not enter (the
+    // start is not a clock reading), only where the finish is placed.
+    let (shortest, longest) = (
+        before_finish.duration_since(started).unwrap(),
+        after_finish.duration_since(started).unwrap(),
+    );
+    let slack = Duration::from_micros(100);
     assert!(
-        // 3 s before its start, less the skew allowed above and 2% for the clocks' rates.
-        late.duration() >= Duration::from_millis(2_890),
-        "{:?}",
+        late.duration() + slack >= shortest && late.duration() <= longest + slack,
+        "{:?}, finished {shortest:?} to {longest:?} after its start",
         late.duration()
     );
 
-    capture.in_scope(|| {
+    // `Instant` readings around the span: outside its start and finish (the span cannot be
+    // longer), and inside them (it cannot be shorter). The sleep only makes the stretch long
+    // enough for a wrong rate to show.
+    let (outer, inner) = capture.in_scope(|| {
+        let outer = Instant::now();
         let s = span("timed").start();
+        let inner = Instant::now();
         std::thread::sleep(Duration::from_millis(20));
+        let inner = inner.elapsed();
         s.finish();
+        (outer.elapsed(), inner)
     });
     let timed = capture.span("timed").unwrap();
-    // At least the 20 ms slept, less 2% for the clock's rate against the sleep's.
     assert!(
-        timed.duration() >= Duration::from_micros(19_600),
-        "{:?}",
+        timed.duration() + tolerance(inner) >= inner
+            && timed.duration() <= outer + tolerance(outer),
+        "{:?}, measured {inner:?} inside its start and finish, {outer:?} outside",
         timed.duration()
     );
     let now = SystemTime::now();
