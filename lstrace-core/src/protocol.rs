@@ -6,7 +6,9 @@
 //!   `ReportRequest`) and its binary carrier.
 //! - [`otlp`]: OTLP/HTTP trace export (`POST /v1/traces`, an `ExportTraceServiceRequest`).
 //!
-//! Both are prost messages with the field numbers of the published schemas.
+//! Both are prost messages with the field numbers of the published schemas. Their structs and
+//! enums are exhaustive on purpose, as prost's are: they follow those schemas, and tests build
+//! them with struct literals (`..Default::default()`).
 
 pub use crate::reporter::protocol::lightstep::messages as lightstep;
 pub use crate::reporter::protocol::otlp::messages as otlp;

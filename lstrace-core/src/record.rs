@@ -8,8 +8,12 @@ use crate::tag::{SpanStr, Tag, TagList, TagValue};
 use std::mem::ManuallyDrop;
 use std::time::{Duration, SystemTime};
 
-/// How a span relates to the span it references.
+/// How a span relates to the span it references. Non-exhaustive, as [`SpanKind`] is: other
+/// kinds of reference (links, say) may come, so a `match` on it needs a `_` arm.
+///
+/// [`SpanKind`]: crate::SpanKind
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Relationship {
     /// The parent waits for this span's result (the default).
     ChildOf,

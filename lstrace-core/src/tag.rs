@@ -286,6 +286,9 @@ pub(crate) fn truncate(s: &str, max: usize) -> &str {
 }
 
 /// A key and its value: a span tag or a log field.
+///
+/// Exhaustive on purpose: a pair never gains a field, and its public fields let a tag be
+/// built and taken apart (`let Tag { key, value } = tag;`).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Tag {
     /// The key.

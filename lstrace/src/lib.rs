@@ -437,3 +437,45 @@ pub mod __private {
 /// ```
 #[cfg(all(doctest, feature = "reporter"))]
 struct PrivateItems;
+
+/// Types that may grow, as doc tests that must fail to compile with the error given: a
+/// `match` on `Relationship` without a `_` arm, and a `TreeSpan` written as a struct literal.
+///
+/// ```compile_fail,E0004
+/// fn name(relationship: lstrace::Relationship) -> &'static str {
+///     match relationship {
+///         lstrace::Relationship::ChildOf => "child_of",
+///         lstrace::Relationship::FollowsFrom => "follows_from",
+///     }
+/// }
+/// ```
+///
+/// ```compile_fail,E0639
+/// let _ = lstrace::testing::tree::TreeSpan {
+///     trace_id: 1,
+///     span_id: 1,
+///     parent_id: None,
+///     name: "load".to_owned(),
+///     start_unix_nanos: 0,
+///     duration: std::time::Duration::ZERO,
+///     tags: Vec::new(),
+///     logs: Vec::new(),
+/// };
+/// ```
+///
+/// And what they need instead, which compiles:
+///
+/// ```
+/// fn name(relationship: lstrace::Relationship) -> &'static str {
+///     match relationship {
+///         lstrace::Relationship::ChildOf => "child_of",
+///         lstrace::Relationship::FollowsFrom => "follows_from",
+///         _ => "other",
+///     }
+/// }
+/// let mut span = lstrace::testing::tree::TreeSpan::new(1, 1, "load");
+/// span.start_unix_nanos = 5;
+/// assert_eq!(name(lstrace::Relationship::ChildOf), "child_of");
+/// ```
+#[cfg(doctest)]
+struct GrowingTypes;

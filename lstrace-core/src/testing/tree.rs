@@ -8,7 +8,11 @@ use std::time::Duration;
 
 /// One span, as the tree renderer needs it: [`render`] takes these, or anything that turns
 /// into them (a [`SpanRecord`] of the test recorder, a span the local satellite received).
+///
+/// Non-exhaustive, so that the renderer can show more of a span later: build one with
+/// [`TreeSpan::new`], then set its public fields.
 #[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
 pub struct TreeSpan {
     /// The trace id (the low 64 bits only, for a span of the LightStep protocol).
     pub trace_id: u128,
@@ -115,6 +119,37 @@ fn render_trace(spans: &[TreeSpan], style: TreeStyle) -> String {
         }
     }
     out
+}
+
+impl TreeSpan {
+    /// A span of trace `trace_id` with no parent, tags or logs, starting at the epoch and
+    /// lasting nothing: set the fields that matter.
+    ///
+    /// ```
+    /// use lstrace_core::testing::tree::{render, TreeSpan, TreeStyle};
+    ///
+    /// let root = TreeSpan::new(1, 10, "handle");
+    /// let mut child = TreeSpan::new(1, 11, "load");
+    /// child.parent_id = Some(10);
+    /// child.tags.push(("cache".into(), "warm".into()));
+    /// assert_eq!(
+    ///     render([root, child], TreeStyle::default()),
+    ///     "handle\n  load [cache=warm]\n"
+    /// );
+    /// ```
+    #[must_use]
+    pub fn new(trace_id: u128, span_id: u64, name: impl Into<String>) -> Self {
+        TreeSpan {
+            trace_id,
+            span_id,
+            parent_id: None,
+            name: name.into(),
+            start_unix_nanos: 0,
+            duration: Duration::ZERO,
+            tags: Vec::new(),
+            logs: Vec::new(),
+        }
+    }
 }
 
 impl From<&TreeSpan> for TreeSpan {
