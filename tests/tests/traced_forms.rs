@@ -538,12 +538,22 @@ fn early_exits(input: &[&str]) -> Result<usize, std::num::ParseIntError> {
     Ok(total)
 }
 
+/// The `u32` at `pointer`: an `unsafe fn` stays `unsafe` under `#[traced]`.
+///
+/// # Safety
+///
+/// `pointer` must be non-null, aligned and point to a `u32` that is alive for the call.
 #[traced(ret)]
 unsafe fn read(pointer: *const u32) -> u32 {
     // SAFETY: the caller passes a valid pointer.
     unsafe { *pointer }
 }
 
+/// The `u32` at `pointer`, traced without `ret` (the body is not wrapped in a closure).
+///
+/// # Safety
+///
+/// `pointer` must be non-null, aligned and point to a `u32` that is alive for the call.
 #[traced]
 unsafe fn read_without_outcome(pointer: *const u32) -> u32 {
     // SAFETY: the caller passes a valid pointer.

@@ -78,6 +78,11 @@ fn returns_impl_trait(n: u32) -> impl Iterator<Item = u32> {
     0..n
 }
 
+/// The `u32` at `pointer`: an `unsafe fn` stays `unsafe` under `#[traced]`.
+///
+/// # Safety
+///
+/// `pointer` must be non-null, aligned and point to a `u32` that is alive for the call.
 #[traced(ret)]
 unsafe fn read(pointer: *const u32) -> u32 {
     // SAFETY: the caller passes a valid pointer.
