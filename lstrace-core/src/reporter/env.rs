@@ -150,9 +150,10 @@ fn percent_decode(s: &str) -> Option<String> {
     let mut i = 0;
     while i < bytes.len() {
         if bytes[i] == b'%' {
-            let hex = bytes.get(i + 1..i + 3)?;
-            let hex = std::str::from_utf8(hex).ok()?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
+            let digit = |at: usize| char::from(*bytes.get(at)?).to_digit(16);
+            // Two hex digits, as a byte: `from_str_radix` would also take a sign (`%+f`).
+            let byte = digit(i + 1)? * 16 + digit(i + 2)?;
+            out.push(u8::try_from(byte).ok()?);
             i += 3;
         } else {
             out.push(bytes[i]);
@@ -501,6 +502,9 @@ mod tests {
         assert_eq!(percent_decode("%"), None);
         assert_eq!(percent_decode("%4"), None);
         assert_eq!(percent_decode("%ff"), None);
+        assert_eq!(percent_decode("%+f"), None);
+        assert_eq!(percent_decode("%-1"), None);
+        assert_eq!(percent_decode("%4g"), None);
         assert_eq!(percent_decode("plain"), Some("plain".into()));
     }
 }
